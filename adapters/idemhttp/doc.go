@@ -1,0 +1,14 @@
+// Package idemhttp guards net/http handlers with idemkit: a request with an
+// Idempotency-Key runs its handler once, and a retry with the same key and
+// payload gets the stored response back byte for byte.
+//
+//	engine := core.New(memstore.New(), core.WithHeaderScope("X-Api-Key"))
+//	mux := http.NewServeMux()
+//	mux.Handle("POST /payments", idemhttp.Middleware(engine)(payments))
+//
+// The handler's response is buffered by a [Recorder] while it runs, stored,
+// and only then sent: a client that saw a response gets the same one on
+// every retry. Streaming (Flush) therefore has no effect on guarded
+// requests; unguarded requests (other methods, or no key where keys are
+// optional) reach the handler untouched.
+package idemhttp

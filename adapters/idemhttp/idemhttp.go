@@ -1,0 +1,195 @@
+package idemhttp
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+
+	"github.com/idemkit/idemkit/core"
+)
+
+// Middleware returns net/http middleware that guards every request through
+// engine. Use it around a mux, a route or a single handler.
+func Middleware(engine *core.Engine) func(http.Handler) http.Handler {
+	if engine == nil {
+		panic("idemhttp: Middleware: nil Engine")
+	}
+	return func(next http.Handler) http.Handler {
+		return &handler{engine: engine, next: next}
+	}
+}
+
+// Scope returns a [core.Option] that scopes keys with f, called with the
+// request. Typical scopes are the authenticated user, tenant or API key.
+func Scope(f func(r *http.Request) string) core.Option {
+	return core.WithKeyScope(func(x core.Exchange) string {
+		if r, ok := x.Native().(*http.Request); ok {
+			return f(r)
+		}
+		return ""
+	})
+}
+
+type handler struct {
+	engine *core.Engine
+	next   http.Handler
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.engine.Serve(&exchange{w: w, r: r, next: h.next})
+}
+
+// exchange presents one net/http request to the engine.
+type exchange struct {
+	w    http.ResponseWriter
+	r    *http.Request
+	next http.Handler
+}
+
+func (x *exchange) Context() context.Context { return x.r.Context() }
+func (x *exchange) Method() string           { return x.r.Method }
+func (x *exchange) Path() string             { return x.r.URL.EscapedPath() }
+func (x *exchange) RawQuery() string         { return x.r.URL.RawQuery }
+func (x *exchange) Header(name string) []string {
+	return x.r.Header.Values(name)
+}
+func (x *exchange) Native() any { return x.r }
+func (x *exchange) Body() (io.Reader, int64) {
+	if x.r.Body == nil || x.r.Body == http.NoBody {
+		return nil, 0
+	}
+	return x.r.Body, x.r.ContentLength
+}
+
+func (x *exchange) Next() { x.next.ServeHTTP(x.w, x.r) }
+
+func (x *exchange) Capture(body []byte) (*core.Response, error) {
+	r := new(http.Request)
+	*r = *x.r
+	r.ContentLength = int64(len(body))
+	r.TransferEncoding = nil
+	if len(body) == 0 {
+		r.Body = http.NoBody
+		r.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
+	} else {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	rec := &Recorder{w: x.w, header: make(http.Header)}
+	x.next.ServeHTTP(rec, r)
+	if rec.hijacked {
+		return nil, fmt.Errorf("idemhttp: handler hijacked the connection: %w", core.ErrNotReplayable)
+	}
+	return rec.Response(), nil
+}
+
+func (x *exchange) Send(resp *core.Response) {
+	h := x.w.Header()
+	for k, v := range resp.Header {
+		h[k] = v
+	}
+	x.w.WriteHeader(resp.Status)
+	if len(resp.Body) > 0 {
+		x.w.Write(resp.Body)
+	}
+}
+
+// Recorder is the http.ResponseWriter the handler writes to while its
+// response is captured. It buffers the status, headers and body; nothing
+// reaches the client until the engine has stored the response.
+//
+// It implements exactly what it can honour: [http.Flusher] (a no-op while
+// buffering: the whole response is sent after the handler returns),
+// [http.Hijacker] (the connection is handed over, the request becomes
+// non-replayable and its claim is released) and Unwrap, so
+// [http.ResponseController] reaches the underlying writer for deadlines.
+// It does not implement io.ReaderFrom or http.Pusher.
+type Recorder struct {
+	w        http.ResponseWriter
+	header   http.Header
+	status   int
+	body     bytes.Buffer
+	hijacked bool
+}
+
+// Header returns the buffered response header map.
+func (rec *Recorder) Header() http.Header { return rec.header }
+
+// WriteHeader records the first final status. Informational statuses
+// (1xx other than 101) are sent to the client at once, as net/http does.
+func (rec *Recorder) WriteHeader(code int) {
+	if rec.status != 0 || rec.hijacked {
+		return
+	}
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		dst := rec.w.Header()
+		for k, v := range rec.header {
+			dst[k] = v
+		}
+		rec.w.WriteHeader(code)
+		for k := range rec.header {
+			delete(dst, k)
+		}
+		return
+	}
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("idemhttp: invalid WriteHeader code %v", code))
+	}
+	rec.status = code
+}
+
+// Write buffers b, recording status 200 first if none was written.
+func (rec *Recorder) Write(b []byte) (int, error) {
+	if rec.hijacked {
+		return 0, http.ErrHijacked
+	}
+	if rec.status == 0 {
+		rec.WriteHeader(http.StatusOK)
+	}
+	return rec.body.Write(b)
+}
+
+// WriteString buffers s like Write.
+func (rec *Recorder) WriteString(s string) (int, error) {
+	if rec.hijacked {
+		return 0, http.ErrHijacked
+	}
+	if rec.status == 0 {
+		rec.WriteHeader(http.StatusOK)
+	}
+	return rec.body.WriteString(s)
+}
+
+// Flush is a no-op: a captured response is sent whole once it is stored.
+func (rec *Recorder) Flush() {
+	if rec.status == 0 {
+		rec.WriteHeader(http.StatusOK)
+	}
+}
+
+// Hijack hands the connection to the handler, if the underlying writer
+// allows it. The response is then not replayable: the claim is released.
+func (rec *Recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := http.NewResponseController(rec.w).Hijack()
+	if err == nil {
+		rec.hijacked = true
+	}
+	return conn, rw, err
+}
+
+// Unwrap returns the underlying writer, for [http.ResponseController].
+func (rec *Recorder) Unwrap() http.ResponseWriter { return rec.w }
+
+// Response returns the captured response. A handler that wrote nothing
+// produced a 200 with an empty body, as net/http would send.
+func (rec *Recorder) Response() *core.Response {
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	return &core.Response{Status: status, Header: rec.header, Body: rec.body.Bytes()}
+}

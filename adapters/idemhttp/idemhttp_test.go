@@ -1,0 +1,122 @@
+package idemhttp_test
+
+import (
+	"bufio"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/idemkit/idemkit/adapters/idemhttp"
+	"github.com/idemkit/idemkit/conformance"
+	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/memstore"
+)
+
+func newMemStore(t *testing.T) core.Store {
+	s := memstore.New()
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func newServer(t *testing.T, engine *core.Engine, app http.Handler) string {
+	srv := httptest.NewServer(idemhttp.Middleware(engine)(app))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func TestConformance(t *testing.T) {
+	conformance.TestMiddleware(t, conformance.Harness{NewStore: newMemStore, NewServer: newServer})
+}
+
+// TestRecorderInterfaces pins the exact set of optional interfaces the
+// capturing writer offers: those it can honour, and no others.
+func TestRecorderInterfaces(t *testing.T) {
+	var w http.ResponseWriter = &idemhttp.Recorder{}
+	if _, ok := w.(http.Flusher); !ok {
+		t.Error("Recorder does not implement http.Flusher")
+	}
+	if _, ok := w.(http.Hijacker); !ok {
+		t.Error("Recorder does not implement http.Hijacker")
+	}
+	if _, ok := w.(interface{ Unwrap() http.ResponseWriter }); !ok {
+		t.Error("Recorder has no Unwrap for http.ResponseController")
+	}
+	if _, ok := w.(http.Pusher); ok {
+		t.Error("Recorder implements http.Pusher, which it cannot honour while buffering")
+	}
+	if _, ok := w.(interface{ ReadFrom(r any) }); ok {
+		t.Error("Recorder implements io.ReaderFrom, which would bypass the buffer")
+	}
+}
+
+func TestFlushIsBuffered(t *testing.T) {
+	engine := core.New(newMemStore(t))
+	var runs int
+	h := idemhttp.Middleware(engine)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		runs++
+		w.Write([]byte("part1 "))
+		http.NewResponseController(w).Flush()
+		w.Write([]byte("part2"))
+	}))
+	for i := 0; i < 2; i++ {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, "/stream", strings.NewReader("x"))
+		req.Header.Set("Idempotency-Key", `"flush-key"`)
+		h.ServeHTTP(rec, req)
+		if got := rec.Body.String(); got != "part1 part2" {
+			t.Errorf("request %d: body %q; want %q", i, got, "part1 part2")
+		}
+	}
+	if runs != 1 {
+		t.Errorf("handler ran %d times; want 1", runs)
+	}
+}
+
+func TestHijackReleasesClaim(t *testing.T) {
+	engine := core.New(newMemStore(t))
+	var runs int
+	srv := httptest.NewServer(idemhttp.Middleware(engine)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		runs++
+		if r.Header.Get("X-Hijack") == "" {
+			w.WriteHeader(http.StatusCreated)
+			return
+		}
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("Hijack: %v", err)
+			return
+		}
+		defer conn.Close()
+		rw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi")
+		rw.Flush()
+	})))
+	defer srv.Close()
+
+	req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader("x"))
+	req.Header.Set("Idempotency-Key", "hijack-key")
+	req.Header.Set("X-Hijack", "1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("hijacked request: %v", err)
+	}
+	b, _ := bufio.NewReader(resp.Body).ReadString(0)
+	resp.Body.Close()
+	if b != "hi" {
+		t.Errorf("hijacked body %q; want %q", b, "hi")
+	}
+
+	req, _ = http.NewRequest(http.MethodPost, srv.URL, strings.NewReader("x"))
+	req.Header.Set("Idempotency-Key", "hijack-key")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || resp.Header.Get("Idempotency-Replayed") != "" {
+		t.Errorf("retry after hijack: status %d replayed %q; want a fresh 201 (a hijacked response is not replayable)", resp.StatusCode, resp.Header.Get("Idempotency-Replayed"))
+	}
+	if runs != 2 {
+		t.Errorf("handler ran %d times; want 2", runs)
+	}
+}

@@ -1,0 +1,25 @@
+package conformance
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/idemkit/idemkit/core"
+)
+
+// NewStoreFunc returns the store one subtest runs against. It is called once
+// per subtest; it may return a fresh store or a shared one (the suite uses
+// unique keys), and registers any teardown with t.Cleanup.
+type NewStoreFunc func(t *testing.T) core.Store
+
+// Harness tells [TestMiddleware] how to build a server with the adapter
+// under test.
+type Harness struct {
+	// NewStore returns the store for one subtest, as for [TestStore].
+	NewStore NewStoreFunc
+	// NewServer mounts app behind the adapter's middleware for engine, starts
+	// a server on a loopback address, registers its shutdown with t.Cleanup
+	// and returns its base URL ("http://127.0.0.1:port"). A panic in app must
+	// reach the framework's usual panic handling after the middleware.
+	NewServer func(t *testing.T, engine *core.Engine, app http.Handler) string
+}

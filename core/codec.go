@@ -1,0 +1,148 @@
+package core
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+)
+
+// ErrCorruptRecord reports stored bytes that do not decode. Stores wrap it
+// when a record read back from the backend is damaged.
+var ErrCorruptRecord = errors.New("core: corrupt stored record")
+
+const codecVersion = 1
+
+// AppendHeader appends a compact binary encoding of h to dst and returns the
+// extended slice. Field names are written in sorted order, so equal headers
+// encode to equal bytes; every value of every field is kept in order. Stores
+// that keep headers apart from the body use it with [DecodeHeader].
+func AppendHeader(dst []byte, h http.Header) []byte {
+	names := make([]string, 0, len(h))
+	for name := range h {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	dst = binary.AppendUvarint(dst, uint64(len(names)))
+	for _, name := range names {
+		vals := h[name]
+		dst = binary.AppendUvarint(dst, uint64(len(name)))
+		dst = append(dst, name...)
+		dst = binary.AppendUvarint(dst, uint64(len(vals)))
+		for _, v := range vals {
+			dst = binary.AppendUvarint(dst, uint64(len(v)))
+			dst = append(dst, v...)
+		}
+	}
+	return dst
+}
+
+// DecodeHeader decodes a header encoded by [AppendHeader]. It returns the
+// header and the number of bytes read, or an error wrapping
+// [ErrCorruptRecord]. It never panics, whatever the input.
+func DecodeHeader(b []byte) (http.Header, int, error) {
+	d := decoder{b: b}
+	n := d.uvarint()
+	if d.err != nil || n > uint64(len(b)) {
+		return nil, 0, corrupt("header count")
+	}
+	h := make(http.Header, int(n))
+	for i := uint64(0); i < n; i++ {
+		name := d.str()
+		cnt := d.uvarint()
+		if d.err != nil || cnt > uint64(len(b)) {
+			return nil, 0, corrupt("header field")
+		}
+		vals := make([]string, 0, int(cnt))
+		for j := uint64(0); j < cnt; j++ {
+			vals = append(vals, d.str())
+		}
+		if d.err != nil {
+			return nil, 0, corrupt("header value")
+		}
+		h[name] = vals
+	}
+	return h, d.off, nil
+}
+
+// EncodeResponse encodes resp into one self-describing byte slice: a version
+// byte, flags, the status, the headers and the raw body, without base64 or
+// any other inflation. [DecodeResponse] reverses it exactly.
+func EncodeResponse(resp *Response) []byte {
+	buf := make([]byte, 0, 16+64*len(resp.Header)+len(resp.Body))
+	var flags byte
+	if resp.BodyOmitted {
+		flags |= 1
+	}
+	buf = append(buf, codecVersion, flags)
+	buf = binary.BigEndian.AppendUint16(buf, uint16(resp.Status))
+	buf = AppendHeader(buf, resp.Header)
+	return append(buf, resp.Body...)
+}
+
+// DecodeResponse decodes bytes made by [EncodeResponse]. The returned body
+// is a copy that does not alias b. It returns an error wrapping
+// [ErrCorruptRecord] for any malformed input and never panics.
+func DecodeResponse(b []byte) (*Response, error) {
+	if len(b) < 4 {
+		return nil, corrupt("short record")
+	}
+	if b[0] != codecVersion {
+		return nil, corrupt(fmt.Sprintf("unknown version %d", b[0]))
+	}
+	if b[1]&^1 != 0 {
+		return nil, corrupt("unknown flags")
+	}
+	status := int(binary.BigEndian.Uint16(b[2:4]))
+	if status < 100 || status > 999 {
+		return nil, corrupt("status out of range")
+	}
+	h, n, err := DecodeHeader(b[4:])
+	if err != nil {
+		return nil, err
+	}
+	body := b[4+n:]
+	resp := &Response{Status: status, Header: h, BodyOmitted: b[1]&1 != 0}
+	if len(body) > 0 {
+		resp.Body = append([]byte(nil), body...)
+	} else {
+		resp.Body = []byte{}
+	}
+	return resp, nil
+}
+
+func corrupt(what string) error { return fmt.Errorf("%w: %s", ErrCorruptRecord, what) }
+
+type decoder struct {
+	b   []byte
+	off int
+	err error
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b[d.off:])
+	if n <= 0 {
+		d.err = ErrCorruptRecord
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+func (d *decoder) str() string {
+	n := d.uvarint()
+	if d.err != nil {
+		return ""
+	}
+	if n > uint64(len(d.b)-d.off) {
+		d.err = ErrCorruptRecord
+		return ""
+	}
+	s := string(d.b[d.off : d.off+int(n)])
+	d.off += int(n)
+	return s
+}

@@ -1,0 +1,468 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Engine is the idempotency state machine. It is framework-free: adapters
+// present each request as an [Exchange] and call [Engine.Serve]. An Engine
+// is safe for concurrent use and is usually built once per application (or
+// per route group with its own options).
+type Engine struct {
+	store    Store
+	cfg      config
+	problems map[string][]byte
+}
+
+// New returns an Engine over store with the given options. It panics if
+// store is nil or an option is out of range: those are programming errors.
+func New(store Store, opts ...Option) *Engine {
+	if store == nil {
+		panic("core: New: nil Store")
+	}
+	e := &Engine{store: store, cfg: defaultConfig()}
+	for _, o := range opts {
+		o(&e.cfg)
+	}
+	c := &e.cfg
+	switch {
+	case c.ttl <= 0:
+		panic("core: New: TTL must be positive")
+	case c.lease <= 0:
+		panic("core: New: lease must be positive")
+	case c.maxKeyLen <= 0:
+		panic("core: New: max key length must be positive")
+	case c.maxBody < 0 || c.maxResponse < 0:
+		panic("core: New: size limits must not be negative")
+	case c.fingerprint == nil || c.policy == nil || c.headerFilter == nil:
+		panic("core: New: nil fingerprint, completion policy or header filter")
+	case c.storeTimeout <= 0:
+		panic("core: New: store timeout must be positive")
+	}
+	e.buildProblems()
+	return e
+}
+
+// Store returns the engine's store.
+func (e *Engine) Store() Store { return e.store }
+
+// Serve handles one exchange according to the idempotency contract: it
+// passes unguarded requests through, refuses bad ones with problem+json,
+// replays completed ones, and runs the handler (through x.Capture) at most
+// once per scoped key. A panic in the handler releases the claim and is
+// re-raised.
+func (e *Engine) Serve(x Exchange) {
+	method := x.Method()
+	if !e.cfg.methods[method] {
+		x.Next()
+		return
+	}
+	ctx := x.Context()
+	values := x.Header(KeyHeader)
+	if len(values) == 0 {
+		if !e.cfg.required {
+			e.observe(ctx, x, Event{Outcome: OutcomePassThrough})
+			x.Next()
+			return
+		}
+		e.refuse(ctx, x, Event{Outcome: OutcomeMissingKey, Err: ErrMissingKey}, CodeMissingKey, "")
+		return
+	}
+	key, err := ParseKey(values, e.cfg.strict, e.cfg.maxKeyLen)
+	if err != nil {
+		e.refuse(ctx, x, Event{Outcome: OutcomeInvalidKey, Err: err}, CodeInvalidKey, invalidKeyDetail(err))
+		return
+	}
+
+	body, err := e.readBody(x)
+	if err != nil {
+		if errors.Is(err, ErrBodyTooLarge) {
+			e.refuse(ctx, x, Event{Outcome: OutcomeBodyTooLarge, Err: err}, CodeBodyTooLarge, "")
+		} else {
+			e.refuse(ctx, x, Event{Outcome: OutcomeInvalidBody, Err: err}, CodeInvalidBody, "")
+		}
+		return
+	}
+	fp := e.cfg.fingerprint(x, body)
+	var scope string
+	if e.cfg.scope != nil {
+		scope = e.cfg.scope(x)
+	}
+	skey := storageKey(e.cfg.secret, scope, key)
+	e.serveKey(ctx, x, skey, fp, body)
+}
+
+// invalidKeyDetail turns a ParseKey error into a problem detail. The
+// reasons ParseKey gives never contain the key itself.
+func invalidKeyDetail(err error) string {
+	reason, ok := strings.CutPrefix(err.Error(), ErrInvalidKey.Error()+": ")
+	if !ok {
+		return ""
+	}
+	return "The Idempotency-Key header is invalid: " + reason + "."
+}
+
+func (e *Engine) serveKey(ctx context.Context, x Exchange, skey string, fp Fingerprint, body []byte) {
+	var deadline time.Time
+	if e.cfg.wait > 0 {
+		deadline = time.Now().Add(e.cfg.wait)
+	}
+	backoff := 10 * time.Millisecond
+	var latency time.Duration
+	for {
+		token := newToken()
+		start := time.Now()
+		claim, err := e.claim(ctx, ClaimRequest{Key: skey, Fingerprint: fp, Token: token, Lease: e.cfg.lease})
+		latency += time.Since(start)
+		if err != nil {
+			e.storeDown(ctx, x, skey, body, latency, err)
+			return
+		}
+		switch claim.Status {
+		case ClaimAcquired:
+			e.execute(ctx, x, skey, token, body, latency)
+			return
+		case ClaimReplay:
+			if claim.Response == nil {
+				e.storeDown(ctx, x, skey, body, latency, fmt.Errorf("%w: replay without a response", ErrStoreUnavailable))
+				return
+			}
+			e.replay(ctx, x, skey, claim.Response, latency)
+			return
+		case ClaimMismatch:
+			e.refuse(ctx, x, Event{Outcome: OutcomeMismatch, KeyHash: skey, StoreLatency: latency, Err: ErrFingerprintMismatch}, CodeFingerprintMismatch, "")
+			return
+		case ClaimInFlight:
+			if !deadline.IsZero() {
+				wait := min(backoff, time.Until(deadline))
+				if wait > 0 {
+					t := time.NewTimer(wait)
+					select {
+					case <-t.C:
+						backoff = min(backoff*2, 250*time.Millisecond)
+						continue
+					case <-ctx.Done():
+						t.Stop()
+					}
+				}
+			}
+			ra := claim.RetryAfter
+			if ra <= 0 {
+				ra = e.cfg.retryAfter
+			}
+			resp := e.problemResponse(CodeInFlight, "", ra)
+			x.Send(resp)
+			e.observe(ctx, x, Event{Outcome: OutcomeInFlight, KeyHash: skey, Status: resp.Status, StoreLatency: latency, Err: ErrInFlight})
+			return
+		default:
+			e.storeDown(ctx, x, skey, body, latency, fmt.Errorf("%w: invalid claim status %d", ErrStoreUnavailable, claim.Status))
+			return
+		}
+	}
+}
+
+func (e *Engine) claim(ctx context.Context, req ClaimRequest) (Claim, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.storeTimeout)
+	defer cancel()
+	c, err := e.store.Claim(ctx, req)
+	if err != nil && !errors.Is(err, ErrStoreUnavailable) {
+		err = fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+	}
+	return c, err
+}
+
+// storeDown answers a request whose store call failed: 503, or the handler
+// unguarded when fail-open is configured.
+func (e *Engine) storeDown(ctx context.Context, x Exchange, skey string, body []byte, latency time.Duration, err error) {
+	if e.cfg.failOpen {
+		resp, cerr := x.Capture(body)
+		if cerr == nil {
+			x.Send(resp)
+			e.observe(ctx, x, Event{Outcome: OutcomeFailOpen, KeyHash: skey, Status: resp.Status, StoreLatency: latency, Err: err})
+		} else {
+			e.observe(ctx, x, Event{Outcome: OutcomeFailOpen, KeyHash: skey, StoreLatency: latency, Err: errors.Join(err, cerr)})
+		}
+		return
+	}
+	resp := e.problemResponse(CodeStoreUnavailable, "", e.cfg.retryAfter)
+	x.Send(resp)
+	e.observe(ctx, x, Event{Outcome: OutcomeStoreUnavailable, KeyHash: skey, Status: resp.Status, StoreLatency: latency, Err: err})
+}
+
+func (e *Engine) replay(ctx context.Context, x Exchange, skey string, resp *Response, latency time.Duration) {
+	if resp.Header == nil {
+		resp.Header = make(http.Header, 2)
+	}
+	resp.Header[e.cfg.replayHeader] = []string{"true"}
+	if resp.BodyOmitted {
+		resp.Header["Idempotency-Replay"] = []string{"omitted"}
+		resp.Body = nil
+	}
+	x.Send(resp)
+	e.observe(ctx, x, Event{Outcome: OutcomeReplayed, KeyHash: skey, Status: resp.Status, StoreLatency: latency})
+}
+
+func (e *Engine) refuse(ctx context.Context, x Exchange, ev Event, code, detail string) {
+	resp := e.problemResponse(code, detail, 0)
+	x.Send(resp)
+	ev.Status = resp.Status
+	e.observe(ctx, x, ev)
+}
+
+// execute runs the handler under a claim held with token, then stores or
+// releases, then sends.
+func (e *Engine) execute(ctx context.Context, x Exchange, skey string, token Token, body []byte, latency time.Duration) {
+	r := e.startRenewer(ctx, x, skey, token)
+	bg := context.WithoutCancel(ctx)
+	var resp *Response
+	var capErr error
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				r.stop()
+				rerr := e.release(bg, skey, token)
+				e.observe(ctx, x, Event{Outcome: OutcomeReleased, KeyHash: skey, Err: errors.Join(fmt.Errorf("core: handler panicked: %v", p), rerr)})
+				panic(p)
+			}
+		}()
+		resp, capErr = x.Capture(body)
+	}()
+	r.stop()
+
+	if capErr != nil || resp == nil || ctx.Err() != nil || !e.cfg.policy(resp) {
+		start := time.Now()
+		rerr := e.release(bg, skey, token)
+		ev := Event{Outcome: OutcomeReleased, KeyHash: skey, StoreLatency: latency + time.Since(start), Err: errors.Join(capErr, ctx.Err(), rerr)}
+		if resp != nil {
+			x.Send(resp)
+			ev.Status = resp.Status
+		}
+		e.observe(ctx, x, ev)
+		return
+	}
+
+	stored := e.storable(resp)
+	start := time.Now()
+	err := e.complete(bg, skey, token, stored)
+	ev := Event{Outcome: OutcomeExecuted, KeyHash: skey, Status: resp.Status, StoreLatency: latency + time.Since(start)}
+	if err != nil {
+		ev.Outcome, ev.Err = OutcomeStoreFailed, err
+		if errors.Is(err, ErrLeaseLost) {
+			e.observe(ctx, x, Event{Outcome: EventLeaseLost, KeyHash: skey, Err: err})
+		}
+	}
+	x.Send(resp)
+	e.observe(ctx, x, ev)
+}
+
+// complete stores resp, retrying briefly while the store is unavailable.
+func (e *Engine) complete(ctx context.Context, skey string, token Token, resp *Response) error {
+	var err error
+	for attempt := 0; attempt < e.cfg.completeAttempts; attempt++ {
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
+		}
+		cctx, cancel := context.WithTimeout(ctx, e.cfg.storeTimeout)
+		err = e.store.Complete(cctx, skey, token, resp, e.cfg.ttl)
+		cancel()
+		if err == nil || errors.Is(err, ErrLeaseLost) {
+			return err
+		}
+	}
+	return err
+}
+
+func (e *Engine) release(ctx context.Context, skey string, token Token) error {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.storeTimeout)
+	defer cancel()
+	return e.store.Release(ctx, skey, token)
+}
+
+// storable returns the version of resp that is stored: hop-by-hop and
+// filtered headers removed, and the body omitted when over the limit.
+func (e *Engine) storable(resp *Response) *Response {
+	h := make(http.Header, len(resp.Header))
+	var connTokens []string
+	if c := resp.Header["Connection"]; len(c) > 0 {
+		connTokens = connectionTokens(c)
+	}
+	for name, vals := range resp.Header {
+		if hopByHop[name] || !e.cfg.headerFilter(name) || containsFold(connTokens, name) {
+			continue
+		}
+		h[name] = vals
+	}
+	out := &Response{Status: resp.Status, Header: h, Body: resp.Body}
+	if len(resp.Body) > e.cfg.maxResponse {
+		out.Body = nil
+		out.BodyOmitted = true
+		delete(h, "Content-Length")
+	}
+	return out
+}
+
+// readBody reads the whole request body, at most maxBody bytes. It returns
+// the body (in place when the exchange holds it already) or an error
+// wrapping ErrBodyTooLarge.
+func (e *Engine) readBody(x Exchange) ([]byte, error) {
+	if bb, ok := x.(BodyBytes); ok {
+		b := bb.BodyBytes()
+		if int64(len(b)) > e.cfg.maxBody {
+			return nil, ErrBodyTooLarge
+		}
+		return b, nil
+	}
+	r, n := x.Body()
+	if n > e.cfg.maxBody {
+		return nil, ErrBodyTooLarge
+	}
+	if r == nil || n == 0 {
+		return nil, nil
+	}
+	var buf bytes.Buffer
+	if n > 0 {
+		buf.Grow(int(n) + 1)
+	} else {
+		buf.Grow(512)
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(r, e.cfg.maxBody+1)); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, fmt.Errorf("%w: %w", ErrBodyTooLarge, err)
+		}
+		return nil, fmt.Errorf("core: reading request body: %w", err)
+	}
+	if int64(buf.Len()) > e.cfg.maxBody {
+		return nil, ErrBodyTooLarge
+	}
+	return buf.Bytes(), nil
+}
+
+func (e *Engine) observe(ctx context.Context, x Exchange, ev Event) {
+	if e.cfg.observer == nil {
+		return
+	}
+	ev.Method, ev.Path = x.Method(), x.Path()
+	e.cfg.observer.Observe(ctx, ev)
+}
+
+// renewer extends a claim's lease every third of its length while the
+// handler runs. It is a timer, not a goroutine, between renewals.
+type renewer struct {
+	e       *Engine
+	x       Exchange
+	ctx     context.Context
+	key     string
+	token   Token
+	every   time.Duration
+	mu      sync.Mutex
+	timer   *time.Timer
+	stopped bool
+}
+
+func (e *Engine) startRenewer(ctx context.Context, x Exchange, key string, token Token) *renewer {
+	r := &renewer{e: e, x: x, ctx: context.WithoutCancel(ctx), key: key, token: token, every: e.cfg.lease / 3}
+	r.mu.Lock()
+	r.timer = time.AfterFunc(r.every, r.renew)
+	r.mu.Unlock()
+	return r
+}
+
+func (r *renewer) renew() {
+	r.mu.Lock()
+	if r.stopped {
+		r.mu.Unlock()
+		return
+	}
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(r.ctx, min(r.e.cfg.storeTimeout, r.every))
+	start := time.Now()
+	err := r.e.store.Renew(ctx, r.key, r.token, r.e.cfg.lease)
+	cancel()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return
+	}
+	switch {
+	case err == nil:
+		r.e.observe(r.ctx, r.x, Event{Outcome: EventLeaseRenewed, KeyHash: r.key, StoreLatency: time.Since(start)})
+	case errors.Is(err, ErrLeaseLost):
+		r.e.observe(r.ctx, r.x, Event{Outcome: EventLeaseLost, KeyHash: r.key, StoreLatency: time.Since(start), Err: err})
+		return
+	default:
+		r.e.observe(r.ctx, r.x, Event{Outcome: EventRenewFailed, KeyHash: r.key, StoreLatency: time.Since(start), Err: err})
+	}
+	r.timer.Reset(r.every)
+}
+
+func (r *renewer) stop() {
+	r.mu.Lock()
+	r.stopped = true
+	r.timer.Stop()
+	r.mu.Unlock()
+}
+
+func newToken() Token {
+	var b [16]byte
+	rand.Read(b[:])
+	return Token(base64.RawURLEncoding.EncodeToString(b[:]))
+}
+
+var hopByHop = map[string]bool{
+	"Connection":          true,
+	"Keep-Alive":          true,
+	"Proxy-Authenticate":  true,
+	"Proxy-Authorization": true,
+	"Proxy-Connection":    true,
+	"Te":                  true,
+	"Trailer":             true,
+	"Transfer-Encoding":   true,
+	"Upgrade":             true,
+}
+
+func connectionTokens(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		start := 0
+		for i := 0; i <= len(v); i++ {
+			if i == len(v) || v[i] == ',' {
+				tok := trimOWS(v[start:i])
+				if tok != "" {
+					out = append(out, tok)
+				}
+				start = i + 1
+			}
+		}
+	}
+	return out
+}
+
+func trimOWS(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+func containsFold(list []string, name string) bool {
+	for _, t := range list {
+		if http.CanonicalHeaderKey(t) == name {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,3 @@
+module github.com/idemkit/idemkit/core
+
+go 1.25.0

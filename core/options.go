@@ -1,0 +1,197 @@
+package core
+
+import (
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Defaults of the options below.
+const (
+	DefaultTTL              = 24 * time.Hour
+	DefaultLease            = 30 * time.Second
+	DefaultMaxKeyLength     = 255
+	DefaultMaxBodyBytes     = 1 << 20
+	DefaultMaxResponseBytes = 1 << 20
+	DefaultStoreTimeout     = 5 * time.Second
+	DefaultRetryAfter       = time.Second
+	DefaultReplayHeader     = "Idempotency-Replayed"
+	DefaultProblemTypeBase  = "https://github.com/idemkit/idemkit/blob/main/docs/problems.md#"
+)
+
+// DefaultMethods are the methods guarded unless [WithMethods] says otherwise.
+var DefaultMethods = []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// KeyScopeFunc returns the scope of a request: the authenticated client,
+// tenant or API key. The storage key is derived from (scope, key), so two
+// clients that pick the same key never see each other's responses. Without
+// a scope function every client shares one key space: see the package docs.
+type KeyScopeFunc func(x Exchange) string
+
+// FingerprintFunc computes the fingerprint of a request from the exchange
+// and its whole body. It runs once, before the handler. [DefaultFingerprint]
+// is the default.
+type FingerprintFunc func(x Exchange, body []byte) Fingerprint
+
+// CompletionPolicy decides whether a handler's response is stored (true) or
+// the claim released so a retry runs the handler again (false).
+type CompletionPolicy func(resp *Response) bool
+
+// DefaultCompletionPolicy stores every response with a status below 500.
+func DefaultCompletionPolicy(resp *Response) bool { return resp.Status < 500 }
+
+// HeaderFilter reports whether a response header field (canonical name) is
+// stored and replayed. Hop-by-hop fields are never stored, whatever it says.
+type HeaderFilter func(name string) bool
+
+// DefaultHeaderFilter stores every field except Set-Cookie.
+func DefaultHeaderFilter(name string) bool { return name != "Set-Cookie" }
+
+// Option configures an [Engine].
+type Option func(*config)
+
+type config struct {
+	methods          map[string]bool
+	required         bool
+	strict           bool
+	maxKeyLen        int
+	ttl              time.Duration
+	lease            time.Duration
+	maxBody          int64
+	maxResponse      int
+	headerFilter     HeaderFilter
+	replayHeader     string
+	wait             time.Duration
+	failOpen         bool
+	problemBase      string
+	fingerprint      FingerprintFunc
+	scope            KeyScopeFunc
+	secret           []byte
+	policy           CompletionPolicy
+	observer         Observer
+	storeTimeout     time.Duration
+	retryAfter       time.Duration
+	completeAttempts int
+}
+
+func defaultConfig() config {
+	c := config{
+		methods:          map[string]bool{},
+		required:         true,
+		maxKeyLen:        DefaultMaxKeyLength,
+		ttl:              DefaultTTL,
+		lease:            DefaultLease,
+		maxBody:          DefaultMaxBodyBytes,
+		maxResponse:      DefaultMaxResponseBytes,
+		headerFilter:     DefaultHeaderFilter,
+		replayHeader:     DefaultReplayHeader,
+		problemBase:      DefaultProblemTypeBase,
+		fingerprint:      DefaultFingerprint,
+		policy:           DefaultCompletionPolicy,
+		storeTimeout:     DefaultStoreTimeout,
+		retryAfter:       DefaultRetryAfter,
+		completeAttempts: 3,
+	}
+	for _, m := range DefaultMethods {
+		c.methods[m] = true
+	}
+	return c
+}
+
+// WithMethods sets the guarded methods [POST, PUT, PATCH, DELETE]; requests
+// with other methods pass straight through.
+func WithMethods(methods ...string) Option {
+	return func(c *config) {
+		c.methods = make(map[string]bool, len(methods))
+		for _, m := range methods {
+			c.methods[strings.ToUpper(m)] = true
+		}
+	}
+}
+
+// WithKeyRequired sets whether a guarded request without a key is refused
+// with 400 (true, the default) or passes through unguarded (false).
+func WithKeyRequired(required bool) Option { return func(c *config) { c.required = required } }
+
+// WithStrictKeys accepts only the Structured Field String form of the key
+// ("quoted"); bare tokens are refused with 400. Off by default.
+func WithStrictKeys(strict bool) Option { return func(c *config) { c.strict = strict } }
+
+// WithMaxKeyLength sets the longest accepted key in characters [255].
+func WithMaxKeyLength(n int) Option { return func(c *config) { c.maxKeyLen = n } }
+
+// WithTTL sets how long completed responses are kept [24h].
+func WithTTL(d time.Duration) Option { return func(c *config) { c.ttl = d } }
+
+// WithLease sets the lease of a claim [30s]. It is renewed in the background
+// every third of its length while the handler runs.
+func WithLease(d time.Duration) Option { return func(c *config) { c.lease = d } }
+
+// WithMaxBodyBytes sets the largest accepted request body [1 MiB]; larger
+// bodies are refused with 413 before the handler runs.
+func WithMaxBodyBytes(n int64) Option { return func(c *config) { c.maxBody = n } }
+
+// WithMaxResponseBytes sets the largest response body that is stored
+// [1 MiB]. Larger bodies are delivered, and stored without their body.
+func WithMaxResponseBytes(n int) Option { return func(c *config) { c.maxResponse = n } }
+
+// WithHeaderFilter sets which response headers are stored and replayed
+// [all but Set-Cookie; hop-by-hop fields never].
+func WithHeaderFilter(f HeaderFilter) Option { return func(c *config) { c.headerFilter = f } }
+
+// WithReplayHeader sets the response header that marks a replay
+// [Idempotency-Replayed]; its value is "true".
+func WithReplayHeader(name string) Option {
+	return func(c *config) { c.replayHeader = http.CanonicalHeaderKey(name) }
+}
+
+// WithWaitForInFlight makes a request that finds its key in flight wait up to
+// d for the result and replay it, instead of answering 409 at once [off].
+func WithWaitForInFlight(d time.Duration) Option { return func(c *config) { c.wait = d } }
+
+// WithFailOpen runs the handler unguarded when the store is unavailable,
+// instead of answering 503 [off: fail closed]. A retry during an outage may
+// then run the handler twice.
+func WithFailOpen(failOpen bool) Option { return func(c *config) { c.failOpen = failOpen } }
+
+// WithProblemTypeBase sets the URI prefix of the problem+json type member;
+// the error code is appended.
+func WithProblemTypeBase(base string) Option { return func(c *config) { c.problemBase = base } }
+
+// WithFingerprint replaces [DefaultFingerprint], for example to ignore a
+// volatile field of the body.
+func WithFingerprint(f FingerprintFunc) Option { return func(c *config) { c.fingerprint = f } }
+
+// WithKeyScope sets the scope function; see [KeyScopeFunc].
+func WithKeyScope(f KeyScopeFunc) Option { return func(c *config) { c.scope = f } }
+
+// WithHeaderScope scopes keys by the value of a request header, such as an
+// API key header. A request without that header gets the empty scope.
+func WithHeaderScope(name string) Option {
+	return WithKeyScope(func(x Exchange) string {
+		if v := x.Header(name); len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	})
+}
+
+// WithHMACSecret derives storage keys with HMAC-SHA-256 under secret
+// instead of plain SHA-256, so that keys in a store dump cannot be tested
+// against guesses without the secret.
+func WithHMACSecret(secret []byte) Option {
+	return func(c *config) { c.secret = append([]byte(nil), secret...) }
+}
+
+// WithCompletionPolicy replaces [DefaultCompletionPolicy].
+func WithCompletionPolicy(p CompletionPolicy) Option { return func(c *config) { c.policy = p } }
+
+// WithObserver sets the hook that sees every decision; see [Observer].
+func WithObserver(o Observer) Option { return func(c *config) { c.observer = o } }
+
+// WithStoreTimeout bounds every store call [5s]; a call that runs out counts
+// as the store being unavailable.
+func WithStoreTimeout(d time.Duration) Option { return func(c *config) { c.storeTimeout = d } }
+
+// WithRetryAfter sets the Retry-After sent with 503 responses [1s].
+func WithRetryAfter(d time.Duration) Option { return func(c *config) { c.retryAfter = d } }
