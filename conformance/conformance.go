@@ -1,3 +1,24 @@
+// Package conformance is the executable form of idemkit's contracts: a
+// kit that store and adapter authors run from their own tests.
+//
+// [TestStore] checks a [core.Store] against the sentences of its interface
+// (claim outcomes, leases, fencing tokens, retention, exact bytes,
+// atomicity under 64-way races, context handling);
+// [TestMiddleware] checks an adapter, with any store, against the HTTP
+// behaviour of the spec. Each runs stable, CamelCase subtests usable with
+// -run (TestMyStore/Fencing/StaleCompleteRejected), calls the factory once
+// per subtest, uses random keys, and reports failures with the call, its
+// inputs, what it got, what it wanted and the rule broken.
+//
+//	func TestMyStore(t *testing.T) {
+//		conformance.TestStore(t, func(t *testing.T) core.Store {
+//			st := mystore.New(client)
+//			t.Cleanup(func() { st.Close() })
+//			return st
+//		})
+//	}
+//
+// The package depends on core and the standard library only.
 package conformance
 
 import (

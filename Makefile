@@ -1,0 +1,60 @@
+# idemkit — every target works from a fresh clone. Integration tests take
+# their servers from IDEMKIT_REDIS_URL / IDEMKIT_POSTGRES_URL (see README).
+
+GO       ?= go
+MODULES  := $(shell $(GO) list -f '{{.Dir}}' -m)
+PKGS     := $(addsuffix /...,$(MODULES))
+BIN      := bin
+FUZZTIME ?= 10s
+BENCHCOUNT ?= 6
+
+.PHONY: all demo test test-short bench fuzz lint vet fmt-check gowork-off core-deps build clean
+
+all: lint test
+
+## demo: the example service on chi with the embedded memory store, walked by a scripted client
+demo:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/chi ./examples/chi
+	$(GO) build -o $(BIN)/democlient ./examples/democlient
+	$(BIN)/democlient -server $(BIN)/chi -store memory
+
+## test: every module's tests with -race (integration tests need the services, see README)
+test: core-deps
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+test-short:
+	$(GO) test -count=1 -short $(PKGS)
+
+## bench: benchmarks of every module, -benchmem, BENCHCOUNT rounds
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count=$(BENCHCOUNT) $(PKGS)
+
+## fuzz: a short run of every fuzz target
+fuzz:
+	cd core && $(GO) test -run '^$$' -fuzz '^FuzzParseKey$$' -fuzztime $(FUZZTIME) .
+	cd core && $(GO) test -run '^$$' -fuzz '^FuzzDecodeResponse$$' -fuzztime $(FUZZTIME) .
+
+## lint: gofmt, go vet in every module, core's zero requirements, GOWORK=off builds
+lint: fmt-check vet core-deps gowork-off
+
+fmt-check:
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+## core-deps: core and conformance must require nothing but each other
+core-deps:
+	@for m in core conformance; do extra=$$(cd $$m && GOWORK=off $(GO) list -m all | grep -v '^github.com/idemkit/idemkit/'); \
+		if [ -n "$$extra" ]; then echo "$$m must require nothing outside idemkit, found: $$extra"; exit 1; fi; done
+
+## gowork-off: every module also builds alone, through its replace lines
+gowork-off:
+	@set -e; for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) build ./... && GOWORK=off $(GO) vet ./... >/dev/null) || { echo "module $$m does not build with GOWORK=off"; exit 1; }; done
+
+build:
+	$(GO) build $(PKGS)
+
+clean:
+	rm -rf $(BIN)

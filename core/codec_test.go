@@ -1,0 +1,58 @@
+package core_test
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"reflect"
+	"testing"
+
+	"github.com/idemkit/idemkit/core"
+)
+
+func TestEncodeDecodeResponse(t *testing.T) {
+	bin := make([]byte, 1<<20)
+	for i := range bin {
+		bin[i] = byte(i * 7)
+	}
+	tests := []*core.Response{
+		{Status: 201, Header: http.Header{"Location": {"/a"}, "X-Multi": {"1", "2, 3", ""}}, Body: []byte(`{"ok":true}`)},
+		{Status: 204, Header: http.Header{}, Body: []byte{}},
+		{Status: 200, Header: http.Header{"Content-Type": {"application/octet-stream"}}, Body: []byte{0, 0xff, 0xfe, 0, 'a'}},
+		{Status: 200, Header: http.Header{}, Body: bin},
+		{Status: 201, Header: http.Header{"Location": {"/b"}}, Body: []byte{}, BodyOmitted: true},
+	}
+	for i, want := range tests {
+		got, err := core.DecodeResponse(core.EncodeResponse(want))
+		if err != nil {
+			t.Fatalf("case %d: DecodeResponse: %v", i, err)
+		}
+		if got.Status != want.Status || !reflect.DeepEqual(got.Header, want.Header) || !bytes.Equal(got.Body, want.Body) || got.BodyOmitted != want.BodyOmitted {
+			t.Errorf("case %d: round trip = %+v; want %+v", i, got, want)
+		}
+	}
+}
+
+func TestDecodeResponseCorrupt(t *testing.T) {
+	good := core.EncodeResponse(&core.Response{Status: 200, Header: http.Header{"A": {"b"}}, Body: []byte("x")})
+	for _, b := range [][]byte{nil, {1}, {9, 0, 0, 200}, {1, 4, 0, 200}, {1, 0, 0, 1}, good[:6], append([]byte{1, 0, 0, 200}, 0xff, 0xff, 0xff)} {
+		if _, err := core.DecodeResponse(b); !errors.Is(err, core.ErrCorruptRecord) {
+			t.Errorf("DecodeResponse(%x) error %v; want ErrCorruptRecord", b, err)
+		}
+	}
+}
+
+func FuzzDecodeResponse(f *testing.F) {
+	f.Add(core.EncodeResponse(&core.Response{Status: 201, Header: http.Header{"A": {"1", "2"}}, Body: []byte("hi")}))
+	f.Add([]byte{1, 0, 0, 200, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		resp, err := core.DecodeResponse(b)
+		if err != nil {
+			return
+		}
+		again, err := core.DecodeResponse(core.EncodeResponse(resp))
+		if err != nil || again.Status != resp.Status || !bytes.Equal(again.Body, resp.Body) || !reflect.DeepEqual(again.Header, resp.Header) {
+			t.Fatalf("re-encoding a decoded record changed it: %+v vs %+v (%v)", resp, again, err)
+		}
+	})
+}

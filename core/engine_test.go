@@ -1,0 +1,291 @@
+package core_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/memstore"
+)
+
+// fakeExchange is a framework-free Exchange for engine unit tests.
+type fakeExchange struct {
+	ctx     context.Context
+	method  string
+	path    string
+	query   string
+	header  http.Header
+	body    []byte
+	handler func(body []byte) (*core.Response, error)
+
+	sent   *core.Response
+	nexted bool
+	runs   int
+}
+
+func newFake(key string, body string, h func(body []byte) (*core.Response, error)) *fakeExchange {
+	x := &fakeExchange{ctx: context.Background(), method: "POST", path: "/p", header: http.Header{}, body: []byte(body), handler: h}
+	if key != "" {
+		x.header.Set(core.KeyHeader, key)
+	}
+	return x
+}
+
+func (x *fakeExchange) Context() context.Context    { return x.ctx }
+func (x *fakeExchange) Method() string              { return x.method }
+func (x *fakeExchange) Path() string                { return x.path }
+func (x *fakeExchange) RawQuery() string            { return x.query }
+func (x *fakeExchange) Header(name string) []string { return x.header.Values(name) }
+func (x *fakeExchange) Native() any                 { return x }
+func (x *fakeExchange) Body() (io.Reader, int64)    { return bytes.NewReader(x.body), int64(len(x.body)) }
+func (x *fakeExchange) Next()                       { x.nexted = true }
+func (x *fakeExchange) Send(resp *core.Response)    { x.sent = resp }
+func (x *fakeExchange) Capture(body []byte) (*core.Response, error) {
+	x.runs++
+	return x.handler(body)
+}
+
+func created(body []byte) (*core.Response, error) {
+	return &core.Response{Status: 201, Header: http.Header{"Content-Type": {"text/plain"}}, Body: []byte("made")}, nil
+}
+
+func newStore(t *testing.T) *memstore.Store {
+	s := memstore.New()
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+type recorder struct {
+	mu  sync.Mutex
+	evs []core.Event
+}
+
+func (r *recorder) Observe(_ context.Context, ev core.Event) {
+	r.mu.Lock()
+	r.evs = append(r.evs, ev)
+	r.mu.Unlock()
+}
+
+func (r *recorder) has(o core.Outcome) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ev := range r.evs {
+		if ev.Outcome == o {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *recorder) keyHashes(o core.Outcome) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, ev := range r.evs {
+		if ev.Outcome == o {
+			out = append(out, ev.KeyHash)
+		}
+	}
+	return out
+}
+
+func TestNewPanicsOnProgrammerErrors(t *testing.T) {
+	for name, f := range map[string]func(){
+		"nil store":      func() { core.New(nil) },
+		"zero TTL":       func() { core.New(memstore.New(), core.WithTTL(0)) },
+		"negative lease": func() { core.New(memstore.New(), core.WithLease(-1)) },
+	} {
+		func() {
+			defer func() {
+				p := recover()
+				if p == nil || !strings.HasPrefix(p.(string), "core: ") {
+					t.Errorf("%s: recovered %v; want a panic with the core: prefix", name, p)
+				}
+			}()
+			f()
+		}()
+	}
+}
+
+func TestCancelledRequestReleasesClaim(t *testing.T) {
+	e := core.New(newStore(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	x := newFake("k", "b", func([]byte) (*core.Response, error) {
+		cancel() // the client goes away while the handler runs
+		return &core.Response{Status: 201, Header: http.Header{}}, nil
+	})
+	x.ctx = ctx
+	e.Serve(x)
+	y := newFake("k", "b", created)
+	e.Serve(y)
+	if y.runs != 1 || y.sent.Header.Get(core.DefaultReplayHeader) != "" {
+		t.Errorf("retry after a cancelled request: runs=%d header=%v; want a fresh execution (SPEC §3: a cancelled request releases)", y.runs, y.sent.Header)
+	}
+}
+
+func TestPanicIsReraisedAndReleases(t *testing.T) {
+	e := core.New(newStore(t))
+	x := newFake("k", "b", func([]byte) (*core.Response, error) { panic("boom") })
+	func() {
+		defer func() {
+			if p := recover(); p != "boom" {
+				t.Errorf("recovered %v; want the handler's panic value re-raised", p)
+			}
+		}()
+		e.Serve(x)
+	}()
+	y := newFake("k", "b", created)
+	e.Serve(y)
+	if y.runs != 1 || y.sent.Status != 201 {
+		t.Errorf("retry after panic: runs=%d status=%d; want a fresh 201", y.runs, y.sent.Status)
+	}
+}
+
+func TestHopByHopHeadersNotStored(t *testing.T) {
+	e := core.New(newStore(t))
+	h := func([]byte) (*core.Response, error) {
+		return &core.Response{Status: 200, Header: http.Header{
+			"Connection":        {"X-Private, keep-alive"},
+			"X-Private":         {"1"},
+			"Keep-Alive":        {"timeout=5"},
+			"Transfer-Encoding": {"chunked"},
+			"Set-Cookie":        {"a=b"},
+			"X-Kept":            {"1", "2"},
+		}, Body: []byte("ok")}, nil
+	}
+	e.Serve(newFake("k", "", h))
+	y := newFake("k", "", h)
+	e.Serve(y)
+	if y.runs != 0 {
+		t.Fatalf("retry ran the handler")
+	}
+	for _, name := range []string{"Connection", "X-Private", "Keep-Alive", "Transfer-Encoding", "Set-Cookie"} {
+		if v := y.sent.Header.Values(name); len(v) > 0 {
+			t.Errorf("replay carries %s: %q; want it not stored", name, v)
+		}
+	}
+	if v := y.sent.Header.Values("X-Kept"); len(v) != 2 {
+		t.Errorf("replay X-Kept = %q; want both values", v)
+	}
+}
+
+func TestScopesAndHMACChangeTheStorageKey(t *testing.T) {
+	rec := &recorder{}
+	scope := func(x core.Exchange) string { return x.Header("X-Tenant")[0] }
+	e := core.New(newStore(t), core.WithKeyScope(scope), core.WithObserver(rec))
+	eh := core.New(newStore(t), core.WithKeyScope(scope), core.WithObserver(rec), core.WithHMACSecret([]byte("secret")))
+	for _, tenant := range []string{"a", "b"} {
+		x := newFake("same-key", "", created)
+		x.header.Set("X-Tenant", tenant)
+		e.Serve(x)
+	}
+	x := newFake("same-key", "", created)
+	x.header.Set("X-Tenant", "a")
+	eh.Serve(x)
+	hs := rec.keyHashes(core.OutcomeExecuted)
+	if len(hs) != 3 || hs[0] == hs[1] || hs[0] == hs[2] {
+		t.Fatalf("storage keys %q; want three different keys (scoped; HMAC differs from plain)", hs)
+	}
+	for _, h := range hs {
+		if len(h) != 64 || strings.Contains(h, "same-key") {
+			t.Errorf("storage key %q; want a 64-hex digest without the raw key", h)
+		}
+	}
+}
+
+func TestDefaultFingerprint(t *testing.T) {
+	fp := func(method, path, query, body string) core.Fingerprint {
+		x := newFake("", body, nil)
+		x.method, x.path, x.query = method, path, query
+		return core.DefaultFingerprint(x, []byte(body))
+	}
+	base := fp("POST", "/a", "x=1&y=2", "{}")
+	if base != fp("POST", "/a", "y=2&x=%31", "{}") {
+		t.Error("query order or escaping changed the fingerprint")
+	}
+	for name, other := range map[string]core.Fingerprint{
+		"method":        fp("PUT", "/a", "x=1&y=2", "{}"),
+		"path":          fp("POST", "/b", "x=1&y=2", "{}"),
+		"query":         fp("POST", "/a", "x=1&y=3", "{}"),
+		"body":          fp("POST", "/a", "x=1&y=2", "{ }"),
+		"concatenation": fp("POST", "/ax=1&y=2", "", "{}"),
+	} {
+		if other == base {
+			t.Errorf("changing the %s did not change the fingerprint", name)
+		}
+	}
+}
+
+func TestCanonicalQuery(t *testing.T) {
+	for in, want := range map[string]string{
+		"":            "",
+		"a=1":         "a=1",
+		"b=2&a=1":     "a=1&b=2",
+		"a=2&a=1":     "a=2&a=1",
+		"a=%31&b":     "a=1&b=",
+		"q=a+b":       "q=a+b",
+		"q=a%20b":     "q=a+b",
+		"bad=%zz&a=1": "bad=%zz&a=1",
+	} {
+		if got := core.CanonicalQuery(in); got != want {
+			t.Errorf("CanonicalQuery(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
+
+// leaseLostStore takes the claim over as soon as the holder renews.
+type leaseLostStore struct{ core.Store }
+
+func (s leaseLostStore) Renew(ctx context.Context, key string, token core.Token, lease time.Duration) error {
+	return core.ErrLeaseLost
+}
+
+func TestLeaseLossIsObserved(t *testing.T) {
+	rec := &recorder{}
+	e := core.New(leaseLostStore{newStore(t)}, core.WithLease(30*time.Millisecond), core.WithObserver(rec))
+	e.Serve(newFake("k", "", func([]byte) (*core.Response, error) {
+		time.Sleep(60 * time.Millisecond)
+		return &core.Response{Status: 201, Header: http.Header{}}, nil
+	}))
+	if !rec.has(core.EventLeaseLost) {
+		t.Errorf("observer did not see %q", core.EventLeaseLost)
+	}
+}
+
+func TestHandlerSeesWholeBodyAndFingerprintIsTakenBefore(t *testing.T) {
+	e := core.New(newStore(t))
+	var seen []byte
+	e.Serve(newFake("k", "payload", func(b []byte) (*core.Response, error) {
+		seen = append([]byte(nil), b...)
+		b[0] = 'X' // a handler that mutates its input cannot change the fingerprint
+		return &core.Response{Status: 201, Header: http.Header{}}, nil
+	}))
+	if string(seen) != "payload" {
+		t.Errorf("handler saw %q; want the whole body", seen)
+	}
+	y := newFake("k", "payload", created)
+	e.Serve(y)
+	if y.runs != 0 || y.sent.Status != 201 {
+		t.Errorf("retry with the same payload: runs=%d status=%d; want a replay (PITFALLS 5)", y.runs, y.sent.Status)
+	}
+}
+
+// TestCoreRequiresNothing keeps core dependency-free.
+func TestCoreRequiresNothing(t *testing.T) {
+	b, err := os.ReadFile("go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "require") {
+			t.Fatalf("core/go.mod has a requirement (%q); core must depend on the standard library only", line)
+		}
+	}
+}

@@ -1,0 +1,43 @@
+// Command chi is the idemkit example service on chi. See the repository
+// README; run it with
+//
+//	go run ./examples/chi -addr 127.0.0.1:8080 -store memory
+package main
+
+import (
+	"context"
+	"net/http"
+	"os"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/idemkit/idemkit/adapters/idemchi"
+	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/examples/internal/service"
+)
+
+func main() {
+	flags := service.ParseFlags()
+	logger := service.Logger()
+	store, closeStore, err := service.OpenStore(context.Background(), flags.Store)
+	if err != nil {
+		logger.Error("opening store", "err", err)
+		os.Exit(2)
+	}
+	defer closeStore()
+	engine := core.New(store, service.EngineOptions(logger)...)
+	if err := service.Serve(flags.Addr, routes(engine, &service.Payments{}), logger); err != nil {
+		logger.Error("server", "err", err)
+		os.Exit(1)
+	}
+}
+
+func routes(engine *core.Engine, payments *service.Payments) http.Handler {
+	r := chi.NewRouter()
+	r.Get("/healthz", service.Healthz)
+	r.Get("/stats", payments.StatsHandler)
+	r.Group(func(r chi.Router) {
+		r.Use(idemchi.Middleware(engine))
+		r.Post("/payments", payments.CreatePaymentHandler)
+	})
+	return r
+}

@@ -1,0 +1,138 @@
+// Package service holds what the example services share: the payments
+// domain (framework-free), the command line, the choice of store and a
+// graceful shutdown. Each example wires these into its own framework.
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/idemkit/idemkit/core"
+)
+
+// PaymentRequest is the body of POST /payments.
+type PaymentRequest struct {
+	Amount   int64  `json:"amount"`
+	Currency string `json:"currency"`
+}
+
+// Payment is the 201 answer of POST /payments.
+type Payment struct {
+	ID        string `json:"id"`
+	Amount    int64  `json:"amount"`
+	Currency  string `json:"currency"`
+	Execution int64  `json:"execution"`
+}
+
+// Stats is the answer of GET /stats.
+type Stats struct {
+	Executions int64 `json:"executions"`
+}
+
+// Payments is the example's domain: it counts handler executions, which is
+// what the demo watches to show that retries do not run the handler twice.
+type Payments struct {
+	executions atomic.Int64
+}
+
+// ErrInvalidPayment is returned for a body that is not a payment.
+var ErrInvalidPayment = errors.New("amount must be positive and currency three letters")
+
+// Create runs one execution of the handler: it honours delay_ms and fail
+// (from the query), then creates the payment. fail=1 answers 500.
+func (p *Payments) Create(ctx context.Context, req PaymentRequest, delayMS string, fail bool) (Payment, int, error) {
+	n := p.executions.Add(1)
+	if d, err := strconv.Atoi(delayMS); err == nil && d > 0 {
+		select {
+		case <-time.After(time.Duration(d) * time.Millisecond):
+		case <-ctx.Done():
+			return Payment{}, http.StatusServiceUnavailable, ctx.Err()
+		}
+	}
+	if fail {
+		return Payment{}, http.StatusInternalServerError, errors.New("payment processor failed (fail=1)")
+	}
+	if req.Amount <= 0 || len(req.Currency) != 3 {
+		return Payment{}, http.StatusBadRequest, ErrInvalidPayment
+	}
+	var id [8]byte
+	rand.Read(id[:])
+	return Payment{ID: "pay_" + hex.EncodeToString(id[:]), Amount: req.Amount, Currency: req.Currency, Execution: n}, http.StatusCreated, nil
+}
+
+// Stats returns the execution count.
+func (p *Payments) Stats() Stats { return Stats{Executions: p.executions.Load()} }
+
+// Flags are the example services' command line.
+type Flags struct {
+	Addr  string
+	Store string
+}
+
+// ParseFlags parses -addr and -store.
+func ParseFlags() Flags {
+	var f Flags
+	flag.StringVar(&f.Addr, "addr", "127.0.0.1:8080", "listen address")
+	flag.StringVar(&f.Store, "store", "memory", "store: "+StoreNames)
+	flag.Parse()
+	return f
+}
+
+// EngineOptions are the options every example uses: keys scoped by the
+// X-Api-Key header, decisions logged.
+func EngineOptions(logger *slog.Logger) []core.Option {
+	return []core.Option{
+		core.WithHeaderScope("X-Api-Key"),
+		core.WithObserver(core.SlogObserver(logger)),
+	}
+}
+
+// Logger returns the examples' logger.
+func Logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// Serve runs h on addr until SIGINT or SIGTERM, then shuts down gracefully.
+func Serve(addr string, h http.Handler, logger *slog.Logger) error {
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	return RunUntilSignal(logger, func() error {
+		logger.Info("listening", "addr", addr)
+		if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}, srv.Shutdown)
+}
+
+// RunUntilSignal runs serve until it fails or a SIGINT/SIGTERM arrives,
+// then calls shutdown with a 10-second deadline.
+func RunUntilSignal(logger *slog.Logger, serve func() error, shutdown func(context.Context) error) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- serve() }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return <-errc
+}
