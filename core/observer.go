@@ -29,6 +29,9 @@ const (
 	EventLeaseRenewed Outcome = "lease-renewed"      // a background renewal succeeded
 	EventLeaseLost    Outcome = "lease-lost"         // a renewal or completion found the claim taken over
 	EventRenewFailed  Outcome = "lease-renew-failed" // a renewal failed on a store error; it is retried
+
+	EventStoreDegraded  Outcome = "store-degraded"  // a store lost an optional part (a cache tier) and serves without it
+	EventStoreRecovered Outcome = "store-recovered" // that part is back
 )
 
 // Event is what an [Observer] sees. It never carries the raw key or a body.
@@ -68,7 +71,7 @@ func SlogObserver(logger *slog.Logger) Observer {
 		switch ev.Outcome {
 		case OutcomeStoreUnavailable, OutcomeStoreFailed, OutcomeFailOpen:
 			level = slog.LevelError
-		case EventLeaseLost, EventRenewFailed:
+		case EventLeaseLost, EventRenewFailed, EventStoreDegraded:
 			level = slog.LevelWarn
 		}
 		if !logger.Enabled(ctx, level) {

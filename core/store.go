@@ -100,8 +100,12 @@ type Response struct {
 // processes: the whole exactly-once guarantee rests on Claim being atomic.
 // Errors caused by the backend (unreachable, timeout, read-only, full) must
 // wrap [ErrStoreUnavailable] so the engine answers 503 (or fails open when
-// configured). The conformance module's TestStore is the executable form of
-// the sentences below.
+// configured); so must a cancelled or expired context. Lease and ttl
+// arguments are always positive and resp is never nil. A pending record
+// whose lease has lapsed counts as absent for every method, like any
+// expired record: Complete, Release and Renew on it return [ErrLeaseLost].
+// The conformance module's TestStore is the executable form of the
+// sentences below.
 type Store interface {
 	// Claim atomically inspects the record for req.Key and decides, judged by
 	// the store's own clock:
