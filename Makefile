@@ -2,7 +2,7 @@
 # their servers from IDEMKIT_REDIS_URL / IDEMKIT_POSTGRES_URL (see README).
 
 GO       ?= go
-MODULES  := $(shell $(GO) list -f '{{.Dir}}' -m)
+MODULES  := $(shell $(GO) list -f '{{.Dir}}' -m || echo go-list-m-failed)
 PKGS     := $(addsuffix /...,$(MODULES))
 BIN      := bin
 FUZZTIME ?= 10s

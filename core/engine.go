@@ -291,22 +291,35 @@ func (e *Engine) release(ctx context.Context, skey string, token Token) error {
 // storable returns the version of resp that is stored: hop-by-hop and
 // filtered headers removed, and the body omitted when over the limit.
 func (e *Engine) storable(resp *Response) *Response {
-	h := make(http.Header, len(resp.Header))
+	out := &Response{Status: resp.Status, Header: resp.Header, Body: resp.Body}
 	var connTokens []string
 	if c := resp.Header["Connection"]; len(c) > 0 {
 		connTokens = connectionTokens(c)
 	}
-	for name, vals := range resp.Header {
-		if hopByHop[name] || !e.cfg.headerFilter(name) || containsFold(connTokens, name) {
-			continue
-		}
-		h[name] = vals
+	drop := func(name string) bool {
+		return hopByHop[name] || !e.cfg.headerFilter(name) || containsFold(connTokens, name)
 	}
-	out := &Response{Status: resp.Status, Header: h, Body: resp.Body}
-	if len(resp.Body) > e.cfg.maxResponse {
+	oversized := len(resp.Body) > e.cfg.maxResponse
+	filter := oversized
+	for name := range resp.Header {
+		if drop(name) {
+			filter = true
+			break
+		}
+	}
+	if filter {
+		// Copy only when something must go: the store copies what it keeps.
+		out.Header = make(http.Header, len(resp.Header))
+		for name, vals := range resp.Header {
+			if !drop(name) {
+				out.Header[name] = vals
+			}
+		}
+	}
+	if oversized {
 		out.Body = nil
 		out.BodyOmitted = true
-		delete(h, "Content-Length")
+		delete(out.Header, "Content-Length")
 	}
 	return out
 }
@@ -329,23 +342,31 @@ func (e *Engine) readBody(x Exchange) ([]byte, error) {
 	if r == nil || n == 0 {
 		return nil, nil
 	}
-	var buf bytes.Buffer
 	if n > 0 {
-		buf.Grow(int(n) + 1)
-	} else {
-		buf.Grow(512)
-	}
-	if _, err := buf.ReadFrom(io.LimitReader(r, e.cfg.maxBody+1)); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, fmt.Errorf("%w: %w", ErrBodyTooLarge, err)
+		// A declared length: read exactly that much. The server has already
+		// bounded the body to its Content-Length.
+		b := make([]byte, n)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, bodyError(err)
 		}
-		return nil, fmt.Errorf("core: reading request body: %w", err)
+		return b, nil
+	}
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(io.LimitReader(r, e.cfg.maxBody+1)); err != nil {
+		return nil, bodyError(err)
 	}
 	if int64(buf.Len()) > e.cfg.maxBody {
 		return nil, ErrBodyTooLarge
 	}
 	return buf.Bytes(), nil
+}
+
+func bodyError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return fmt.Errorf("%w: %w", ErrBodyTooLarge, err)
+	}
+	return fmt.Errorf("core: reading request body: %w", err)
 }
 
 func (e *Engine) observe(ctx context.Context, x Exchange, ev Event) {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // DefaultFingerprint is SHA-256 over the method, the path, the canonical
@@ -16,22 +17,34 @@ import (
 // the raw body bytes, each length-prefixed so no two requests collide by
 // concatenation. The body is hashed as received: no JSON normalisation.
 func DefaultFingerprint(x Exchange, body []byte) Fingerprint {
-	h := sha256.New()
-	writeField(h, x.Method())
-	writeField(h, x.Path())
-	writeField(h, CanonicalQuery(x.RawQuery()))
-	var n [binary.MaxVarintLen64]byte
-	h.Write(n[:binary.PutUvarint(n[:], uint64(len(body)))])
-	h.Write(body)
+	hs := hashers.Get().(*hashState)
+	defer hashers.Put(hs)
+	hs.h.Reset()
+	b := hs.buf[:0]
+	b = appendField(b, x.Method())
+	b = appendField(b, x.Path())
+	b = appendField(b, CanonicalQuery(x.RawQuery()))
+	b = binary.AppendUvarint(b, uint64(len(body)))
+	hs.buf = b
+	hs.h.Write(b)
+	hs.h.Write(body)
 	var fp Fingerprint
-	h.Sum(fp[:0])
+	hs.h.Sum(fp[:0])
 	return fp
 }
 
-func writeField(h hash.Hash, s string) {
-	var n [binary.MaxVarintLen64]byte
-	h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
-	h.Write([]byte(s))
+// hashState is a pooled SHA-256 hasher with a scratch buffer, so hashing a
+// request allocates nothing.
+type hashState struct {
+	h   hash.Hash
+	buf []byte
+}
+
+var hashers = sync.Pool{New: func() any { return &hashState{h: sha256.New(), buf: make([]byte, 0, 512)} }}
+
+func appendField(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
 }
 
 // CanonicalQuery returns raw with its parameters sorted by name (stable, so
@@ -75,14 +88,16 @@ func CanonicalQuery(raw string) string {
 // storageKey derives the key a store sees from (scope, key): hex SHA-256, or
 // HMAC-SHA-256 under secret. Stores never see the raw key.
 func storageKey(secret []byte, scope, key string) string {
-	var h hash.Hash
-	if secret != nil {
-		h = hmac.New(sha256.New, secret)
-	} else {
-		h = sha256.New()
-	}
-	writeField(h, scope)
-	h.Write([]byte(key))
+	var scratch [320]byte
+	b := appendField(scratch[:0], scope)
+	b = append(b, key...)
 	var sum [sha256.Size]byte
-	return hex.EncodeToString(h.Sum(sum[:0]))
+	if secret != nil {
+		m := hmac.New(sha256.New, secret)
+		m.Write(b)
+		m.Sum(sum[:0])
+	} else {
+		sum = sha256.Sum256(b)
+	}
+	return hex.EncodeToString(sum[:])
 }

@@ -3,9 +3,9 @@ module github.com/idemkit/idemkit/svctest
 go 1.26.0
 
 require (
-	github.com/testcontainers/testcontainers-go v0.45.0
-	github.com/testcontainers/testcontainers-go/modules/postgres v0.45.0
-	github.com/testcontainers/testcontainers-go/modules/redis v0.45.0
+	github.com/testcontainers/testcontainers-go v0.42.0
+	github.com/testcontainers/testcontainers-go/modules/postgres v0.42.0
+	github.com/testcontainers/testcontainers-go/modules/redis v0.42.0
 )
 
 require (
