@@ -53,7 +53,7 @@
 //     when so configured).
 //
 // Eviction never breaks the one-execution guarantee for requests in flight;
-// it only shortens the retention of the oldest results under memory
+// it only shortens the retention of the results closest to expiry under memory
 // pressure. Size the store for the number of keys expected within one
 // retention period.
 package memstore

@@ -1,0 +1,3 @@
+module github.com/idemkit/idemkit/migrations
+
+go 1.25.0

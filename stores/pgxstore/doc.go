@@ -1,0 +1,91 @@
+// Package pgxstore is the PostgreSQL store of idemkit: a [core.Store] on a
+// pgx v5 connection pool, for deployments that want idempotency records to
+// be durable and shared by every instance.
+//
+//	pool, _ := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
+//	store := pgxstore.New(pool, pgxstore.WithSchema("idem"))
+//	engine := core.New(store)
+//
+// # Guarantees
+//
+//   - Claim is one SQL statement, one round trip. It inserts a pending record,
+//     takes over an expired record or a pending one whose lease lapsed, or
+//     returns the live record (replay, mismatch, in flight) — atomically, with
+//     no read-then-write window. Under any number of concurrent claims of one
+//     key, exactly one acquires it.
+//   - Complete, Release and Renew are one statement each, a compare-and-set on
+//     the fencing token of a live pending record: a holder whose lease lapsed
+//     (and was perhaps taken over) gets an error wrapping [core.ErrLeaseLost]
+//     and changes nothing.
+//   - Time is PostgreSQL's: leases, TTLs and expiry are judged by now() on the
+//     server, never by the application's clock. Expired records count as
+//     absent everywhere; [Store.Prune] deletes them.
+//   - Stored bytes come back exactly: the body is bytea (binary, NUL bytes,
+//     invalid UTF-8, empty, large), headers keep every value in order (the
+//     [core.AppendHeader] encoding).
+//   - A backend failure (connection refused or reset, pool exhausted until
+//     the context deadline, a cancelled context, serialization failure,
+//     deadlock, read-only transaction, admin shutdown, insufficient
+//     resources) returns an error wrapping both [core.ErrStoreUnavailable]
+//     and the driver's error, so the engine answers 503 and errors.As still
+//     finds the *pgconn.PgError. Serialization failures and deadlocks are
+//     retried twice first. A statement the server refuses for another
+//     reason (a missing table, say) is returned wrapped but not as
+//     unavailable. pgx.ErrNoRows never escapes.
+//
+// # The claim statement
+//
+// One statement with two common table expressions:
+//
+//	WITH cur AS (SELECT … FROM t WHERE key = $1 AND expires_at > now()),
+//	up AS (
+//	    INSERT INTO t AS r (…) SELECT $1, $2, 'pending', $3, now() + lease, …
+//	    WHERE NOT EXISTS (SELECT FROM cur)
+//	    ON CONFLICT (key) DO UPDATE SET
+//	        col = CASE WHEN r.expires_at <= now() THEN excluded.col ELSE r.col END, …
+//	    RETURNING r.…)
+//	SELECT … FROM up UNION ALL SELECT … FROM cur
+//
+// When the statement's snapshot holds a live record, cur answers and nothing
+// is written: a replay or a conflict is a plain index lookup. Otherwise the
+// INSERT runs. Under READ COMMITTED a record inserted (or taken over) by a
+// concurrent statement after our snapshot is invisible to cur, but ON
+// CONFLICT sees and locks its newest committed version; the DO UPDATE has no
+// WHERE, so it always yields that row: taken over when it has expired,
+// rewritten unchanged when it is live. RETURNING therefore reports the
+// winner's record and every claim gets a decision from the same statement.
+// The claim acquired the key when the returned record is pending with the
+// caller's token (tokens are unique per attempt; a Claim retried with the
+// token that already holds the key, after a lost reply, reports acquired
+// again). A mismatch is reported before an in-flight conflict. Keys and
+// tokens are stored as text, so they must be valid UTF-8 without NUL bytes
+// (the engine's hex digests always are); Claim refuses others with a plain
+// error.
+//
+// # Schema
+//
+// The table comes from module github.com/idemkit/idemkit/migrations
+// (golang-migrate files, embedded): key text primary key (the scoped key
+// digest, never a raw client key), fingerprint bytea (32 bytes), state
+// ('pending' or 'completed'), lease_token, lease_expires_at, status, headers
+// and body (bytea), body_omitted, created_at, completed_at and expires_at,
+// with CHECK constraints that make impossible rows impossible (a pending row
+// carries a token and lease and no response; a completed row carries a
+// status between 100 and 599, headers, a body and no lease), an index on
+// expires_at for the prune, and a view <table>_json exposing bodies that are
+// valid JSON as jsonb for operators (bytea stays the truth for replay).
+//
+// [WithTable] and [WithSchema] choose the names; both are quoted as
+// identifiers, never spliced into SQL. Apply the migrations with
+// golang-migrate in production (the schema through the URL's search_path;
+// a custom table name needs the files rendered as [EnsureSchema] does), or
+// call [EnsureSchema] for quick starts and tests.
+//
+// # Pruning
+//
+// [Store.Prune] deletes expired rows in batches of [WithPruneBatch] rows
+// (DELETE … WHERE ctid = ANY(ARRAY(SELECT ctid … LIMIT n FOR UPDATE SKIP
+// LOCKED))), each a short transaction that skips rows a claim holds, so a
+// prune of millions of rows never holds long locks. [Store.StartPruner] runs
+// it periodically.
+package pgxstore

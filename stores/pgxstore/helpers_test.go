@@ -1,0 +1,90 @@
+package pgxstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/idemkit/idemkit/svctest"
+)
+
+// randHex returns n random bytes in hex.
+func randHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// newPool connects to the test database with at most maxConns connections
+// and closes the pool in t.Cleanup.
+func newPool(t testing.TB, url string, maxConns int32) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatalf("pgxpool.ParseConfig: %v", err)
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("pgxpool.NewWithConfig: %v", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		svctest.Unavailable(t, "cannot reach PostgreSQL at %s: %v", url, err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// testDB is one test's private schema on the shared test database.
+type testDB struct {
+	pool   *pgxpool.Pool
+	schema string
+	opts   []Option
+}
+
+// newTestDB creates a schema with a random name on a new pool, applies the
+// migrations in it and drops it in t.Cleanup.
+func newTestDB(t testing.TB, maxConns int32, opts ...Option) *testDB {
+	t.Helper()
+	return newTestDBOn(t, newPool(t, svctest.PostgresURL(t), maxConns), opts...)
+}
+
+// newTestDBOn is newTestDB on an existing pool.
+func newTestDBOn(t testing.TB, pool *pgxpool.Pool, opts ...Option) *testDB {
+	t.Helper()
+	schema := "idemkit_test_" + randHex(6)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	opts = append([]Option{WithSchema(schema)}, opts...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := EnsureSchema(ctx, pool, opts...); err != nil {
+		t.Fatalf("EnsureSchema: %v", err)
+	}
+	return &testDB{pool: pool, schema: schema, opts: opts}
+}
+
+func (db *testDB) store(extra ...Option) *Store {
+	return New(db.pool, append(append([]Option{}, db.opts...), extra...)...)
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}

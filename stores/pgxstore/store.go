@@ -1,0 +1,401 @@
+package pgxstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/migrations"
+)
+
+var _ core.Store = (*Store)(nil)
+
+// DefaultPruneBatch is the number of rows one [Store.Prune] statement
+// deletes at most.
+const DefaultPruneBatch = 1000
+
+// Option configures a [Store] or [EnsureSchema].
+type Option func(*config)
+
+type config struct {
+	schema     string
+	table      string
+	pruneBatch int
+	onPrune    func(deleted int64, err error)
+}
+
+// WithTable sets the table name [default "idempotency_keys"]. The name is
+// always quoted, never interpolated as SQL.
+func WithTable(name string) Option {
+	return func(c *config) {
+		if name != "" {
+			c.table = name
+		}
+	}
+}
+
+// WithSchema sets the schema that holds the table. By default the table name
+// is unqualified and resolved through the connection's search_path. The
+// name is always quoted, never interpolated as SQL.
+func WithSchema(name string) Option {
+	return func(c *config) { c.schema = name }
+}
+
+// WithPruneBatch sets how many rows one statement of [Store.Prune] deletes
+// at most [DefaultPruneBatch]. Values below 1 keep the default.
+func WithPruneBatch(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.pruneBatch = n
+		}
+	}
+}
+
+// WithPruneReport sets a function that [Store.StartPruner] calls after every
+// run with the number of rows deleted and the error, if any.
+func WithPruneReport(fn func(deleted int64, err error)) Option {
+	return func(c *config) { c.onPrune = fn }
+}
+
+func newConfig(opts []Option) config {
+	c := config{table: migrations.DefaultTable, pruneBatch: DefaultPruneBatch}
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	return c
+}
+
+// ident returns the quoted, possibly schema-qualified name of the table.
+func (c config) ident() string {
+	if c.schema == "" {
+		return pgx.Identifier{c.table}.Sanitize()
+	}
+	return pgx.Identifier{c.schema, c.table}.Sanitize()
+}
+
+// Store is a [core.Store] on PostgreSQL through a pgx v5 pool. Create it
+// with [New]; it is safe for concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+	cfg  config
+
+	claimSQL, completeSQL, releaseSQL, renewSQL, pruneSQL string
+}
+
+// New returns a store on pool. The table must exist: apply the migrations
+// with golang-migrate or call [EnsureSchema] first. New panics if pool is nil.
+func New(pool *pgxpool.Pool, opts ...Option) *Store {
+	if pool == nil {
+		panic("pgxstore: New called with a nil *pgxpool.Pool")
+	}
+	s := &Store{pool: pool, cfg: newConfig(opts)}
+	t := s.cfg.ident()
+	s.claimSQL = fmt.Sprintf(claimSQL, t, claimTakeover())
+	s.completeSQL = fmt.Sprintf(completeSQL, t)
+	s.releaseSQL = fmt.Sprintf(releaseSQL, t)
+	s.renewSQL = fmt.Sprintf(renewSQL, t)
+	s.pruneSQL = fmt.Sprintf(pruneSQL, t)
+	return s
+}
+
+// claimSQL decides a claim in one statement. $1 key, $2 fingerprint,
+// $3 token, $4 lease in microseconds.
+//
+//   - cur reads the live record (expires_at > now()) from the statement's
+//     snapshot. When there is one, nothing is written and cur alone answers:
+//     replay, mismatch or in flight.
+//   - Otherwise up inserts a pending record. If a row is in the way (an
+//     expired one, or one a concurrent statement inserted or took over after
+//     our snapshot was taken, which cur cannot see), ON CONFLICT locks its
+//     newest committed version and the unconditional DO UPDATE either takes
+//     it over (expired by now()) or rewrites it unchanged; RETURNING then
+//     shows the newest version either way. So the statement always yields
+//     exactly one row and one decision, with no read-then-write window.
+//
+// The token is unique per attempt, so "the row holds $3 and is pending"
+// means this statement acquired it.
+const claimSQL = `WITH cur AS (
+	SELECT fingerprint, state, lease_token, lease_expires_at, status, headers, body, body_omitted
+	FROM %[1]s
+	WHERE key = $1 AND expires_at > now()
+), up AS (
+	INSERT INTO %[1]s AS r (key, fingerprint, state, lease_token, lease_expires_at, created_at, expires_at)
+	SELECT $1, $2, 'pending', $3,
+		now() + $4::bigint * interval '1 microsecond', now(),
+		now() + $4::bigint * interval '1 microsecond'
+	WHERE NOT EXISTS (SELECT FROM cur)
+	ON CONFLICT (key) DO UPDATE SET %[2]s
+	RETURNING r.fingerprint, r.state, r.lease_token, r.lease_expires_at, r.status, r.headers, r.body, r.body_omitted
+), d AS (
+	SELECT * FROM up
+	UNION ALL
+	SELECT * FROM cur
+)
+SELECT
+	state = 'pending' AND lease_token = $3 AS acquired,
+	fingerprint = $2 AS same,
+	state,
+	CASE WHEN state = 'pending'
+		THEN greatest(0, (extract(epoch FROM lease_expires_at - now()) * 1000000)::bigint)
+	END AS remaining_us,
+	CASE WHEN state = 'completed' AND fingerprint = $2 THEN status END,
+	CASE WHEN state = 'completed' AND fingerprint = $2 THEN headers END,
+	CASE WHEN state = 'completed' AND fingerprint = $2 THEN body END,
+	body_omitted
+FROM d`
+
+// claimColumns are all the columns of the table, set by a takeover.
+var claimColumns = []string{
+	"fingerprint", "state", "lease_token", "lease_expires_at", "status", "headers",
+	"body", "body_omitted", "created_at", "completed_at", "expires_at",
+}
+
+// claimTakeover renders the DO UPDATE SET list: every column takes the
+// proposed value when the existing row has expired by now(), and keeps its
+// own value otherwise.
+func claimTakeover() string {
+	parts := make([]string, len(claimColumns))
+	for i, c := range claimColumns {
+		parts[i] = fmt.Sprintf("%[1]s = CASE WHEN r.expires_at <= now() THEN excluded.%[1]s ELSE r.%[1]s END", c)
+	}
+	return strings.Join(parts, ",\n\t\t")
+}
+
+// completeSQL: $1 key, $2 token, $3 status, $4 headers, $5 body,
+// $6 body omitted, $7 ttl in microseconds.
+const completeSQL = `UPDATE %s SET
+	state = 'completed', lease_token = NULL, lease_expires_at = NULL,
+	status = $3, headers = $4, body = $5, body_omitted = $6,
+	completed_at = now(), expires_at = now() + $7::bigint * interval '1 microsecond'
+WHERE key = $1 AND lease_token = $2 AND state = 'pending' AND expires_at > now()`
+
+// releaseSQL deletes the caller's pending row, lapsed or not (nobody else
+// holds it), and tells whether the lease was still live.
+const releaseSQL = `DELETE FROM %s
+WHERE key = $1 AND lease_token = $2 AND state = 'pending'
+RETURNING expires_at > now()`
+
+// renewSQL: $1 key, $2 token, $3 lease in microseconds.
+const renewSQL = `UPDATE %s SET
+	lease_expires_at = now() + $3::bigint * interval '1 microsecond',
+	expires_at = now() + $3::bigint * interval '1 microsecond'
+WHERE key = $1 AND lease_token = $2 AND state = 'pending' AND expires_at > now()`
+
+// pruneSQL deletes at most $1 expired rows. The rows are locked with SKIP
+// LOCKED, so a prune never waits for a claim (or another prune) and a claim
+// waits at most for one short batch; ctid = ANY(ARRAY(...)) gives a TID scan.
+const pruneSQL = `DELETE FROM %[1]s
+WHERE ctid = ANY(ARRAY(
+	SELECT ctid FROM %[1]s
+	WHERE expires_at <= now()
+	LIMIT $1
+	FOR UPDATE SKIP LOCKED
+)) AND expires_at <= now()`
+
+// Claim implements [core.Store.Claim] in one statement; see the package
+// documentation.
+func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, error) {
+	if err := checkText("key", req.Key); err != nil {
+		return core.Claim{}, fmt.Errorf("pgxstore: claim: %w", err)
+	}
+	if err := checkText("token", string(req.Token)); err != nil {
+		return core.Claim{}, fmt.Errorf("pgxstore: claim: %w", err)
+	}
+	var (
+		acquired, same, omitted bool
+		state                   string
+		remaining               *int64
+		status                  *int32
+		headers, body           []byte
+	)
+	err := retry(ctx, func() error {
+		return s.pool.QueryRow(ctx, s.claimSQL, req.Key, req.Fingerprint[:], string(req.Token), micros(req.Lease)).
+			Scan(&acquired, &same, &state, &remaining, &status, &headers, &body, &omitted)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Cannot happen: the statement yields one row by construction.
+		return core.Claim{}, fmt.Errorf("pgxstore: claim: %w: the claim statement returned no decision", core.ErrStoreUnavailable)
+	}
+	if err != nil {
+		return core.Claim{}, wrap("claim", err)
+	}
+	switch {
+	case acquired:
+		return core.Claim{Status: core.ClaimAcquired}, nil
+	case !same:
+		return core.Claim{Status: core.ClaimMismatch}, nil
+	case state == "completed":
+		resp, err := decode(status, headers, body, omitted)
+		if err != nil {
+			return core.Claim{}, fmt.Errorf("pgxstore: claim: %w", err)
+		}
+		return core.Claim{Status: core.ClaimReplay, Response: resp}, nil
+	default:
+		c := core.Claim{Status: core.ClaimInFlight}
+		if remaining != nil {
+			c.RetryAfter = time.Duration(*remaining) * time.Microsecond
+		}
+		return c, nil
+	}
+}
+
+// Complete implements [core.Store.Complete]: one UPDATE guarded by the
+// token, the pending state and the live lease.
+func (s *Store) Complete(ctx context.Context, key string, token core.Token, resp *core.Response, ttl time.Duration) error {
+	if resp == nil {
+		return errors.New("pgxstore: complete: nil response")
+	}
+	if resp.Status < 100 || resp.Status > 599 {
+		return fmt.Errorf("pgxstore: complete: status %d outside 100-599", resp.Status)
+	}
+	headers := core.AppendHeader(make([]byte, 0, 64), resp.Header)
+	body := resp.Body
+	if body == nil || resp.BodyOmitted {
+		body = []byte{} // NOT NULL: nil would be sent as NULL
+	}
+	var tag pgconn.CommandTag
+	err := retry(ctx, func() (err error) {
+		tag, err = s.pool.Exec(ctx, s.completeSQL, key, string(token), int32(resp.Status), headers, body, resp.BodyOmitted, micros(ttl))
+		return err
+	})
+	if err != nil {
+		return wrap("complete", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("pgxstore: complete: %w", core.ErrLeaseLost)
+	}
+	return nil
+}
+
+// Release implements [core.Store.Release]: one DELETE guarded by the token
+// and the pending state. A lapsed lease is reported as lost (the row, dead
+// anyway, is deleted).
+func (s *Store) Release(ctx context.Context, key string, token core.Token) error {
+	var live bool
+	err := retry(ctx, func() error {
+		return s.pool.QueryRow(ctx, s.releaseSQL, key, string(token)).Scan(&live)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("pgxstore: release: %w", core.ErrLeaseLost)
+	}
+	if err != nil {
+		return wrap("release", err)
+	}
+	if !live {
+		return fmt.Errorf("pgxstore: release: %w: the lease had lapsed", core.ErrLeaseLost)
+	}
+	return nil
+}
+
+// Renew implements [core.Store.Renew]: one UPDATE guarded by the token, the
+// pending state and the live lease.
+func (s *Store) Renew(ctx context.Context, key string, token core.Token, lease time.Duration) error {
+	var tag pgconn.CommandTag
+	err := retry(ctx, func() (err error) {
+		tag, err = s.pool.Exec(ctx, s.renewSQL, key, string(token), micros(lease))
+		return err
+	})
+	if err != nil {
+		return wrap("renew", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("pgxstore: renew: %w", core.ErrLeaseLost)
+	}
+	return nil
+}
+
+func decode(status *int32, headers, body []byte, omitted bool) (*core.Response, error) {
+	if status == nil || headers == nil {
+		return nil, fmt.Errorf("%w: completed row without a response", core.ErrCorruptRecord)
+	}
+	h, n, err := core.DecodeHeader(headers)
+	if err != nil {
+		return nil, err
+	}
+	if n != len(headers) {
+		return nil, fmt.Errorf("%w: %d trailing header bytes", core.ErrCorruptRecord, len(headers)-n)
+	}
+	if h == nil {
+		h = http.Header{}
+	}
+	if body == nil {
+		body = []byte{}
+	}
+	return &core.Response{Status: int(*status), Header: h, Body: body, BodyOmitted: omitted}, nil
+}
+
+// micros converts d to whole microseconds, the resolution of timestamptz.
+func micros(d time.Duration) int64 { return d.Microseconds() }
+
+// checkText rejects strings PostgreSQL cannot store in a text column.
+func checkText(what, s string) error {
+	if !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 {
+		return fmt.Errorf("%s is not valid UTF-8 text without NUL bytes", what)
+	}
+	return nil
+}
+
+// retry runs fn again, at most twice, after a serialization failure or a
+// deadlock: the failed statement was rolled back, so running it again is
+// safe. Other errors and a done context end it.
+func retry(ctx context.Context, fn func() error) error {
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if err = fn(); err == nil || !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
+}
+
+// wrap adds the operation to err and, when the backend could not answer,
+// [core.ErrStoreUnavailable].
+func wrap(op string, err error) error {
+	if unavailable(err) {
+		return fmt.Errorf("pgxstore: %s: %w: %w", op, core.ErrStoreUnavailable, err)
+	}
+	return fmt.Errorf("pgxstore: %s: %w", op, err)
+}
+
+// unavailable reports whether err means the database could not answer, as
+// opposed to a statement it refused (a missing table, a constraint):
+// every error that does not come from the server (connection refused or
+// reset, pool closed or exhausted until the deadline, context cancelled),
+// and the server's connection (08), transaction rollback (40: serialization
+// failure, deadlock), insufficient resources (53), operator intervention
+// (57: admin shutdown, cancel, starting up), system (58) and internal (XX)
+// classes, read-only transactions (25006), lock timeouts (55P03) and idle or
+// transaction timeouts (25P03, 25P04).
+func unavailable(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return true
+	}
+	if len(pgErr.Code) == 5 {
+		switch pgErr.Code[:2] {
+		case "08", "40", "53", "57", "58", "XX":
+			return true
+		}
+	}
+	switch pgErr.Code {
+	case "25006", "55P03", "25P03", "25P04":
+		return true
+	}
+	return false
+}

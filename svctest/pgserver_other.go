@@ -1,0 +1,8 @@
+//go:build !unix
+
+package svctest
+
+import "os/exec"
+
+func prepareDir(string) error { return nil }
+func runAsPostgres(*exec.Cmd) {}
