@@ -1,0 +1,263 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/idemkit/idemkit/core"
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultPrefix is the key prefix used unless [WithPrefix] says otherwise.
+const DefaultPrefix = "idem:"
+
+// Record layout: one Redis string per record, under Prefix + "{" + key + "}".
+//
+//	byte 0       state: 'P' pending, 'C' completed
+//	bytes 1..32  request fingerprint (raw SHA-256)
+//	bytes 33..   pending: the fencing token; completed: core.EncodeResponse
+const (
+	statePending   = 'P'
+	stateCompleted = 'C'
+	headerLen      = 1 + len(core.Fingerprint{})
+)
+
+// Results of the scripts, first element of the reply.
+const (
+	rCorrupt  = 0
+	rAcquired = 1
+	rReplay   = 2
+	rInFlight = 3
+	rMismatch = 4
+
+	rLeaseLost = 0
+	rOK        = 1
+)
+
+// claimScript: KEYS[1] record; ARGV[1] fingerprint (32 bytes), ARGV[2] token,
+// ARGV[3] lease in ms. Replies {1} acquired, {2, record} replay,
+// {3, pttl} in flight, {4} mismatch, {0} corrupt record. The fingerprint
+// is checked before the state, so a mismatch is reported before an
+// in-flight conflict. An expired lease is an absent key: Redis judges it.
+var claimScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], 'P' .. ARGV[1] .. ARGV[2], 'PX', ARGV[3])
+  return {1}
+end
+if #v < 33 then return {0} end
+if string.sub(v, 2, 33) ~= ARGV[1] then return {4} end
+local st = string.byte(v, 1)
+if st == 67 then
+  if #v < 37 then return {0} end
+  return {2, v}
+end
+if st == 80 then return {3, redis.call('PTTL', KEYS[1])} end
+return {0}
+`)
+
+// completeScript: KEYS[1] record; ARGV[1] token, ARGV[2] encoded response,
+// ARGV[3] retention in ms. Replies 1 stored, 0 lease lost, -1 corrupt.
+var completeScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+if #v < 33 then return -1 end
+if string.byte(v, 1) ~= 80 or string.sub(v, 34) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], 'C' .. string.sub(v, 2, 33) .. ARGV[2], 'PX', ARGV[3])
+return 1
+`)
+
+// releaseScript: KEYS[1] record; ARGV[1] token. Replies 1 deleted,
+// 0 lease lost, -1 corrupt.
+var releaseScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+if #v < 33 then return -1 end
+if string.byte(v, 1) ~= 80 or string.sub(v, 34) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+`)
+
+// renewScript: KEYS[1] record; ARGV[1] token, ARGV[2] lease in ms.
+// Replies 1 renewed, 0 lease lost, -1 corrupt.
+var renewScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+if #v < 33 then return -1 end
+if string.byte(v, 1) ~= 80 or string.sub(v, 34) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`)
+
+// Store is a [core.Store] on Redis. Create it with [New]; it is safe for
+// concurrent use.
+type Store struct {
+	client redis.UniversalClient
+	prefix string
+}
+
+var _ core.Store = (*Store)(nil)
+
+// Option configures a [Store].
+type Option func(*config)
+
+type config struct {
+	prefix string
+}
+
+// WithPrefix sets the prefix of every key the store writes [DefaultPrefix].
+// The prefix must not contain '{': the record's hash tag follows it.
+func WithPrefix(prefix string) Option {
+	return func(c *config) { c.prefix = prefix }
+}
+
+// New returns a store on client, which may be a *redis.Client, a
+// *redis.ClusterClient, a Sentinel failover client or a *redis.Ring. It
+// panics if client is nil.
+func New(client redis.UniversalClient, opts ...Option) *Store {
+	if client == nil {
+		panic("redisstore: New called with a nil client")
+	}
+	c := config{prefix: DefaultPrefix}
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	return &Store{client: client, prefix: c.prefix}
+}
+
+// recordKey is the Redis key of the record for a storage key. The braces
+// make the storage key the hash tag, so every key of one record (there is
+// one today) lands in one cluster slot, and records spread over slots.
+func (s *Store) recordKey(key string) string {
+	return s.prefix + "{" + key + "}"
+}
+
+// Claim implements [core.Store] in one round trip.
+func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, error) {
+	if err := ctx.Err(); err != nil {
+		return core.Claim{}, unavailable("claim", err)
+	}
+	rkey := s.recordKey(req.Key)
+	reply, err := claimScript.Run(ctx, s.client, []string{rkey},
+		req.Fingerprint[:], string(req.Token), millis(req.Lease)).Slice()
+	if err != nil {
+		return core.Claim{}, storeErr("claim", rkey, err)
+	}
+	code, ok := replyInt(reply, 0)
+	if !ok {
+		return core.Claim{}, corruptErr("claim", rkey, "malformed script reply")
+	}
+	switch code {
+	case rAcquired:
+		return core.Claim{Status: core.ClaimAcquired}, nil
+	case rMismatch:
+		return core.Claim{Status: core.ClaimMismatch}, nil
+	case rInFlight:
+		ms, _ := replyInt(reply, 1)
+		return core.Claim{Status: core.ClaimInFlight, RetryAfter: time.Duration(max(ms, 0)) * time.Millisecond}, nil
+	case rReplay:
+		rec, ok := replyString(reply, 1)
+		if !ok || len(rec) < headerLen {
+			return core.Claim{}, corruptErr("claim", rkey, "malformed completed record")
+		}
+		resp, err := core.DecodeResponse([]byte(rec[headerLen:]))
+		if err != nil {
+			return core.Claim{}, fmt.Errorf("redisstore: claim %s: %w: %w", rkey, core.ErrStoreUnavailable, err)
+		}
+		return core.Claim{Status: core.ClaimReplay, Response: resp}, nil
+	}
+	return core.Claim{}, corruptErr("claim", rkey, "unknown record state")
+}
+
+// Complete implements [core.Store] in one round trip.
+func (s *Store) Complete(ctx context.Context, key string, token core.Token, resp *core.Response, ttl time.Duration) error {
+	if resp == nil {
+		return errors.New("redisstore: complete: nil response")
+	}
+	if err := ctx.Err(); err != nil {
+		return unavailable("complete", err)
+	}
+	return s.fenced(ctx, "complete", completeScript, key, string(token), core.EncodeResponse(resp), millis(ttl))
+}
+
+// Release implements [core.Store] in one round trip.
+func (s *Store) Release(ctx context.Context, key string, token core.Token) error {
+	if err := ctx.Err(); err != nil {
+		return unavailable("release", err)
+	}
+	return s.fenced(ctx, "release", releaseScript, key, string(token))
+}
+
+// Renew implements [core.Store] in one round trip.
+func (s *Store) Renew(ctx context.Context, key string, token core.Token, lease time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return unavailable("renew", err)
+	}
+	return s.fenced(ctx, "renew", renewScript, key, string(token), millis(lease))
+}
+
+// fenced runs one of the token-checked scripts and maps its reply.
+func (s *Store) fenced(ctx context.Context, op string, script *redis.Script, key string, args ...any) error {
+	rkey := s.recordKey(key)
+	n, err := script.Run(ctx, s.client, []string{rkey}, args...).Int64()
+	if err != nil {
+		return storeErr(op, rkey, err)
+	}
+	switch n {
+	case rOK:
+		return nil
+	case rLeaseLost:
+		return fmt.Errorf("redisstore: %s: %w", op, core.ErrLeaseLost)
+	}
+	return corruptErr(op, rkey, "malformed pending record")
+}
+
+// millis converts a duration to whole milliseconds for PX and PEXPIRE,
+// rounding up so a lease is never shorter than asked, and at least 1
+// (Redis refuses a zero or negative expiry).
+func millis(d time.Duration) int64 {
+	ms := (d + time.Millisecond - 1) / time.Millisecond
+	return max(int64(ms), 1)
+}
+
+func replyInt(reply []any, i int) (int64, bool) {
+	if i >= len(reply) {
+		return 0, false
+	}
+	n, ok := reply[i].(int64)
+	return n, ok
+}
+
+func replyString(reply []any, i int) (string, bool) {
+	if i >= len(reply) {
+		return "", false
+	}
+	s, ok := reply[i].(string)
+	return s, ok
+}
+
+func unavailable(op string, err error) error {
+	return fmt.Errorf("redisstore: %s: %w: %w", op, core.ErrStoreUnavailable, err)
+}
+
+func corruptErr(op, rkey, what string) error {
+	return fmt.Errorf("redisstore: %s %s: %w: %w: %s", op, rkey, core.ErrStoreUnavailable, core.ErrCorruptRecord, what)
+}
+
+// storeErr maps an error of a script run. Every failure to get an answer
+// from Redis wraps core.ErrStoreUnavailable; a key of another type is a
+// corrupt record; redis.Nil never leaks (the scripts never reply nil).
+func storeErr(op, rkey string, err error) error {
+	switch {
+	case errors.Is(err, redis.Nil):
+		return corruptErr(op, rkey, "unexpected nil reply")
+	case strings.Contains(err.Error(), "WRONGTYPE"):
+		return corruptErr(op, rkey, "key holds a value of another type")
+	}
+	return unavailable(op, err)
+}

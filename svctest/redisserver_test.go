@@ -1,0 +1,36 @@
+package svctest
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestStartRedis(t *testing.T) {
+	s := StartRedis(t)
+	if _, err := RedisDo(s.Addr(), time.Second, "SET", "k", "v"); err != nil {
+		t.Fatalf("SET: %v", err)
+	}
+	s.Stop()
+	if _, err := RedisDo(s.Addr(), 200*time.Millisecond, "PING"); err == nil {
+		t.Fatalf("PING after Stop succeeded; want an error")
+	}
+	s.Start()
+	v, err := RedisDo(s.Addr(), time.Second, "GET", "k")
+	if err != nil || v != "v" {
+		t.Fatalf("GET after restart = %v, %v; want v (data survives a restart)", v, err)
+	}
+}
+
+func TestStartRedisCluster(t *testing.T) {
+	c := StartRedisCluster(t, 3)
+	if got := len(c.Addrs()); got != 3 {
+		t.Fatalf("Addrs() has %d entries, want 3", got)
+	}
+	for _, a := range c.Addrs() {
+		v, err := RedisDo(a, time.Second, "CLUSTER", "INFO")
+		if s, _ := v.(string); err != nil || !strings.Contains(s, "cluster_state:ok") {
+			t.Errorf("CLUSTER INFO on %s = %q, %v; want cluster_state:ok", a, s, err)
+		}
+	}
+}
