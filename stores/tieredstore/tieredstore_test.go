@@ -67,6 +67,16 @@ func (e *events) Observe(_ context.Context, ev core.Event) {
 	e.mu.Unlock()
 }
 
+func (e *events) count(o core.Outcome) int {
+	n := 0
+	for _, x := range e.list() {
+		if x == o {
+			n++
+		}
+	}
+	return n
+}
+
 func (e *events) list() []core.Outcome {
 	e.mu.Lock()
 	defer e.mu.Unlock()
