@@ -1,0 +1,57 @@
+// Package idemfiber guards fiber (v2) handlers with idemkit: a request with
+// an Idempotency-Key runs its handler once, and a retry with the same key
+// and payload gets the stored response back byte for byte.
+//
+//	engine := core.New(memstore.New(), core.WithHeaderScope("X-Api-Key"))
+//	app := fiber.New()
+//	app.Use(recover.New())
+//	app.Post("/payments", idemfiber.Middleware(engine), createPayment)
+//
+// [Middleware] is a thin translation of a [fiber.Ctx] to a [core.Exchange];
+// every decision is the [core.Engine]'s, so the options are those of
+// package core ([core.WithKeyScope] or [Scope] for scopes,
+// [core.WithKeyRequired], [core.WithCompletionPolicy], …).
+//
+// # Buffers
+//
+// fasthttp reuses request and response buffers once a handler returns, and
+// fiber's strings (c.Method(), c.Path(), …) point into them unless the app
+// is Immutable. The adapter therefore copies every byte that outlives the
+// request: the method, path, query and header values it hands to the
+// engine, and the captured status, headers and body, which are copied out
+// of c.Response() before anything is stored. The request body is
+// fingerprinted in place (the exchange implements [core.BodyBytes] with
+// c.Body()), since the engine is done with it before the handler returns.
+//
+// # Capture
+//
+// Before the rest of the chain runs, whatever outer middleware already put
+// in c.Response() (a request ID, CORS headers) is set aside and the
+// response cleared, so only the handler's own output is captured and
+// stored; afterwards the outer response is put back (also on panic) and the
+// engine's final response is written over it: its status, every value of
+// every header (a stored header replaces the outer value of the same name)
+// and its body. Content-Length is left to fasthttp.
+//
+// A handler's returned error is rendered inside the capture with the app's
+// ErrorHandler, as fiber itself would after the chain, so it is a response
+// like any other and follows the completion policy: a fiber.NewError(400)
+// is stored and replayed, a 5xx error releases the claim. The middleware
+// then returns nil. Unguarded requests return the handler's error
+// unchanged. A handler that hijacks the connection (c.Context().Hijack)
+// makes the request non-replayable; its claim is released.
+//
+// Register fiber's recover middleware before this one: a panicking handler
+// releases the claim and the panic continues to the recover middleware.
+//
+// # Context
+//
+// The exchange's context is c.UserContext(): fasthttp has no per-request
+// context that is cancelled when the client goes away, so a guarded request
+// is never treated as cancelled unless you set a cancellable context with
+// c.SetUserContext before the middleware.
+//
+// Without a scope every client shares one key space: one client that
+// guesses or reuses another's key receives the other's response. Scope keys
+// by the authenticated client, tenant or API key.
+package idemfiber

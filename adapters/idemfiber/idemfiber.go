@@ -1,0 +1,204 @@
+package idemfiber
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/textproto"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/idemkit/idemkit/core"
+	"github.com/valyala/fasthttp"
+)
+
+// Middleware returns a fiber handler that guards the rest of the chain
+// through engine. Use it with app.Use, on a group, or before the handler of
+// a single route. For guarded requests a handler's error is rendered (and
+// stored, under the completion policy) inside the middleware, which then
+// returns nil; see the package documentation.
+func Middleware(engine *core.Engine) fiber.Handler {
+	if engine == nil {
+		panic("idemfiber: Middleware: nil Engine")
+	}
+	return func(c *fiber.Ctx) error {
+		x := &exchange{c: c, method: methodString(c.Method()), path: string(c.Request().URI().PathOriginal())}
+		engine.Serve(x)
+		return x.err
+	}
+}
+
+// Scope returns a [core.Option] that scopes keys with f, called with the
+// request's [fiber.Ctx]. Typical scopes are the authenticated user, tenant
+// or API key (for example a value an auth middleware put in c.Locals). The
+// string f returns must not point into fasthttp buffers: copy values read
+// from the request (utils.CopyString, or string conversion of []byte).
+func Scope(f func(c *fiber.Ctx) string) core.Option {
+	return core.WithKeyScope(func(x core.Exchange) string {
+		if c, ok := x.Native().(*fiber.Ctx); ok {
+			return f(c)
+		}
+		return ""
+	})
+}
+
+// methodString returns a string for the method that does not alias the
+// request buffer.
+func methodString(m string) string {
+	switch m {
+	case fiber.MethodGet:
+		return fiber.MethodGet
+	case fiber.MethodPost:
+		return fiber.MethodPost
+	case fiber.MethodPut:
+		return fiber.MethodPut
+	case fiber.MethodPatch:
+		return fiber.MethodPatch
+	case fiber.MethodDelete:
+		return fiber.MethodDelete
+	case fiber.MethodHead:
+		return fiber.MethodHead
+	case fiber.MethodOptions:
+		return fiber.MethodOptions
+	}
+	return strings.Clone(m)
+}
+
+// exchange presents one fiber request to the engine.
+//
+// Method and Path are copied once, up front: fiber's strings point into
+// buffers fasthttp reuses, and the engine's lease renewer reports events
+// (and so calls Method and Path) from its timer goroutine while the handler
+// runs.
+type exchange struct {
+	c      *fiber.Ctx
+	method string
+	path   string
+	err    error // the handler's error on an unguarded request
+}
+
+var _ core.BodyBytes = (*exchange)(nil)
+
+// Context returns c.UserContext(); see the package documentation.
+func (x *exchange) Context() context.Context { return x.c.UserContext() }
+func (x *exchange) Method() string           { return x.method }
+func (x *exchange) Path() string             { return x.path }
+func (x *exchange) RawQuery() string         { return string(x.c.Request().URI().QueryString()) }
+func (x *exchange) Native() any              { return x.c }
+
+// Header returns copies of every value of the request header field name,
+// one per field line.
+func (x *exchange) Header(name string) []string {
+	h := &x.c.Request().Header
+	var out []string
+	if x.c.App().Config().DisableHeaderNormalizing {
+		h.VisitAll(func(k, v []byte) {
+			if bytes.EqualFold(k, []byte(name)) {
+				out = append(out, string(v))
+			}
+		})
+		return out
+	}
+	vals := h.PeekAll(name)
+	if len(vals) == 0 {
+		return nil
+	}
+	out = make([]string, len(vals))
+	for i, v := range vals {
+		out[i] = string(v)
+	}
+	return out
+}
+
+// BodyBytes returns c.Body(): the request body as the handler will see it
+// (decoded when it has a Content-Encoding), valid until the handler
+// returns.
+func (x *exchange) BodyBytes() []byte { return x.c.Body() }
+
+func (x *exchange) Body() (io.Reader, int64) {
+	b := x.c.Body()
+	return bytes.NewReader(b), int64(len(b))
+}
+
+func (x *exchange) Next() { x.err = x.c.Next() }
+
+// Capture runs the chain on a cleared response and copies what it wrote.
+// The request body is left as it is: body is c.Body() (see BodyBytes),
+// which the handler reads again.
+func (x *exchange) Capture(body []byte) (*core.Response, error) {
+	c := x.c
+	fctx := c.Context()
+	resp := &fctx.Response
+	hijacked := fctx.Hijacked()
+
+	// Set aside what outer middleware wrote, so that only the handler's
+	// output is captured; put it back afterwards, also on panic, for Send
+	// (or the recover middleware) to write over.
+	outer := fasthttp.AcquireResponse()
+	resp.CopyTo(outer)
+	clearResponse(resp)
+	defer func() {
+		outer.CopyTo(resp)
+		fasthttp.ReleaseResponse(outer)
+	}()
+
+	if err := c.Next(); err != nil {
+		// Render the error now, into the capture, as fiber would after the
+		// chain, so that it is stored or released like any response.
+		if herr := c.App().ErrorHandler(c, err); herr != nil {
+			_ = c.SendStatus(fiber.StatusInternalServerError)
+		}
+	}
+	if !hijacked && fctx.Hijacked() {
+		return nil, fmt.Errorf("idemfiber: handler hijacked the connection: %w", core.ErrNotReplayable)
+	}
+	return copyResponse(resp), nil
+}
+
+// clearResponse empties status, headers and body, keeping the header
+// settings the server applied (normalization, default Content-Type, Date).
+func clearResponse(resp *fasthttp.Response) {
+	resp.ResetBody()
+	resp.SetStatusCode(fiber.StatusOK)
+	var keys []string
+	resp.Header.VisitAll(func(k, _ []byte) { keys = append(keys, string(k)) })
+	for _, k := range keys {
+		resp.Header.Del(k)
+	}
+}
+
+// copyResponse copies status, header values and body out of fasthttp's
+// buffers. Content-Length is left out: fasthttp derives it from the body.
+func copyResponse(resp *fasthttp.Response) *core.Response {
+	out := &core.Response{Status: resp.StatusCode(), Header: make(http.Header)}
+	resp.Header.VisitAll(func(k, v []byte) {
+		name := textproto.CanonicalMIMEHeaderKey(string(k))
+		if name == fiber.HeaderContentLength {
+			return
+		}
+		out.Header[name] = append(out.Header[name], string(v))
+	})
+	if b := resp.Body(); len(b) > 0 {
+		out.Body = bytes.Clone(b)
+	}
+	return out
+}
+
+// Send writes resp over the current response: status, every value of every
+// header (replacing outer values of the same name) and a copy of the body.
+func (x *exchange) Send(resp *core.Response) {
+	r := x.c.Response()
+	r.SetStatusCode(resp.Status)
+	for name, vals := range resp.Header {
+		if name == fiber.HeaderContentLength {
+			continue
+		}
+		r.Header.Del(name)
+		for _, v := range vals {
+			r.Header.Add(name, v)
+		}
+	}
+	r.SetBody(resp.Body)
+}

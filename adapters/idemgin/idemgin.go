@@ -1,0 +1,250 @@
+package idemgin
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"github.com/idemkit/idemkit/core"
+)
+
+// Middleware returns a gin handler that guards the rest of the chain through
+// engine. Use it with [gin.Engine.Use], on a route group, or before the
+// handlers of a single route.
+func Middleware(engine *core.Engine) gin.HandlerFunc {
+	if engine == nil {
+		panic("idemgin: Middleware: nil Engine")
+	}
+	return func(c *gin.Context) {
+		x := &exchange{c: c, method: c.Request.Method, path: c.Request.URL.EscapedPath()}
+		engine.Serve(x)
+		if !x.ran {
+			// The engine answered by itself: nothing after us may run.
+			c.Abort()
+		}
+	}
+}
+
+// Scope returns a [core.Option] that scopes keys with f, called with the
+// request's [gin.Context]. Typical scopes are the authenticated user,
+// tenant or API key (for example a value a previous auth middleware put in
+// c.Keys).
+func Scope(f func(c *gin.Context) string) core.Option {
+	return core.WithKeyScope(func(x core.Exchange) string {
+		if c, ok := x.Native().(*gin.Context); ok {
+			return f(c)
+		}
+		return ""
+	})
+}
+
+// exchange presents one gin request to the engine.
+//
+// Method and Path are read once, up front: the engine's lease renewer
+// reports events (and so calls Method and Path) from its timer goroutine
+// while the chain runs, and the chain may replace c.Request meanwhile.
+type exchange struct {
+	c      *gin.Context
+	method string
+	path   string
+	ran    bool // the rest of the chain ran (Next or Capture)
+}
+
+func (x *exchange) Context() context.Context    { return x.c.Request.Context() }
+func (x *exchange) Method() string              { return x.method }
+func (x *exchange) Path() string                { return x.path }
+func (x *exchange) RawQuery() string            { return x.c.Request.URL.RawQuery }
+func (x *exchange) Header(name string) []string { return x.c.Request.Header.Values(name) }
+func (x *exchange) Native() any                 { return x.c }
+
+func (x *exchange) Body() (io.Reader, int64) {
+	r := x.c.Request
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, 0
+	}
+	return r.Body, r.ContentLength
+}
+
+func (x *exchange) Next() {
+	x.ran = true
+	x.c.Next()
+}
+
+func (x *exchange) Capture(body []byte) (*core.Response, error) {
+	c := x.c
+	orig, origW := c.Request, c.Writer
+	r := new(http.Request)
+	*r = *orig
+	r.ContentLength = int64(len(body))
+	r.TransferEncoding = nil
+	if len(body) == 0 {
+		r.Body = http.NoBody
+		r.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
+	} else {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	rec := newRecorder(origW)
+	c.Request, c.Writer = r, rec
+	defer func() {
+		// Also on panic, so that the recovery handler writes to the real
+		// writer. A request the chain replaced is kept.
+		c.Writer = origW
+		if c.Request == r {
+			c.Request = orig
+		}
+	}()
+	x.ran = true
+	c.Next()
+	if rec.hijacked {
+		return nil, fmt.Errorf("idemgin: handler hijacked the connection: %w", core.ErrNotReplayable)
+	}
+	return rec.response(), nil
+}
+
+func (x *exchange) Send(resp *core.Response) {
+	w := x.c.Writer
+	h := w.Header()
+	for k, v := range resp.Header {
+		h[k] = v
+	}
+	w.WriteHeader(resp.Status)
+	w.WriteHeaderNow()
+	if len(resp.Body) > 0 {
+		w.Write(resp.Body)
+	}
+}
+
+const noWritten = -1
+
+// recorder is the [gin.ResponseWriter] the chain writes to while its
+// response is captured. It buffers status, headers and body, following
+// gin's own writer: WriteHeader only records the status until the body or
+// WriteHeaderNow commits it, and Status, Size and Written answer as gin's
+// writer would. Nothing reaches the client until the engine has stored the
+// response.
+//
+// The real writer is embedded only to satisfy the interface: every method
+// of gin.ResponseWriter is overridden below. Flush is a no-op while
+// buffering, Hijack hands the connection over and makes the response
+// non-replayable, Pusher returns nil (a push cannot be replayed), and
+// Unwrap returns the real writer so [http.ResponseController] reaches it
+// for deadlines. It does not implement io.ReaderFrom.
+type recorder struct {
+	gin.ResponseWriter
+	header   http.Header
+	status   int
+	size     int
+	body     bytes.Buffer
+	hijacked bool
+}
+
+var _ gin.ResponseWriter = (*recorder)(nil)
+
+func newRecorder(w gin.ResponseWriter) *recorder {
+	return &recorder{ResponseWriter: w, header: make(http.Header), status: http.StatusOK, size: noWritten}
+}
+
+// Header returns the buffered response header map.
+func (rec *recorder) Header() http.Header { return rec.header }
+
+// WriteHeader records code until the response is committed, as gin does.
+// Informational statuses (1xx other than 101) go to the client at once.
+func (rec *recorder) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		rec.informational(code)
+		return
+	}
+	if code > 0 && !rec.Written() && !rec.hijacked {
+		rec.status = code
+	}
+}
+
+// informational sends a 1xx response with the buffered headers through the
+// underlying net/http writer, when gin's writer exposes it.
+func (rec *recorder) informational(code int) {
+	u, ok := rec.ResponseWriter.(interface{ Unwrap() http.ResponseWriter })
+	if !ok || rec.hijacked {
+		return
+	}
+	w := u.Unwrap()
+	dst := w.Header()
+	for k, v := range rec.header {
+		dst[k] = v
+	}
+	w.WriteHeader(code)
+	for k := range rec.header {
+		delete(dst, k)
+	}
+}
+
+// WriteHeaderNow commits the recorded status.
+func (rec *recorder) WriteHeaderNow() {
+	if !rec.Written() {
+		rec.size = 0
+	}
+}
+
+// Write buffers b.
+func (rec *recorder) Write(b []byte) (int, error) {
+	if rec.hijacked {
+		return 0, http.ErrHijacked
+	}
+	rec.WriteHeaderNow()
+	n, err := rec.body.Write(b)
+	rec.size += n
+	return n, err
+}
+
+// WriteString buffers s.
+func (rec *recorder) WriteString(s string) (int, error) {
+	if rec.hijacked {
+		return 0, http.ErrHijacked
+	}
+	rec.WriteHeaderNow()
+	n, err := rec.body.WriteString(s)
+	rec.size += n
+	return n, err
+}
+
+// Status returns the recorded status (200 until another is written).
+func (rec *recorder) Status() int { return rec.status }
+
+// Size returns the number of body bytes buffered, -1 before the response
+// is committed.
+func (rec *recorder) Size() int { return rec.size }
+
+// Written reports whether the response is committed.
+func (rec *recorder) Written() bool { return rec.size != noWritten }
+
+// Flush commits the status; the buffered response is sent whole once it
+// is stored.
+func (rec *recorder) Flush() { rec.WriteHeaderNow() }
+
+// Hijack hands the connection to the handler, if the real writer allows
+// it. The response is then not replayable: the claim is released.
+func (rec *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if rec.size > 0 {
+		return nil, nil, fmt.Errorf("idemgin: hijack after the response body was written")
+	}
+	conn, rw, err := rec.ResponseWriter.Hijack()
+	if err == nil {
+		rec.hijacked = true
+	}
+	return conn, rw, err
+}
+
+// Pusher returns nil: a server push cannot be captured or replayed.
+func (rec *recorder) Pusher() http.Pusher { return nil }
+
+// Unwrap returns the real writer, for [http.ResponseController].
+func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
+
+func (rec *recorder) response() *core.Response {
+	return &core.Response{Status: rec.status, Header: rec.header, Body: rec.body.Bytes()}
+}
