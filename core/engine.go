@@ -377,11 +377,23 @@ func (e *Engine) observe(ctx context.Context, x Exchange, ev Event) {
 	e.cfg.observer.Observe(ctx, ev)
 }
 
+// emit reports an event from the renewer. The renewer runs beside the
+// handler, so it never touches the Exchange: method and path were copied
+// when it started.
+func (r *renewer) emit(ev Event) {
+	if r.e.cfg.observer == nil {
+		return
+	}
+	ev.Method, ev.Path = r.method, r.path
+	r.e.cfg.observer.Observe(r.ctx, ev)
+}
+
 // renewer extends a claim's lease every third of its length while the
 // handler runs. It is a timer, not a goroutine, between renewals.
 type renewer struct {
 	e       *Engine
-	x       Exchange
+	method  string
+	path    string
 	ctx     context.Context
 	key     string
 	token   Token
@@ -392,7 +404,10 @@ type renewer struct {
 }
 
 func (e *Engine) startRenewer(ctx context.Context, x Exchange, key string, token Token) *renewer {
-	r := &renewer{e: e, x: x, ctx: context.WithoutCancel(ctx), key: key, token: token, every: e.cfg.lease / 3}
+	r := &renewer{e: e, ctx: context.WithoutCancel(ctx), key: key, token: token, every: e.cfg.lease / 3}
+	if e.cfg.observer != nil {
+		r.method, r.path = x.Method(), x.Path()
+	}
 	r.mu.Lock()
 	r.timer = time.AfterFunc(r.every, r.renew)
 	r.mu.Unlock()
@@ -417,12 +432,12 @@ func (r *renewer) renew() {
 	}
 	switch {
 	case err == nil:
-		r.e.observe(r.ctx, r.x, Event{Outcome: EventLeaseRenewed, KeyHash: r.key, StoreLatency: time.Since(start)})
+		r.emit(Event{Outcome: EventLeaseRenewed, KeyHash: r.key, StoreLatency: time.Since(start)})
 	case errors.Is(err, ErrLeaseLost):
-		r.e.observe(r.ctx, r.x, Event{Outcome: EventLeaseLost, KeyHash: r.key, StoreLatency: time.Since(start), Err: err})
+		r.emit(Event{Outcome: EventLeaseLost, KeyHash: r.key, StoreLatency: time.Since(start), Err: err})
 		return
 	default:
-		r.e.observe(r.ctx, r.x, Event{Outcome: EventRenewFailed, KeyHash: r.key, StoreLatency: time.Since(start), Err: err})
+		r.emit(Event{Outcome: EventRenewFailed, KeyHash: r.key, StoreLatency: time.Since(start), Err: err})
 	}
 	r.timer.Reset(r.every)
 }
