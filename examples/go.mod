@@ -1,6 +1,6 @@
 module github.com/idemkit/idemkit/examples
 
-go 1.25.0
+go 1.26.0
 
 require (
 	github.com/idemkit/idemkit/adapters/idemchi v0.0.0
@@ -8,7 +8,74 @@ require (
 	github.com/idemkit/idemkit/core v0.0.0
 )
 
-require github.com/go-chi/chi/v5 v5.5.0
+require (
+	github.com/gin-gonic/gin v1.12.0
+	github.com/go-chi/chi/v5 v5.5.0
+	github.com/gofiber/fiber/v2 v2.52.15
+	github.com/idemkit/idemkit/adapters/idemecho v0.0.0
+	github.com/idemkit/idemkit/adapters/idemfiber v0.0.0
+	github.com/idemkit/idemkit/adapters/idemgin v0.0.0
+	github.com/jackc/pgx/v5 v5.13.0
+	github.com/labstack/echo/v4 v4.16.0
+	github.com/redis/go-redis/v9 v9.23.0
+)
+
+require (
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/jackc/pgpassfile v1.0.0 // indirect
+	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
+	github.com/jackc/puddle/v2 v2.2.3 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
+	golang.org/x/sync v0.24.0 // indirect
+)
+
+require (
+	github.com/andybalholm/brotli v1.1.0 // indirect
+	github.com/bytedance/gopkg v0.1.3 // indirect
+	github.com/bytedance/sonic v1.15.0 // indirect
+	github.com/bytedance/sonic/loader v0.5.0 // indirect
+	github.com/cloudwego/base64x v0.1.6 // indirect
+	github.com/gabriel-vasile/mimetype v1.4.12 // indirect
+	github.com/gin-contrib/sse v1.1.0 // indirect
+	github.com/go-playground/locales v0.14.1 // indirect
+	github.com/go-playground/universal-translator v0.18.1 // indirect
+	github.com/go-playground/validator/v10 v10.30.1 // indirect
+	github.com/goccy/go-json v0.10.5 // indirect
+	github.com/goccy/go-yaml v1.19.2 // indirect
+	github.com/google/uuid v1.6.0 // indirect
+	github.com/idemkit/idemkit/migrations v0.0.0 // indirect
+	github.com/idemkit/idemkit/stores/pgxstore v0.0.0
+	github.com/idemkit/idemkit/stores/redisstore v0.0.0
+	github.com/idemkit/idemkit/stores/tieredstore v0.0.0
+	github.com/json-iterator/go v1.1.12 // indirect
+	github.com/klauspost/compress v1.18.7 // indirect
+	github.com/klauspost/cpuid/v2 v2.4.0 // indirect
+	github.com/labstack/gommon v0.5.0 // indirect
+	github.com/leodido/go-urn v1.4.0 // indirect
+	github.com/mattn/go-colorable v0.1.15 // indirect
+	github.com/mattn/go-isatty v0.0.22 // indirect
+	github.com/mattn/go-runewidth v0.0.16 // indirect
+	github.com/modern-go/concurrent v0.0.0-20180306012644-bacd9c7ef1dd // indirect
+	github.com/modern-go/reflect2 v1.0.2 // indirect
+	github.com/pelletier/go-toml/v2 v2.2.4 // indirect
+	github.com/quic-go/qpack v0.6.0 // indirect
+	github.com/quic-go/quic-go v0.59.0 // indirect
+	github.com/rivo/uniseg v0.2.0 // indirect
+	github.com/twitchyliquid64/golang-asm v0.15.1 // indirect
+	github.com/ugorji/go/codec v1.3.1 // indirect
+	github.com/valyala/bytebufferpool v1.0.0 // indirect
+	github.com/valyala/fasthttp v1.51.0 // indirect
+	github.com/valyala/fasttemplate v1.2.2 // indirect
+	github.com/valyala/tcplisten v1.0.0 // indirect
+	go.mongodb.org/mongo-driver/v2 v2.5.0 // indirect
+	golang.org/x/arch v0.22.0 // indirect
+	golang.org/x/crypto v0.58.0 // indirect
+	golang.org/x/net v0.60.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
+	golang.org/x/time v0.15.0 // indirect
+	google.golang.org/protobuf v1.36.10 // indirect
+)
 
 replace (
 	github.com/idemkit/idemkit/adapters/idemchi => ../adapters/idemchi
@@ -16,3 +83,19 @@ replace (
 	github.com/idemkit/idemkit/conformance => ../conformance
 	github.com/idemkit/idemkit/core => ../core
 )
+
+replace github.com/idemkit/idemkit/adapters/idemgin => ../adapters/idemgin
+
+replace github.com/idemkit/idemkit/adapters/idemecho => ../adapters/idemecho
+
+replace github.com/idemkit/idemkit/adapters/idemfiber => ../adapters/idemfiber
+
+replace github.com/idemkit/idemkit/stores/redisstore => ../stores/redisstore
+
+replace github.com/idemkit/idemkit/stores/pgxstore => ../stores/pgxstore
+
+replace github.com/idemkit/idemkit/stores/tieredstore => ../stores/tieredstore
+
+replace github.com/idemkit/idemkit/migrations => ../migrations
+
+replace github.com/idemkit/idemkit/svctest => ../svctest

@@ -3,9 +3,16 @@ package service
 import (
 	"context"
 	"fmt"
+	"os"
+	"time"
 
 	"github.com/idemkit/idemkit/core"
 	"github.com/idemkit/idemkit/core/memstore"
+	"github.com/idemkit/idemkit/stores/pgxstore"
+	"github.com/idemkit/idemkit/stores/redisstore"
+	"github.com/idemkit/idemkit/stores/tieredstore"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 )
 
 // StoreNames lists the -store values.
@@ -14,13 +21,82 @@ const StoreNames = "memory|redis|postgres|tiered"
 // OpenStore opens the store named by -store. Server URLs come from
 // IDEMKIT_REDIS_URL and IDEMKIT_POSTGRES_URL; postgres and tiered apply the
 // schema on start. The returned close function releases everything.
-func OpenStore(ctx context.Context, name string) (core.Store, func(), error) {
+func OpenStore(ctx context.Context, name string, opts ...tieredstore.Option) (core.Store, func(), error) {
 	switch name {
 	case "memory":
 		s := memstore.New()
 		return s, func() { s.Close() }, nil
-	case "redis", "postgres", "tiered":
-		return nil, nil, fmt.Errorf("store %q is not available in this build yet; use -store memory", name)
+	case "redis":
+		rs, closeRedis, err := openRedis(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		return rs, closeRedis, nil
+	case "postgres":
+		ps, closePG, err := openPostgres(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		return ps, closePG, nil
+	case "tiered":
+		ps, closePG, err := openPostgres(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		rs, closeRedis, err := openRedis(ctx)
+		if err != nil {
+			closePG()
+			return nil, nil, err
+		}
+		return tieredstore.New(rs, ps, opts...), func() { closeRedis(); closePG() }, nil
 	}
 	return nil, nil, fmt.Errorf("unknown store %q; want one of %s", name, StoreNames)
+}
+
+func env(name string) (string, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return "", fmt.Errorf("%s is not set", name)
+	}
+	return v, nil
+}
+
+func openRedis(ctx context.Context) (*redisstore.Store, func(), error) {
+	url, err := env("IDEMKIT_REDIS_URL")
+	if err != nil {
+		return nil, nil, err
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, nil, fmt.Errorf("IDEMKIT_REDIS_URL: %w", err)
+	}
+	opt.ContextTimeoutEnabled = true
+	client := redis.NewClient(opt)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := client.Ping(pctx).Err(); err != nil {
+		client.Close()
+		return nil, nil, fmt.Errorf("redis at %s: %w", opt.Addr, err)
+	}
+	return redisstore.New(client), func() { client.Close() }, nil
+}
+
+func openPostgres(ctx context.Context) (*pgxstore.Store, func(), error) {
+	url, err := env("IDEMKIT_POSTGRES_URL")
+	if err != nil {
+		return nil, nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	pool, err := pgxpool.New(pctx, url)
+	if err != nil {
+		return nil, nil, fmt.Errorf("IDEMKIT_POSTGRES_URL: %w", err)
+	}
+	if err := pgxstore.EnsureSchema(pctx, pool); err != nil {
+		pool.Close()
+		return nil, nil, fmt.Errorf("applying the schema: %w", err)
+	}
+	store := pgxstore.New(pool)
+	stopPruner := store.StartPruner(context.Background(), 10*time.Minute)
+	return store, func() { stopPruner(); pool.Close() }, nil
 }

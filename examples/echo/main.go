@@ -1,0 +1,56 @@
+// Command echo is the idemkit example service on echo. See the repository
+// README; run it with
+//
+//	go run ./examples/echo -addr 127.0.0.1:8080 -store memory
+package main
+
+import (
+	"context"
+	"net/http"
+	"os"
+
+	"github.com/idemkit/idemkit/adapters/idemecho"
+	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/examples/internal/service"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+func main() {
+	flags := service.ParseFlags()
+	logger := service.Logger()
+	store, closeStore, err := service.OpenStore(context.Background(), flags.Store)
+	if err != nil {
+		logger.Error("opening store", "err", err)
+		os.Exit(2)
+	}
+	defer closeStore()
+	engine := core.New(store, service.EngineOptions(logger)...)
+	if err := service.Serve(flags.Addr, routes(engine, &service.Payments{}), logger); err != nil {
+		logger.Error("server", "err", err)
+		os.Exit(1)
+	}
+}
+
+func routes(engine *core.Engine, payments *service.Payments) http.Handler {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.Use(middleware.Recover())
+	e.GET("/healthz", func(c echo.Context) error { return c.NoContent(http.StatusOK) })
+	e.GET("/stats", func(c echo.Context) error { return c.JSON(http.StatusOK, payments.Stats()) })
+	e.POST("/payments", func(c echo.Context) error {
+		var req service.PaymentRequest
+		if err := c.Bind(&req); err != nil {
+			return c.JSON(http.StatusBadRequest, map[string]string{"error": "invalid JSON body"})
+		}
+		pay, status, err := payments.Create(c.Request().Context(), req, c.QueryParam("delay_ms"), c.QueryParam("fail") == "1")
+		if err != nil {
+			// A returned echo.HTTPError would be stored (4xx) or released
+			// (5xx) the same way; the JSON body matches the other examples.
+			return c.JSON(status, map[string]string{"error": err.Error()})
+		}
+		c.Response().Header().Set("Location", "/payments/"+pay.ID)
+		return c.JSON(status, pay)
+	}, idemecho.Middleware(engine))
+	return e
+}

@@ -1,0 +1,59 @@
+// Command fiber is the idemkit example service on fiber (v2). See the
+// repository README; run it with
+//
+//	go run ./examples/fiber -addr 127.0.0.1:8080 -store memory
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/idemkit/idemkit/adapters/idemfiber"
+	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/examples/internal/service"
+)
+
+func main() {
+	flags := service.ParseFlags()
+	logger := service.Logger()
+	store, closeStore, err := service.OpenStore(context.Background(), flags.Store)
+	if err != nil {
+		logger.Error("opening store", "err", err)
+		os.Exit(2)
+	}
+	defer closeStore()
+	engine := core.New(store, service.EngineOptions(logger)...)
+	app := routes(engine, &service.Payments{})
+	err = service.RunUntilSignal(logger, func() error {
+		logger.Info("listening", "addr", flags.Addr)
+		return app.Listen(flags.Addr)
+	}, app.ShutdownWithContext)
+	if err != nil {
+		logger.Error("server", "err", err)
+		os.Exit(1)
+	}
+}
+
+func routes(engine *core.Engine, payments *service.Payments) *fiber.App {
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Use(recover.New())
+	app.Get("/healthz", func(c *fiber.Ctx) error { c.Status(fiber.StatusOK); return nil })
+	app.Get("/stats", func(c *fiber.Ctx) error { return c.JSON(payments.Stats()) })
+	app.Post("/payments", idemfiber.Middleware(engine), func(c *fiber.Ctx) error {
+		var req service.PaymentRequest
+		if err := c.BodyParser(&req); err != nil {
+			return c.Status(fiber.StatusBadRequest).JSON(fiber.Map{"error": "invalid JSON body"})
+		}
+		// fasthttp has no request context that ends with the client; the
+		// user context is the request's context here (see idemfiber).
+		pay, status, err := payments.Create(c.UserContext(), req, c.Query("delay_ms"), c.Query("fail") == "1")
+		if err != nil {
+			return c.Status(status).JSON(fiber.Map{"error": err.Error()})
+		}
+		c.Location("/payments/" + pay.ID)
+		return c.Status(status).JSON(pay)
+	})
+	return app
+}
