@@ -8,7 +8,7 @@ BIN      := bin
 FUZZTIME ?= 10s
 BENCHCOUNT ?= 6
 
-.PHONY: all demo test test-short bench fuzz lint vet fmt-check gowork-off core-deps build clean
+.PHONY: all demo demo-stores test test-short bench fuzz lint vet fmt-check gowork-off core-deps build clean
 
 all: lint test
 
@@ -19,9 +19,16 @@ demo:
 	$(GO) build -o $(BIN)/democlient ./examples/democlient
 	$(BIN)/democlient -server $(BIN)/chi -store memory
 
+## demo-stores: the same walk on chi over redis, postgres and tiered (needs IDEMKIT_REDIS_URL, IDEMKIT_POSTGRES_URL)
+demo-stores:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/chi ./examples/chi
+	$(GO) build -o $(BIN)/democlient ./examples/democlient
+	@set -e; for s in redis postgres tiered; do $(BIN)/democlient -server $(BIN)/chi -store $$s; done
+
 ## test: every module's tests with -race (integration tests need the services, see README)
 test: core-deps
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(GO) test -race -count=1 -parallel 8 -timeout 20m $(PKGS)
 
 test-short:
 	$(GO) test -count=1 -short $(PKGS)
