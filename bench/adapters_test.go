@@ -1,0 +1,367 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/go-chi/chi/v5"
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/idempotency"
+	"github.com/labstack/echo/v4"
+	"github.com/valyala/fasthttp"
+
+	"github.com/idemkit/idemkit/adapters/idemchi"
+	"github.com/idemkit/idemkit/adapters/idemecho"
+	"github.com/idemkit/idemkit/adapters/idemfiber"
+	"github.com/idemkit/idemkit/adapters/idemgin"
+	"github.com/idemkit/idemkit/adapters/idemhttp"
+	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/memstore"
+)
+
+// The adapter benchmarks run one JSON handler (a payment in, a small
+// receipt out) in-process on every framework, bare and behind its idemkit
+// adapter over memstore:
+//
+//	BenchmarkAdapter/<framework>/Bare         no middleware, no key
+//	BenchmarkAdapter/<framework>/NewKey       a fresh key on every request
+//	BenchmarkAdapter/<framework>/Replay       one completed key, replayed
+//	BenchmarkAdapter/<framework>/InFlight409  a key held by a running request
+//	BenchmarkAdapter/<framework>/Mismatch422  a completed key, another body
+//
+// and fiber's own middleware/idempotency (memory storage) as the peer:
+// BenchmarkAdapter/fiber-peer/{NewKey,Replay}. The net/http frameworks are
+// driven through ServeHTTP with an httptest.ResponseRecorder per request;
+// fiber through app.Handler() on one reused fasthttp.RequestCtx, as its
+// server does. The middleware's overhead is NewKey (or Replay) minus Bare
+// of the same framework.
+
+var (
+	payBody   = []byte(`{"amount":1200,"currency":"EUR"}`)
+	otherBody = []byte(`{"amount":1300,"currency":"EUR"}`)
+)
+
+type payment struct {
+	Amount   int    `json:"amount"`
+	Currency string `json:"currency"`
+}
+
+type receipt struct {
+	ID       string `json:"id"`
+	Amount   int    `json:"amount"`
+	Currency string `json:"currency"`
+	Status   string `json:"status"`
+}
+
+// holdHeader makes the handler block until the fixture releases it: the
+// request that holds a key for the InFlight409 case.
+const holdHeader = "X-Bench-Hold"
+
+// fixture is one benchmark invocation's handler state.
+type fixture struct {
+	started chan struct{} // closed when the holding request entered the handler
+	release chan struct{} // closed to let it finish
+}
+
+func newFixture() *fixture {
+	return &fixture{started: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (f *fixture) hold() {
+	close(f.started)
+	<-f.release
+}
+
+// client sends the benchmark request to one app and returns the status.
+type client interface {
+	do(key string, body []byte) int
+}
+
+// framework builds the app (bare when eng is nil) and returns a maker of
+// clients for it; a holding client sends holdHeader.
+type framework struct {
+	name  string
+	build func(eng *core.Engine, f *fixture) func(hold bool) client
+}
+
+// httpClient drives an http.Handler through one reused request.
+type httpClient struct {
+	h    http.Handler
+	req  *http.Request
+	rd   *bytes.Reader
+	body io.ReadCloser
+	kv   []string
+}
+
+func newHTTPClient(h http.Handler, hold bool) client {
+	req := httptest.NewRequest(http.MethodPost, "/payments", nil)
+	req.Header.Set("Content-Type", "application/json")
+	if hold {
+		req.Header.Set(holdHeader, "1")
+	}
+	rd := bytes.NewReader(nil)
+	return &httpClient{h: h, req: req, rd: rd, body: io.NopCloser(rd), kv: make([]string, 1)}
+}
+
+func (c *httpClient) do(key string, body []byte) int {
+	if key != "" {
+		c.kv[0] = key
+		c.req.Header[core.KeyHeader] = c.kv
+	}
+	c.rd.Reset(body)
+	c.req.Body, c.req.ContentLength = c.body, int64(len(body))
+	rec := httptest.NewRecorder()
+	c.h.ServeHTTP(rec, c.req)
+	return rec.Code
+}
+
+// fiberClient drives a fiber app through one reused fasthttp.RequestCtx.
+type fiberClient struct {
+	h      fasthttp.RequestHandler
+	ctx    *fasthttp.RequestCtx
+	header string
+}
+
+func newFiberClient(app *fiber.App, header string, hold bool) client {
+	ctx := new(fasthttp.RequestCtx)
+	ctx.Request.Header.SetMethod(fiber.MethodPost)
+	ctx.Request.SetRequestURI("/payments")
+	ctx.Request.Header.SetContentType(fiber.MIMEApplicationJSON)
+	if hold {
+		ctx.Request.Header.Set(holdHeader, "1")
+	}
+	return &fiberClient{h: app.Handler(), ctx: ctx, header: header}
+}
+
+func (c *fiberClient) do(key string, body []byte) int {
+	if key != "" {
+		c.ctx.Request.Header.Set(c.header, key)
+	}
+	c.ctx.Request.SetBody(body)
+	c.ctx.Response.Reset()
+	c.h(c.ctx)
+	return c.ctx.Response.StatusCode()
+}
+
+// The handlers: decode the payment, answer 201 with a receipt, each in its
+// framework's own idiom.
+
+func httpHandler(f *fixture) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get(holdHeader) != "" {
+			f.hold()
+		}
+		var p payment
+		if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Location", "/payments/pay_1")
+		w.WriteHeader(http.StatusCreated)
+		json.NewEncoder(w).Encode(receipt{ID: "pay_1", Amount: p.Amount, Currency: p.Currency, Status: "accepted"})
+	}
+}
+
+func ginHandler(f *fixture) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if c.GetHeader(holdHeader) != "" {
+			f.hold()
+		}
+		var p payment
+		if err := c.ShouldBindJSON(&p); err != nil {
+			c.String(http.StatusBadRequest, err.Error())
+			return
+		}
+		c.Header("Location", "/payments/pay_1")
+		c.JSON(http.StatusCreated, receipt{ID: "pay_1", Amount: p.Amount, Currency: p.Currency, Status: "accepted"})
+	}
+}
+
+func echoHandler(f *fixture) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if c.Request().Header.Get(holdHeader) != "" {
+			f.hold()
+		}
+		var p payment
+		if err := c.Bind(&p); err != nil {
+			return err
+		}
+		c.Response().Header().Set("Location", "/payments/pay_1")
+		return c.JSON(http.StatusCreated, receipt{ID: "pay_1", Amount: p.Amount, Currency: p.Currency, Status: "accepted"})
+	}
+}
+
+func fiberHandler(f *fixture) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if c.Get(holdHeader) != "" {
+			f.hold()
+		}
+		var p payment
+		if err := c.BodyParser(&p); err != nil {
+			return c.Status(fiber.StatusBadRequest).SendString(err.Error())
+		}
+		c.Location("/payments/pay_1")
+		return c.Status(fiber.StatusCreated).JSON(receipt{ID: "pay_1", Amount: p.Amount, Currency: p.Currency, Status: "accepted"})
+	}
+}
+
+func newFiberApp(guard fiber.Handler, f *fixture) *fiber.App {
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	if guard != nil {
+		app.Post("/payments", guard, fiberHandler(f))
+	} else {
+		app.Post("/payments", fiberHandler(f))
+	}
+	return app
+}
+
+var frameworks = []framework{
+	{"nethttp", func(eng *core.Engine, f *fixture) func(bool) client {
+		mux := http.NewServeMux()
+		var h http.Handler = httpHandler(f)
+		if eng != nil {
+			h = idemhttp.Middleware(eng)(h)
+		}
+		mux.Handle("POST /payments", h)
+		return func(hold bool) client { return newHTTPClient(mux, hold) }
+	}},
+	{"chi", func(eng *core.Engine, f *fixture) func(bool) client {
+		r := chi.NewRouter()
+		if eng != nil {
+			r.Use(idemchi.Middleware(eng))
+		}
+		r.Post("/payments", httpHandler(f))
+		return func(hold bool) client { return newHTTPClient(r, hold) }
+	}},
+	{"gin", func(eng *core.Engine, f *fixture) func(bool) client {
+		r := gin.New()
+		if eng != nil {
+			r.POST("/payments", idemgin.Middleware(eng), ginHandler(f))
+		} else {
+			r.POST("/payments", ginHandler(f))
+		}
+		return func(hold bool) client { return newHTTPClient(r, hold) }
+	}},
+	{"echo", func(eng *core.Engine, f *fixture) func(bool) client {
+		e := echo.New()
+		e.HideBanner, e.HidePort = true, true
+		if eng != nil {
+			e.POST("/payments", echoHandler(f), idemecho.Middleware(eng))
+		} else {
+			e.POST("/payments", echoHandler(f))
+		}
+		return func(hold bool) client { return newHTTPClient(e, hold) }
+	}},
+	{"fiber", func(eng *core.Engine, f *fixture) func(bool) client {
+		var guard fiber.Handler
+		if eng != nil {
+			guard = idemfiber.Middleware(eng)
+		}
+		app := newFiberApp(guard, f)
+		return func(hold bool) client { return newFiberClient(app, core.KeyHeader, hold) }
+	}},
+}
+
+func init() { gin.SetMode(gin.ReleaseMode) }
+
+// benchKeys returns n distinct 36-character keys (the length fiber's peer
+// middleware insists on) unique to this invocation.
+func benchKeys(n int) []string {
+	run := time.Now().UnixNano() % 1e12
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("%08x-0000-4000-8000-%012d", i, run)
+	}
+	return keys
+}
+
+const oneKey = "00000000-0000-4000-8000-000000000001"
+
+// loop runs c.do b.N times with the key of round i and checks the status.
+func loop(b *testing.B, c client, want int, key func(i int) string, body []byte) {
+	b.Helper()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if got := c.do(key(i), body); got != want {
+			b.Fatalf("round %d: status %d; want %d", i, got, want)
+		}
+	}
+	b.StopTimer()
+}
+
+func BenchmarkAdapter(b *testing.B) {
+	for _, fw := range frameworks {
+		b.Run(fw.name, func(b *testing.B) {
+			// engine returns an engine over a memstore sized for b.N keys.
+			engine := func(b *testing.B) *core.Engine {
+				s := memstore.New(memstore.WithMaxEntries(b.N + 1024))
+				b.Cleanup(func() { s.Close() })
+				return core.New(s)
+			}
+			b.Run("Bare", func(b *testing.B) {
+				c := fw.build(nil, newFixture())(false)
+				loop(b, c, http.StatusCreated, func(int) string { return "" }, payBody)
+			})
+			b.Run("NewKey", func(b *testing.B) {
+				c := fw.build(engine(b), newFixture())(false)
+				keys := benchKeys(b.N)
+				loop(b, c, http.StatusCreated, func(i int) string { return keys[i] }, payBody)
+			})
+			b.Run("Replay", func(b *testing.B) {
+				c := fw.build(engine(b), newFixture())(false)
+				if got := c.do(oneKey, payBody); got != http.StatusCreated {
+					b.Fatalf("first request: status %d; want 201", got)
+				}
+				loop(b, c, http.StatusCreated, func(int) string { return oneKey }, payBody)
+			})
+			b.Run("InFlight409", func(b *testing.B) {
+				f := newFixture()
+				mk := fw.build(engine(b), f)
+				done := make(chan int, 1)
+				go func() { done <- mk(true).do(oneKey, payBody) }()
+				<-f.started
+				loop(b, mk(false), http.StatusConflict, func(int) string { return oneKey }, payBody)
+				close(f.release)
+				if got := <-done; got != http.StatusCreated {
+					b.Fatalf("holding request: status %d; want 201", got)
+				}
+			})
+			b.Run("Mismatch422", func(b *testing.B) {
+				c := fw.build(engine(b), newFixture())(false)
+				if got := c.do(oneKey, payBody); got != http.StatusCreated {
+					b.Fatalf("first request: status %d; want 201", got)
+				}
+				loop(b, c, http.StatusUnprocessableEntity, func(int) string { return oneKey }, otherBody)
+			})
+		})
+	}
+	// The peer: fiber v2's middleware/idempotency with its memory storage
+	// (header X-Idempotency-Key), on the same fiber handler. Its Bare is
+	// fiber/Bare above.
+	b.Run("fiber-peer", func(b *testing.B) {
+		peer := func() client {
+			return newFiberClient(newFiberApp(idempotency.New(), newFixture()), "X-Idempotency-Key", false)
+		}
+		b.Run("NewKey", func(b *testing.B) {
+			c := peer()
+			keys := benchKeys(b.N)
+			loop(b, c, http.StatusCreated, func(i int) string { return keys[i] }, payBody)
+		})
+		b.Run("Replay", func(b *testing.B) {
+			c := peer()
+			if got := c.do(oneKey, payBody); got != http.StatusCreated {
+				b.Fatalf("first request: status %d; want 201", got)
+			}
+			loop(b, c, http.StatusCreated, func(int) string { return oneKey }, payBody)
+		})
+	})
+}
