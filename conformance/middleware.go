@@ -3,6 +3,7 @@ package conformance
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -31,6 +32,7 @@ const (
 	hdrPanic  = "X-Test-Panic"    // panic instead of answering
 	hdrBytes  = "X-Test-Bytes"    // answer N pseudo-random binary bytes instead of JSON
 	hdrCookie = "X-Test-Cookie"   // add a Set-Cookie header
+	hdrGzip   = "X-Test-Gzip"     // gzip the body and set Content-Encoding, as a compression layer would
 	scopeHdr  = "X-Api-Key"
 )
 
@@ -81,6 +83,15 @@ func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sum := sha256.Sum256(body)
 	out, _ := json.Marshal(appResult{Execution: n, BodyLen: len(body), BodySHA: hex.EncodeToString(sum[:]), ContentLength: r.ContentLength, Method: r.Method})
 	h.Set("Content-Type", "application/json")
+	if r.Header.Get(hdrGzip) != "" {
+		var zb bytes.Buffer
+		zw := gzip.NewWriter(&zb)
+		zw.Write(out)
+		zw.Close()
+		out = zb.Bytes()
+		h.Set("Content-Encoding", "gzip")
+		h.Set("Vary", "Accept-Encoding")
+	}
 	w.WriteHeader(status)
 	w.Write(out)
 }
@@ -550,6 +561,29 @@ func TestMiddleware(t *testing.T, h Harness) {
 		e.wantReplay("replay", first, again)
 		if c := again.header.Get("Set-Cookie"); c != "" {
 			t.Errorf("replay carries Set-Cookie %q; want none (SPEC §3 stored headers exclude Set-Cookie)", c)
+		}
+	})
+
+	run("Replay/CompressedBody", func(t *testing.T) {
+		e := newEnv(t, h)
+		k := newKey()
+		// Asking for gzip ourselves keeps Go's client from decompressing, so
+		// the raw bytes and Content-Encoding are what we compare.
+		hdr := map[string]string{hdrGzip: "1", "Accept-Encoding": "gzip"}
+		first := e.do(req{key: k, body: []byte(`{}`), header: hdr})
+		e.wantStatus("gzip response", first, http.StatusCreated, "SPEC §3")
+		again := e.do(req{key: k, body: []byte(`{}`), header: hdr})
+		e.wantReplay("gzip replay", first, again)
+		if again.err == nil && (again.header.Get("Content-Encoding") != "gzip" || again.header.Get("Vary") != "Accept-Encoding") {
+			t.Errorf("replayed Content-Encoding %q Vary %q; want gzip and Accept-Encoding (PITFALLS 7: a gzip body replayed without its Content-Encoding)", again.header.Get("Content-Encoding"), again.header.Get("Vary"))
+		}
+		if again.err == nil {
+			zr, err := gzip.NewReader(bytes.NewReader(again.body))
+			if err != nil {
+				t.Errorf("replayed gzip body does not decompress: %v (PITFALLS 7)", err)
+			} else if plain, err := io.ReadAll(zr); err != nil || !json.Valid(plain) {
+				t.Errorf("replayed gzip body decompresses to %q, %v; want the JSON", plain, err)
+			}
 		}
 	})
 

@@ -1,6 +1,7 @@
 package idemchi_test
 
 import (
+	"compress/gzip"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -8,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/idemkit/idemkit/adapters/idemchi"
 	"github.com/idemkit/idemkit/conformance"
 	"github.com/idemkit/idemkit/core"
@@ -80,5 +82,50 @@ func TestRouteGroup(t *testing.T) {
 	}
 	if runs["/tenants/a/payments"] != 1 || runs["/tenants/b/payments"] != 1 {
 		t.Errorf("runs %v; want one per tenant", runs)
+	}
+}
+
+// TestOuterCompression puts chi's Compress middleware outside idemkit: the
+// stored response is the uncompressed one, and each reply (first or
+// replayed) is compressed on its way out with a matching Content-Encoding.
+func TestOuterCompression(t *testing.T) {
+	engine := core.New(newMemStore(t))
+	r := chi.NewRouter()
+	r.Use(middleware.Compress(5, "application/json"))
+	r.Use(idemchi.Middleware(engine))
+	runs := 0
+	r.Post("/p", func(w http.ResponseWriter, r *http.Request) {
+		runs++
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		io.WriteString(w, `{"payload":"`+strings.Repeat("compressible ", 200)+`"}`)
+	})
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	var bodies []string
+	for i := 0; i < 2; i++ {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/p", strings.NewReader(`{}`))
+		req.Header.Set("Idempotency-Key", `"gz-1"`)
+		req.Header.Set("Accept-Encoding", "gzip")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Header.Get("Content-Encoding") != "gzip" {
+			t.Errorf("response %d: Content-Encoding %q; want gzip", i, resp.Header.Get("Content-Encoding"))
+		}
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(zr)
+		resp.Body.Close()
+		bodies = append(bodies, string(b))
+	}
+	if bodies[0] != bodies[1] || !strings.HasPrefix(bodies[0], `{"payload"`) {
+		t.Errorf("decompressed bodies differ or are wrong: %.40q vs %.40q", bodies[0], bodies[1])
+	}
+	if runs != 1 {
+		t.Errorf("handler ran %d times; want 1", runs)
 	}
 }
