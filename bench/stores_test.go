@@ -63,7 +63,7 @@ func randHex(n int) string {
 // storeImpl is one way of doing the benchmarked operations.
 type storeImpl struct {
 	name   string
-	pool   int                                       // connections available to it (0: none)
+	pool   int                                         // connections available to it (0: none)
 	newKey func(ctx context.Context, key string) error // claim + complete
 	seed   func(ctx context.Context, key string) error // leave a completed record
 	replay func(ctx context.Context, key string) error
