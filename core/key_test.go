@@ -117,6 +117,12 @@ func FuzzParseKey(f *testing.F) {
 		if err != nil || again != key {
 			t.Fatalf("quoted round trip of %q: got %q, %v", key, again, err)
 		}
+		// A bare field loses surrounding whitespace as OWS, and one that
+		// starts with '"' is the quoted form, so only other keys can
+		// round-trip bare.
+		if strings.TrimSpace(key) != key || key[0] == '"' {
+			return
+		}
 		if bare, err := core.ParseKey([]string{key}, false, core.DefaultMaxKeyLength); err == nil && bare != key {
 			t.Fatalf("bare round trip of %q: got %q", key, bare)
 		}
