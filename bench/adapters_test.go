@@ -30,6 +30,9 @@ import (
 // receipt out) in-process on every framework, bare and behind its idemkit
 // adapter over memstore:
 //
+//	BenchmarkAdapter/<framework>/Static       no middleware, a handler that
+//	                                          ignores the body and writes a
+//	                                          constant: the framework's floor
 //	BenchmarkAdapter/<framework>/Bare         no middleware, no key
 //	BenchmarkAdapter/<framework>/NewKey       a fresh key on every request
 //	BenchmarkAdapter/<framework>/Replay       one completed key, replayed
@@ -40,8 +43,9 @@ import (
 // BenchmarkAdapter/fiber-peer/{NewKey,Replay}. The net/http frameworks are
 // driven through ServeHTTP with an httptest.ResponseRecorder per request;
 // fiber through app.Handler() on one reused fasthttp.RequestCtx, as its
-// server does. The middleware's overhead is NewKey (or Replay) minus Bare
-// of the same framework.
+// server does. The middleware's new-key overhead is NewKey minus Bare of
+// the same framework; a replay's cost (the handler does not run) is Replay
+// minus Static.
 
 var (
 	payBody   = []byte(`{"amount":1200,"currency":"EUR"}`)
@@ -66,9 +70,12 @@ const holdHeader = "X-Bench-Hold"
 
 // fixture is one benchmark invocation's handler state.
 type fixture struct {
+	static  bool          // serve staticBody, do not read the request
 	started chan struct{} // closed when the holding request entered the handler
 	release chan struct{} // closed to let it finish
 }
+
+var staticBody = []byte(`{"id":"pay_1","status":"accepted"}`)
 
 func newFixture() *fixture {
 	return &fixture{started: make(chan struct{}), release: make(chan struct{})}
@@ -84,8 +91,9 @@ type client interface {
 	do(key string, body []byte) int
 }
 
-// framework builds the app (bare when eng is nil) and returns a maker of
-// clients for it; a holding client sends holdHeader.
+// framework builds the app (bare when eng is nil; with the static handler
+// when f.static) and returns a maker of clients for it; a holding client
+// sends holdHeader.
 type framework struct {
 	name  string
 	build func(eng *core.Engine, f *fixture) func(hold bool) client
@@ -158,6 +166,12 @@ func httpHandler(f *fixture) http.HandlerFunc {
 		if r.Header.Get(holdHeader) != "" {
 			f.hold()
 		}
+		if f.static {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusCreated)
+			w.Write(staticBody)
+			return
+		}
 		var p payment
 		if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -175,6 +189,10 @@ func ginHandler(f *fixture) gin.HandlerFunc {
 		if c.GetHeader(holdHeader) != "" {
 			f.hold()
 		}
+		if f.static {
+			c.Data(http.StatusCreated, "application/json", staticBody)
+			return
+		}
 		var p payment
 		if err := c.ShouldBindJSON(&p); err != nil {
 			c.String(http.StatusBadRequest, err.Error())
@@ -190,6 +208,9 @@ func echoHandler(f *fixture) echo.HandlerFunc {
 		if c.Request().Header.Get(holdHeader) != "" {
 			f.hold()
 		}
+		if f.static {
+			return c.Blob(http.StatusCreated, "application/json", staticBody)
+		}
 		var p payment
 		if err := c.Bind(&p); err != nil {
 			return err
@@ -203,6 +224,10 @@ func fiberHandler(f *fixture) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if c.Get(holdHeader) != "" {
 			f.hold()
+		}
+		if f.static {
+			c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+			return c.Status(fiber.StatusCreated).Send(staticBody)
 		}
 		var p payment
 		if err := c.BodyParser(&p); err != nil {
@@ -307,6 +332,10 @@ func BenchmarkAdapter(b *testing.B) {
 				b.Cleanup(func() { s.Close() })
 				return core.New(s)
 			}
+			b.Run("Static", func(b *testing.B) {
+				c := fw.build(nil, &fixture{static: true})(false)
+				loop(b, c, http.StatusCreated, func(int) string { return "" }, payBody)
+			})
 			b.Run("Bare", func(b *testing.B) {
 				c := fw.build(nil, newFixture())(false)
 				loop(b, c, http.StatusCreated, func(int) string { return "" }, payBody)
