@@ -5,7 +5,6 @@
 package main
 
 import (
-	"context"
 	"os"
 
 	"github.com/gofiber/fiber/v2"
@@ -16,22 +15,16 @@ import (
 )
 
 func main() {
-	flags := service.ParseFlags()
-	logger := service.Logger()
-	store, closeStore, err := service.OpenStore(context.Background(), flags.Store)
-	if err != nil {
-		logger.Error("opening store", "err", err)
-		os.Exit(2)
-	}
+	flags, logger, engine, closeStore := service.Setup()
 	defer closeStore()
-	engine := core.New(store, service.EngineOptions(logger)...)
 	app := routes(engine, &service.Payments{})
-	err = service.RunUntilSignal(logger, func() error {
+	err := service.RunUntilSignal(logger, func() error {
 		logger.Info("listening", "addr", flags.Addr)
 		return app.Listen(flags.Addr)
 	}, app.ShutdownWithContext)
 	if err != nil {
 		logger.Error("server", "err", err)
+		closeStore()
 		os.Exit(1)
 	}
 }

@@ -5,9 +5,7 @@
 package main
 
 import (
-	"context"
 	"net/http"
-	"os"
 
 	"github.com/gin-gonic/gin"
 	"github.com/idemkit/idemkit/adapters/idemgin"
@@ -15,21 +13,7 @@ import (
 	"github.com/idemkit/idemkit/examples/internal/service"
 )
 
-func main() {
-	flags := service.ParseFlags()
-	logger := service.Logger()
-	store, closeStore, err := service.OpenStore(context.Background(), flags.Store)
-	if err != nil {
-		logger.Error("opening store", "err", err)
-		os.Exit(2)
-	}
-	defer closeStore()
-	engine := core.New(store, service.EngineOptions(logger)...)
-	if err := service.Serve(flags.Addr, routes(engine, &service.Payments{}), logger); err != nil {
-		logger.Error("server", "err", err)
-		os.Exit(1)
-	}
-}
+func main() { service.Main(routes) }
 
 func routes(engine *core.Engine, payments *service.Payments) http.Handler {
 	gin.SetMode(gin.ReleaseMode)

@@ -136,3 +136,29 @@ func RunUntilSignal(logger *slog.Logger, serve func() error, shutdown func(conte
 	}
 	return <-errc
 }
+
+// Setup parses the command line, opens the store and builds the engine
+// with the examples' options. It exits the process if the store cannot be
+// opened. The returned function closes the store.
+func Setup() (Flags, *slog.Logger, *core.Engine, func()) {
+	flags := ParseFlags()
+	logger := Logger()
+	store, closeStore, err := OpenStore(context.Background(), flags.Store)
+	if err != nil {
+		logger.Error("opening store", "err", err)
+		os.Exit(2)
+	}
+	return flags, logger, core.New(store, EngineOptions(logger)...), closeStore
+}
+
+// Main runs a net/http-based example: routes over the engine, served on
+// -addr until SIGINT or SIGTERM.
+func Main(routes func(*core.Engine, *Payments) http.Handler) {
+	flags, logger, engine, closeStore := Setup()
+	err := Serve(flags.Addr, routes(engine, &Payments{}), logger)
+	closeStore()
+	if err != nil {
+		logger.Error("server", "err", err)
+		os.Exit(1)
+	}
+}
