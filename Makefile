@@ -7,8 +7,13 @@ PKGS     := $(addsuffix /...,$(MODULES))
 BIN      := bin
 FUZZTIME ?= 10s
 BENCHCOUNT ?= 6
+BENCHTIME_ADAPTERS ?= 150ms
+BENCHTIME_STORES ?= 300ms
+LOADRATE ?= 500
+LOADTIME ?= 3s
+BENCHOUT := bench/out
 
-.PHONY: all demo demo-stores test test-short bench fuzz lint vet fmt-check gowork-off core-deps build clean
+.PHONY: all demo demo-stores test test-short bench bench-modules fuzz lint vet fmt-check gowork-off core-deps build clean
 
 all: lint test
 
@@ -33,8 +38,26 @@ test: core-deps
 test-short:
 	$(GO) test -count=1 -short $(PKGS)
 
-## bench: benchmarks of every module, -benchmem, BENCHCOUNT rounds
+## bench: the cross-module benchmarks (bench/) in BENCHCOUNT interleaved rounds, the
+## loopback load run, then docs/benchmarks.md and docs/benchmarks-throughput.svg
+## (stores need IDEMKIT_REDIS_URL and IDEMKIT_POSTGRES_URL; quick run: BENCHCOUNT=2)
 bench:
+	@mkdir -p $(BENCHOUT) && rm -f $(BENCHOUT)/round-*.txt $(BENCHOUT)/load.jsonl
+	cd bench && $(GO) test -c -o out/bench.test .
+	@set -e; for i in $$(seq -w 1 $(BENCHCOUNT)); do \
+		echo "bench: round $$i of $(BENCHCOUNT)"; \
+		$(BENCHOUT)/bench.test -test.run '^$$' -test.bench '^BenchmarkAdapter$$' -test.benchmem \
+			-test.benchtime $(BENCHTIME_ADAPTERS) > $(BENCHOUT)/round-$$i-adapters.txt || { cat $(BENCHOUT)/round-$$i-adapters.txt; exit 1; }; \
+		$(BENCHOUT)/bench.test -test.run '^$$' -test.bench '^Benchmark(Store|RedisRecordMemory)$$' \
+			-test.benchtime $(BENCHTIME_STORES) > $(BENCHOUT)/round-$$i-stores.txt || { cat $(BENCHOUT)/round-$$i-stores.txt; exit 1; }; \
+		grep -h -- '--- SKIP\|skipped' $(BENCHOUT)/round-$$i-*.txt | head -3 || true; \
+	done
+	cd bench && $(GO) run ./cmd/loadrun -duration $(LOADTIME) -rate $(LOADRATE) -o out/load.jsonl
+	cd bench && $(GO) run ./cmd/report -how "make bench BENCHCOUNT=$(BENCHCOUNT)" \
+		-o ../docs/benchmarks.md -svg ../docs/benchmarks-throughput.svg -load out/load.jsonl out/round-*.txt
+
+## bench-modules: every module's own benchmarks, -benchmem, BENCHCOUNT rounds
+bench-modules:
 	$(GO) test -run '^$$' -bench . -benchmem -count=$(BENCHCOUNT) $(PKGS)
 
 ## fuzz: a short run of every fuzz target
