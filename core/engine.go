@@ -21,7 +21,7 @@ import (
 type Engine struct {
 	store    Store
 	cfg      config
-	problems map[string][]byte
+	problems map[string]*problemSet
 }
 
 // New returns an Engine over store with the given options. It panics if
@@ -46,8 +46,8 @@ func New(store Store, opts ...Option) *Engine {
 		panic("core: New: size limits must not be negative")
 	case c.fingerprint == nil || c.policy == nil || c.headerFilter == nil:
 		panic("core: New: nil fingerprint, completion policy or header filter")
-	case c.storeTimeout <= 0:
-		panic("core: New: store timeout must be positive")
+	case c.storeTimeout < 0:
+		panic("core: New: store timeout must not be negative")
 	}
 	e.buildProblems()
 	return e
@@ -172,8 +172,11 @@ func (e *Engine) serveKey(ctx context.Context, x Exchange, skey string, fp Finge
 }
 
 func (e *Engine) claim(ctx context.Context, req ClaimRequest) (Claim, error) {
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.storeTimeout)
-	defer cancel()
+	if e.cfg.storeTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.cfg.storeTimeout)
+		defer cancel()
+	}
 	c, err := e.store.Claim(ctx, req)
 	if err != nil && !errors.Is(err, ErrStoreUnavailable) {
 		err = fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
@@ -203,9 +206,11 @@ func (e *Engine) replay(ctx context.Context, x Exchange, skey string, resp *Resp
 	if resp.Header == nil {
 		resp.Header = make(http.Header, 2)
 	}
-	resp.Header[e.cfg.replayHeader] = []string{"true"}
+	// Shared, read-only value slices (cap = len, so an append copies): the
+	// adapters only read resp.Header.
+	resp.Header[e.cfg.replayHeader] = valTrue
 	if resp.BodyOmitted {
-		resp.Header["Idempotency-Replay"] = []string{"omitted"}
+		resp.Header["Idempotency-Replay"] = valOmitted
 		resp.Body = nil
 	}
 	x.Send(resp)
@@ -222,8 +227,8 @@ func (e *Engine) refuse(ctx context.Context, x Exchange, ev Event, code, detail 
 // execute runs the handler under a claim held with token, then stores or
 // releases, then sends.
 func (e *Engine) execute(ctx context.Context, x Exchange, skey string, token Token, body []byte, latency time.Duration) {
-	r := e.startRenewer(ctx, x, skey, token)
 	bg := context.WithoutCancel(ctx)
+	r := e.startRenewer(bg, x, skey, token)
 	var resp *Response
 	var capErr error
 	func() {
@@ -272,9 +277,13 @@ func (e *Engine) complete(ctx context.Context, skey string, token Token, resp *R
 		if attempt > 0 {
 			time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
 		}
-		cctx, cancel := context.WithTimeout(ctx, e.cfg.storeTimeout)
-		err = e.store.Complete(cctx, skey, token, resp, e.cfg.ttl)
-		cancel()
+		if e.cfg.storeTimeout > 0 {
+			cctx, cancel := context.WithTimeout(ctx, e.cfg.storeTimeout)
+			err = e.store.Complete(cctx, skey, token, resp, e.cfg.ttl)
+			cancel()
+		} else {
+			err = e.store.Complete(ctx, skey, token, resp, e.cfg.ttl)
+		}
 		if err == nil || errors.Is(err, ErrLeaseLost) {
 			return err
 		}
@@ -283,15 +292,17 @@ func (e *Engine) complete(ctx context.Context, skey string, token Token, resp *R
 }
 
 func (e *Engine) release(ctx context.Context, skey string, token Token) error {
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.storeTimeout)
-	defer cancel()
+	if e.cfg.storeTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.cfg.storeTimeout)
+		defer cancel()
+	}
 	return e.store.Release(ctx, skey, token)
 }
 
 // storable returns the version of resp that is stored: hop-by-hop and
 // filtered headers removed, and the body omitted when over the limit.
 func (e *Engine) storable(resp *Response) *Response {
-	out := &Response{Status: resp.Status, Header: resp.Header, Body: resp.Body}
 	var connTokens []string
 	if c := resp.Header["Connection"]; len(c) > 0 {
 		connTokens = connectionTokens(c)
@@ -307,7 +318,12 @@ func (e *Engine) storable(resp *Response) *Response {
 			break
 		}
 	}
-	if filter {
+	if !filter {
+		// Nothing to drop: the store copies what it keeps.
+		return resp
+	}
+	out := &Response{Status: resp.Status, Header: resp.Header, Body: resp.Body}
+	{
 		// Copy only when something must go: the store copies what it keeps.
 		out.Header = make(http.Header, len(resp.Header))
 		for name, vals := range resp.Header {
@@ -403,8 +419,10 @@ type renewer struct {
 	stopped bool
 }
 
+// startRenewer starts renewing the claim; ctx must not be cancelled with the
+// request (execute passes the request context WithoutCancel).
 func (e *Engine) startRenewer(ctx context.Context, x Exchange, key string, token Token) *renewer {
-	r := &renewer{e: e, ctx: context.WithoutCancel(ctx), key: key, token: token, every: e.cfg.lease / 3}
+	r := &renewer{e: e, ctx: ctx, key: key, token: token, every: e.cfg.lease / 3}
 	if e.cfg.observer != nil {
 		r.method, r.path = x.Method(), x.Path()
 	}
@@ -421,7 +439,13 @@ func (r *renewer) renew() {
 		return
 	}
 	r.mu.Unlock()
-	ctx, cancel := context.WithTimeout(r.ctx, min(r.e.cfg.storeTimeout, r.every))
+	// A renewal never outlives its period, nor the store timeout when one
+	// is configured.
+	bound := r.every
+	if t := r.e.cfg.storeTimeout; t > 0 {
+		bound = min(t, bound)
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, bound)
 	start := time.Now()
 	err := r.e.store.Renew(ctx, r.key, r.token, r.e.cfg.lease)
 	cancel()
@@ -448,6 +472,11 @@ func (r *renewer) stop() {
 	r.timer.Stop()
 	r.mu.Unlock()
 }
+
+var (
+	valTrue    = []string{"true"}
+	valOmitted = []string{"omitted"}
+)
 
 func newToken() Token {
 	var b [16]byte

@@ -41,6 +41,8 @@ type Exchange interface {
 	// connection. A panic in the handler propagates.
 	Capture(body []byte) (*Response, error)
 	// Send writes resp to the client: status, every header value, and body.
+	// It must not modify resp, its header map, value slices or body: the
+	// Engine shares prebuilt problem responses between requests.
 	Send(resp *Response)
 }
 

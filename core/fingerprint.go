@@ -86,18 +86,26 @@ func CanonicalQuery(raw string) string {
 }
 
 // storageKey derives the key a store sees from (scope, key): hex SHA-256, or
-// HMAC-SHA-256 under secret. Stores never see the raw key.
+// HMAC-SHA-256 under secret. Stores never see the raw key. The hashing runs
+// on a pooled hasher, so only the returned string is allocated.
 func storageKey(secret []byte, scope, key string) string {
-	var scratch [320]byte
-	b := appendField(scratch[:0], scope)
-	b = append(b, key...)
 	var sum [sha256.Size]byte
 	if secret != nil {
 		m := hmac.New(sha256.New, secret)
-		m.Write(b)
+		m.Write(appendField(nil, scope))
+		m.Write([]byte(key))
 		m.Sum(sum[:0])
 	} else {
-		sum = sha256.Sum256(b)
+		hs := hashers.Get().(*hashState)
+		hs.h.Reset()
+		b := appendField(hs.buf[:0], scope)
+		b = append(b, key...)
+		hs.buf = b
+		hs.h.Write(b)
+		hs.h.Sum(sum[:0])
+		hashers.Put(hs)
 	}
-	return hex.EncodeToString(sum[:])
+	var out [2 * sha256.Size]byte
+	hex.Encode(out[:], sum[:])
+	return string(out[:])
 }

@@ -13,7 +13,7 @@ const (
 	DefaultMaxKeyLength     = 255
 	DefaultMaxBodyBytes     = 1 << 20
 	DefaultMaxResponseBytes = 1 << 20
-	DefaultStoreTimeout     = 5 * time.Second
+	DefaultStoreTimeout     = 0 // no engine-side bound: the stores bound their own calls
 	DefaultRetryAfter       = time.Second
 	DefaultReplayHeader     = "Idempotency-Replayed"
 	DefaultProblemTypeBase  = "https://github.com/idemkit/idemkit/blob/main/docs/problems.md#"
@@ -189,8 +189,18 @@ func WithCompletionPolicy(p CompletionPolicy) Option { return func(c *config) { 
 // WithObserver sets the hook that sees every decision; see [Observer].
 func WithObserver(o Observer) Option { return func(c *config) { c.observer = o } }
 
-// WithStoreTimeout bounds every store call [5s]; a call that runs out counts
-// as the store being unavailable.
+// WithStoreTimeout bounds every store call by a context deadline of d; a
+// call that runs out counts as the store being unavailable (503). The
+// default, 0, sets no engine-side deadline: the request's own context still
+// applies, and the stores bound their calls themselves, so a hung backend
+// still ends in 503 — pgxstore gives every call without a deadline its own
+// (pgxstore.WithTimeout, 5 s by default), redisstore relies on go-redis's
+// ReadTimeout and WriteTimeout (3 s by default), memstore never blocks. A
+// user-written Store should do the same, or the engine should be given a
+// timeout here. Without one the engine saves two timers and their context
+// allocations per request, a measurable share of the memstore path (see
+// docs). d must not be negative. Renewals are always bounded by a third of
+// the lease.
 func WithStoreTimeout(d time.Duration) Option { return func(c *config) { c.storeTimeout = d } }
 
 // WithRetryAfter sets the Retry-After sent with 503 responses [1s].

@@ -43,43 +43,84 @@ var problemTitles = map[string]struct {
 	CodeStoreUnavailable:    {http.StatusServiceUnavailable, "Idempotency store unavailable", "The request cannot be processed safely right now; retry later."},
 }
 
-// problemResponse builds the problem+json response for code. detail, when
+// problemResponse returns the problem+json response for code. detail, when
 // not empty, replaces the default detail; it must never contain the raw key
-// or the body.
+// or the body. Responses with the default detail and a Retry-After of at
+// most maxSharedRetryAfter seconds are built once, in New, and shared by
+// every request: adapters only read what they send (see [Exchange.Send]).
 func (e *Engine) problemResponse(code, detail string, retryAfter time.Duration) *Response {
-	var body []byte
-	if detail == "" {
-		body = e.problems[code]
-	}
-	pt := problemTitles[code]
-	if body == nil {
-		if detail == "" {
-			detail = pt.detail
-		}
-		body, _ = json.Marshal(Problem{Type: e.cfg.problemBase + code, Title: pt.title, Status: pt.status, Detail: detail, Code: code})
-	}
-	h := http.Header{
-		"Content-Type":  {"application/problem+json"},
-		"Cache-Control": {"no-store"},
-	}
+	var secs int64
 	if retryAfter > 0 {
-		h["Retry-After"] = []string{retryAfterSeconds(retryAfter)}
+		secs = retryAfterSecs(retryAfter)
+	}
+	if detail == "" {
+		if p := e.problems[code]; p != nil && secs < int64(len(p.byRetryAfter)) {
+			if r := p.byRetryAfter[secs]; r != nil {
+				return r
+			}
+		}
+	}
+	return e.buildProblem(code, detail, secs)
+}
+
+// maxSharedRetryAfter bounds the Retry-After values (in seconds) whose
+// problem responses are prebuilt; larger ones are built per request.
+const maxSharedRetryAfter = 120
+
+// problemSet holds the prebuilt responses of one code with the default
+// detail, indexed by Retry-After seconds (0: no Retry-After).
+type problemSet struct {
+	byRetryAfter []*Response
+}
+
+var (
+	valProblemJSON = []string{"application/problem+json"}
+	valNoStore     = []string{"no-store"}
+)
+
+func (e *Engine) buildProblem(code, detail string, secs int64) *Response {
+	pt := problemTitles[code]
+	if detail == "" {
+		detail = pt.detail
+	}
+	body, _ := json.Marshal(Problem{Type: e.cfg.problemBase + code, Title: pt.title, Status: pt.status, Detail: detail, Code: code})
+	h := make(http.Header, 3)
+	h["Content-Type"] = valProblemJSON
+	h["Cache-Control"] = valNoStore
+	if secs > 0 {
+		h["Retry-After"] = []string{strconv.FormatInt(secs, 10)}
 	}
 	return &Response{Status: pt.status, Header: h, Body: body}
 }
 
+// buildProblems prebuilds every problem response a request can get with
+// the default detail: without Retry-After for the 4xx refusals, with every
+// Retry-After up to maxSharedRetryAfter for 409, and with the configured
+// one for 503.
 func (e *Engine) buildProblems() {
-	e.problems = make(map[string][]byte, len(problemTitles))
-	for code, pt := range problemTitles {
-		e.problems[code], _ = json.Marshal(Problem{Type: e.cfg.problemBase + code, Title: pt.title, Status: pt.status, Detail: pt.detail, Code: code})
+	e.problems = make(map[string]*problemSet, len(problemTitles))
+	for code := range problemTitles {
+		var set problemSet
+		switch code {
+		case CodeInFlight:
+			set.byRetryAfter = make([]*Response, maxSharedRetryAfter+1)
+			for s := int64(1); s <= maxSharedRetryAfter; s++ {
+				set.byRetryAfter[s] = e.buildProblem(code, "", s)
+			}
+		case CodeStoreUnavailable:
+			s := retryAfterSecs(e.cfg.retryAfter)
+			if s <= maxSharedRetryAfter {
+				set.byRetryAfter = make([]*Response, s+1)
+				set.byRetryAfter[s] = e.buildProblem(code, "", s)
+			}
+		default:
+			set.byRetryAfter = []*Response{e.buildProblem(code, "", 0)}
+		}
+		e.problems[code] = &set
 	}
 }
 
-// retryAfterSeconds rounds d up to whole seconds, at least 1.
-func retryAfterSeconds(d time.Duration) string {
-	s := int64((d + time.Second - 1) / time.Second)
-	if s < 1 {
-		s = 1
-	}
-	return strconv.FormatInt(s, 10)
+// retryAfterSecs rounds d up to whole seconds, at least 1.
+func retryAfterSecs(d time.Duration) int64 {
+	return max(int64((d+time.Second-1)/time.Second), 1)
 }

@@ -100,7 +100,10 @@ type Response struct {
 // processes: the whole exactly-once guarantee rests on Claim being atomic.
 // Errors caused by the backend (unreachable, timeout, read-only, full) must
 // wrap [ErrStoreUnavailable] so the engine answers 503 (or fails open when
-// configured); so must a cancelled or expired context. Lease and ttl
+// configured); so must a cancelled or expired context. A store that can
+// block on a backend bounds each call itself when the context carries no
+// deadline (the Engine sets one only when [WithStoreTimeout] is given), so
+// that a hung backend still ends in ErrStoreUnavailable. Lease and ttl
 // arguments are always positive and resp is never nil. A pending record
 // whose lease has lapsed counts as absent for every method, like any
 // expired record: Complete, Release and Renew on it return [ErrLeaseLost].

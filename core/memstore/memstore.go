@@ -115,26 +115,35 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 	sh := s.shard(req.Key)
 	now := time.Now()
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	if s.closed.Load() {
+		sh.mu.Unlock()
 		return core.Claim{}, fmt.Errorf("memstore: claim: %w", ErrClosed)
 	}
 	if r := sh.live(req.Key, now); r != nil {
 		switch {
 		case r.fp != req.Fingerprint:
+			sh.mu.Unlock()
 			return core.Claim{Status: core.ClaimMismatch}, nil
-		case r.resp != nil:
-			return core.Claim{Status: core.ClaimReplay, Response: cloneResponse(r.resp)}, nil
+		case r.done:
+			// A stored response is never modified: copy it outside the lock.
+			st := r.stored
+			sh.mu.Unlock()
+			return core.Claim{Status: core.ClaimReplay, Response: st.response()}, nil
 		default:
-			return core.Claim{Status: core.ClaimInFlight, RetryAfter: r.expires.Sub(now)}, nil
+			ra := r.expires.Sub(now)
+			sh.mu.Unlock()
+			return core.Claim{Status: core.ClaimInFlight, RetryAfter: ra}, nil
 		}
 	}
 	if len(sh.m) >= s.perShard && !sh.makeRoom(s.perShard, now) {
-		return core.Claim{}, fmt.Errorf("memstore: claim: %w (%d live claims in shard)", ErrFull, len(sh.m))
+		n := len(sh.m)
+		sh.mu.Unlock()
+		return core.Claim{}, fmt.Errorf("memstore: claim: %w (%d live claims in shard)", ErrFull, n)
 	}
 	r := &record{key: req.Key, fp: req.Fingerprint, token: req.Token, expires: now.Add(req.Lease)}
 	sh.m[req.Key] = r
 	heap.Push(&sh.pending, r)
+	sh.mu.Unlock()
 	return core.Claim{Status: core.ClaimAcquired}, nil
 }
 
@@ -144,55 +153,75 @@ func (s *Store) Complete(ctx context.Context, key string, token core.Token, resp
 	if resp == nil {
 		return errors.New("memstore: complete: nil response")
 	}
-	cp := cloneResponse(resp) // outside the lock: the body may be large
-	return s.withHeld(ctx, "complete", key, token, func(sh *shard, r *record, now time.Time) {
-		heap.Remove(&sh.pending, r.index)
-		r.token = ""
-		r.resp = cp
-		r.expires = now.Add(ttl)
-		heap.Push(&sh.completed, r)
-	})
+	st := store(resp) // outside the lock: the body may be large
+	sh, r, now, err := s.lockHeld(ctx, "complete", key, token)
+	if err != nil {
+		return err
+	}
+	heap.Remove(&sh.pending, r.index)
+	r.token = ""
+	r.done = true
+	r.stored = st
+	r.expires = now.Add(ttl)
+	heap.Push(&sh.completed, r)
+	sh.mu.Unlock()
+	return nil
 }
 
 // Release implements [core.Store.Release].
 func (s *Store) Release(ctx context.Context, key string, token core.Token) error {
-	return s.withHeld(ctx, "release", key, token, func(sh *shard, r *record, _ time.Time) {
-		sh.remove(r)
-	})
+	sh, r, _, err := s.lockHeld(ctx, "release", key, token)
+	if err != nil {
+		return err
+	}
+	sh.remove(r)
+	sh.mu.Unlock()
+	return nil
 }
 
 // Renew implements [core.Store.Renew].
 func (s *Store) Renew(ctx context.Context, key string, token core.Token, lease time.Duration) error {
-	return s.withHeld(ctx, "renew", key, token, func(sh *shard, r *record, now time.Time) {
-		r.expires = now.Add(lease)
-		heap.Fix(&sh.pending, r.index)
-	})
+	sh, r, now, err := s.lockHeld(ctx, "renew", key, token)
+	if err != nil {
+		return err
+	}
+	r.expires = now.Add(lease)
+	heap.Fix(&sh.pending, r.index)
+	sh.mu.Unlock()
+	return nil
 }
 
-// withHeld runs f under the shard lock if key is pending with a live lease
-// held with token, and reports ErrLeaseLost otherwise.
-func (s *Store) withHeld(ctx context.Context, op, key string, token core.Token, f func(*shard, *record, time.Time)) error {
+// lockHeld locks the shard of key and returns it with the record if key is
+// pending with a live lease held with token; the caller then unlocks the
+// shard. Otherwise it returns an error (ErrLeaseLost for a lost lease) with
+// the shard unlocked. (No callback: a closure would be one more allocation
+// per call on the hot path.)
+func (s *Store) lockHeld(ctx context.Context, op, key string, token core.Token) (*shard, *record, time.Time, error) {
 	if err := ctxErr(ctx); err != nil {
-		return fmt.Errorf("memstore: %s: %w", op, err)
+		return nil, nil, time.Time{}, fmt.Errorf("memstore: %s: %w", op, err)
 	}
 	sh := s.shard(key)
 	now := time.Now()
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	if s.closed.Load() {
-		return fmt.Errorf("memstore: %s: %w", op, ErrClosed)
+		sh.mu.Unlock()
+		return nil, nil, now, fmt.Errorf("memstore: %s: %w", op, ErrClosed)
 	}
 	r := sh.live(key, now)
+	var err error
 	switch {
 	case r == nil:
-		return fmt.Errorf("memstore: %s: %w: no live record", op, core.ErrLeaseLost)
-	case r.resp != nil:
-		return fmt.Errorf("memstore: %s: %w: record already completed", op, core.ErrLeaseLost)
+		err = fmt.Errorf("memstore: %s: %w: no live record", op, core.ErrLeaseLost)
+	case r.done:
+		err = fmt.Errorf("memstore: %s: %w: record already completed", op, core.ErrLeaseLost)
 	case r.token != token:
-		return fmt.Errorf("memstore: %s: %w: held with another token", op, core.ErrLeaseLost)
+		err = fmt.Errorf("memstore: %s: %w: held with another token", op, core.ErrLeaseLost)
 	}
-	f(sh, r, now)
-	return nil
+	if err != nil {
+		sh.mu.Unlock()
+		return nil, nil, now, err
+	}
+	return sh, r, now, nil
 }
 
 // Len returns the number of records held, counting expired records that
@@ -262,13 +291,14 @@ func ctxErr(ctx context.Context) error {
 	return nil
 }
 
-// record is a pending claim (resp == nil: fingerprint, token, lease expiry)
+// record is a pending claim (!done: fingerprint, token, lease expiry)
 // or a completed response (fingerprint, response, retention expiry).
 type record struct {
 	key     string
 	fp      core.Fingerprint
 	token   core.Token
-	resp    *core.Response
+	done    bool   // completed: stored holds the response
+	stored  stored // the completed response, never modified once set
 	expires time.Time
 	index   int // position in the shard's pending or completed heap
 }
@@ -295,7 +325,7 @@ func (sh *shard) live(key string, now time.Time) *record {
 }
 
 func (sh *shard) remove(r *record) {
-	if r.resp != nil {
+	if r.done {
 		heap.Remove(&sh.completed, r.index)
 	} else {
 		heap.Remove(&sh.pending, r.index)
@@ -355,14 +385,82 @@ func (h *recordHeap) Pop() any {
 	return r
 }
 
-// cloneResponse deep-copies r. The copy has a non-nil header and a non-nil
-// body, empty when r's is nil or empty.
-func cloneResponse(r *core.Response) *core.Response {
-	h := r.Header.Clone()
-	if h == nil {
-		h = http.Header{}
+// stored is a completed response as the store keeps it: no map, so a
+// Complete allocates three blocks (fields, values, body) and leaves the GC
+// few pointers to scan. The value strings are shared with the caller's
+// header: strings are immutable.
+type stored struct {
+	status  int
+	omitted bool
+	fields  []field
+	body    []byte
+}
+
+type field struct {
+	name string
+	vals []string // nil when the caller's header held a nil slice
+}
+
+// store deep-copies resp into the stored form.
+func store(resp *core.Response) stored {
+	n := 0
+	for _, vv := range resp.Header {
+		n += len(vv)
 	}
-	body := make([]byte, len(r.Body))
-	copy(body, r.Body)
-	return &core.Response{Status: r.Status, Header: h, Body: body, BodyOmitted: r.BodyOmitted}
+	slab := make([]string, n)
+	fields := make([]field, 0, len(resp.Header))
+	for name, vv := range resp.Header {
+		f := field{name: name}
+		if vv != nil {
+			m := copy(slab, vv)
+			f.vals, slab = slab[:m:m], slab[m:]
+		}
+		fields = append(fields, f)
+	}
+	body := make([]byte, len(resp.Body))
+	copy(body, resp.Body)
+	return stored{status: resp.Status, omitted: resp.BodyOmitted, fields: fields, body: body}
+}
+
+// response returns a deep copy the caller owns: a non-nil header and a
+// non-nil body, empty when none was stored. The header map is sized for
+// two more fields (the engine adds the replay marker) so that adding them
+// does not grow it. It takes three allocations beside the map: the body,
+// and one block holding the Response and up to inlineValues header values
+// (a larger header gets its own slab, as http.Header.Clone does).
+func (st *stored) response() *core.Response {
+	n := 0
+	for _, f := range st.fields {
+		n += len(f.vals)
+	}
+	blk := &respBlock{}
+	var slab []string
+	if n <= len(blk.vals) {
+		slab = blk.vals[:n:n]
+	} else {
+		slab = make([]string, n)
+	}
+	h := make(http.Header, len(st.fields)+2)
+	for _, f := range st.fields {
+		if f.vals == nil {
+			h[f.name] = nil
+			continue
+		}
+		m := copy(slab, f.vals)
+		h[f.name], slab = slab[:m:m], slab[m:]
+	}
+	body := make([]byte, len(st.body))
+	copy(body, st.body)
+	blk.resp = core.Response{Status: st.status, Header: h, Body: body, BodyOmitted: st.omitted}
+	return &blk.resp
+}
+
+// inlineValues is how many header values a replayed response holds in its
+// own allocation.
+const inlineValues = 6
+
+// respBlock is one allocation holding a Response and its header values.
+type respBlock struct {
+	resp core.Response
+	vals [inlineValues]string
 }

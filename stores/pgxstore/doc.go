@@ -32,6 +32,9 @@
 //     retried twice first. A statement the server refuses for another
 //     reason (a missing table, say) is returned wrapped but not as
 //     unavailable. pgx.ErrNoRows never escapes.
+//   - A call whose context has no deadline gets one of [DefaultTimeout]
+//     ([WithTimeout]): the engine sets none by default, and a hung server
+//     or an exhausted pool must still end in a 503.
 //
 // # The claim statement
 //

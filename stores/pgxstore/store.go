@@ -23,6 +23,10 @@ var _ core.Store = (*Store)(nil)
 // deletes at most.
 const DefaultPruneBatch = 1000
 
+// DefaultTimeout bounds a store call whose context has no deadline; see
+// [WithTimeout].
+const DefaultTimeout = 5 * time.Second
+
 // Option configures a [Store] or [EnsureSchema].
 type Option func(*config)
 
@@ -31,6 +35,28 @@ type config struct {
 	table      string
 	pruneBatch int
 	onPrune    func(deleted int64, err error)
+	timeout    time.Duration
+}
+
+// WithTimeout bounds every Claim, Complete, Release and Renew whose context
+// carries no deadline [DefaultTimeout], so that a hung server or an
+// exhausted pool ends in [core.ErrStoreUnavailable] (503) even though the
+// engine sets no deadline of its own by default (see
+// [core.WithStoreTimeout]). A context that has a deadline is used as it is.
+// d <= 0 disables the bound.
+func WithTimeout(d time.Duration) Option {
+	return func(c *config) { c.timeout = d }
+}
+
+// bound returns ctx with the store's default deadline when it has none.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if s.cfg.timeout <= 0 {
+		return ctx, func() {}
+	}
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.cfg.timeout)
 }
 
 // WithTable sets the table name [default "idempotency_keys"]. The name is
@@ -67,7 +93,7 @@ func WithPruneReport(fn func(deleted int64, err error)) Option {
 }
 
 func newConfig(opts []Option) config {
-	c := config{table: migrations.DefaultTable, pruneBatch: DefaultPruneBatch}
+	c := config{table: migrations.DefaultTable, pruneBatch: DefaultPruneBatch, timeout: DefaultTimeout}
 	for _, o := range opts {
 		if o != nil {
 			o(&c)
@@ -219,6 +245,8 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 		status                  *int32
 		headers, body           []byte
 	)
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	err := retry(ctx, func() error {
 		return s.pool.QueryRow(ctx, s.claimSQL, req.Key, req.Fingerprint[:], string(req.Token), micros(req.Lease)).
 			Scan(&acquired, &same, &state, &remaining, &status, &headers, &body, &omitted)
@@ -264,6 +292,8 @@ func (s *Store) Complete(ctx context.Context, key string, token core.Token, resp
 	if body == nil || resp.BodyOmitted {
 		body = []byte{} // NOT NULL: nil would be sent as NULL
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var tag pgconn.CommandTag
 	err := retry(ctx, func() (err error) {
 		tag, err = s.pool.Exec(ctx, s.completeSQL, key, string(token), int32(resp.Status), headers, body, resp.BodyOmitted, micros(ttl))
@@ -282,6 +312,8 @@ func (s *Store) Complete(ctx context.Context, key string, token core.Token, resp
 // and the pending state. A lapsed lease is reported as lost (the row, dead
 // anyway, is deleted).
 func (s *Store) Release(ctx context.Context, key string, token core.Token) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var live bool
 	err := retry(ctx, func() error {
 		return s.pool.QueryRow(ctx, s.releaseSQL, key, string(token)).Scan(&live)
@@ -301,6 +333,8 @@ func (s *Store) Release(ctx context.Context, key string, token core.Token) error
 // Renew implements [core.Store.Renew]: one UPDATE guarded by the token, the
 // pending state and the live lease.
 func (s *Store) Renew(ctx context.Context, key string, token core.Token, lease time.Duration) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var tag pgconn.CommandTag
 	err := retry(ctx, func() (err error) {
 		tag, err = s.pool.Exec(ctx, s.renewSQL, key, string(token), micros(lease))

@@ -59,10 +59,14 @@
 //
 // # Clients
 //
-// Deadlines: go-redis applies a context's deadline to the socket only with
-// ContextTimeoutEnabled set in its options; set it, or keep ReadTimeout
-// and WriteTimeout below the engine's store timeout, so that a hung server
-// turns into a quick 503. The store itself refuses a context that is
+// Deadlines: the engine sets no deadline on store calls unless
+// [core.WithStoreTimeout] is given; this store then relies on go-redis's
+// own socket timeouts, ReadTimeout and WriteTimeout (3 s by default; keep
+// them positive), and on PoolTimeout for an exhausted pool, so that a hung
+// server still turns into a 503 within those bounds. go-redis applies a
+// context's deadline to the socket only with ContextTimeoutEnabled set in
+// its options: set it when you configure an engine store timeout or a
+// request deadline that should cut a call short. The store itself refuses a context that is
 // already done before it sends anything. A script whose reply was lost to
 // a timeout may still have run on the server: a claim the caller never
 // learned about lapses with its lease, and a Complete retried after such a
