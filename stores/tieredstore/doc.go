@@ -23,10 +23,12 @@
 //     the hot tier is warmed, and the next replay is one hot round trip.
 //     When the durable tier says in flight or mismatch, the marker is
 //     released.
-//   - Complete writes the durable tier first and returns its error; only
-//     then is the hot tier written (best effort, bounded by the hot
-//     timeout). A client therefore never sees a response that the durable
-//     tier does not hold.
+//   - Complete writes the durable tier first and returns its error; the
+//     hot tier is written afterwards in the background (best effort,
+//     bounded by the hot timeout; [Store.Flush] waits for it). A client
+//     therefore never sees a response that the durable tier does not hold,
+//     and a new key costs the client the durable round trips plus one hot
+//     claim.
 //   - Release and Renew act on the durable tier, then on the hot tier, best
 //     effort.
 //

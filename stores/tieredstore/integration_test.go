@@ -218,6 +218,7 @@ func TestRedisKilledMidLoad(t *testing.T) {
 	}
 	k := randHex(12)
 	svc.post(k, "x")
+	st.Flush()
 	raw := redisClient(t, rs.URL())
 	keys, err := raw.Keys(context.Background(), "*").Result()
 	if err != nil || len(keys) == 0 {

@@ -1,6 +1,7 @@
 package tieredstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -54,6 +55,8 @@ func WithObserver(o core.Observer) Option { return func(c *config) { c.observer 
 type Store struct {
 	hot, durable core.Store
 	cfg          config
+
+	pending sync.WaitGroup // background hot writes
 
 	mu        sync.Mutex
 	failures  int
@@ -131,12 +134,25 @@ func (s *Store) Complete(ctx context.Context, key string, token core.Token, resp
 		return fmt.Errorf("tieredstore: complete: %w", err)
 	}
 	if s.hotAllowed() {
-		s.callHot(ctx, func(ctx context.Context) error {
-			return ignoreLeaseLost(s.hot.Complete(ctx, key, token, resp, ttl))
-		})
+		// The durable tier holds the record: the client may see it now. The
+		// hot write follows in the background (the caller may reuse resp, so
+		// it gets its own copy), bounded by the hot timeout.
+		cp := &core.Response{Status: resp.Status, Header: resp.Header.Clone(), Body: bytes.Clone(resp.Body), BodyOmitted: resp.BodyOmitted}
+		bg := context.WithoutCancel(ctx)
+		s.pending.Add(1)
+		go func() {
+			defer s.pending.Done()
+			s.callHot(bg, func(ctx context.Context) error {
+				return ignoreLeaseLost(s.hot.Complete(ctx, key, token, cp, ttl))
+			})
+		}()
 	}
 	return nil
 }
+
+// Flush waits until every background hot-tier write has finished. Tests
+// and graceful shutdowns use it; requests never wait for it.
+func (s *Store) Flush() { s.pending.Wait() }
 
 // Release implements [core.Store.Release].
 func (s *Store) Release(ctx context.Context, key string, token core.Token) error {

@@ -99,6 +99,7 @@ func TestHotLossWarmsFromDurable(t *testing.T) {
 	if err := s.Complete(ctx, "k", req.Token, resp, time.Hour); err != nil {
 		t.Fatal(err)
 	}
+	s.Flush()
 	hot.Close() // the hot tier loses everything and comes back empty
 	hot2 := newMem(t)
 	s = tieredstore.New(hot2, durable)
