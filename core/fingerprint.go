@@ -28,9 +28,8 @@ func DefaultFingerprint(x Exchange, body []byte) Fingerprint {
 	hs.buf = b
 	hs.h.Write(b)
 	hs.h.Write(body)
-	var fp Fingerprint
-	hs.h.Sum(fp[:0])
-	return fp
+	hs.h.Sum(hs.sum[:0]) // into the pooled state: a local would escape through hash.Hash
+	return Fingerprint(hs.sum)
 }
 
 // hashState is a pooled SHA-256 hasher with a scratch buffer, so hashing a
@@ -38,6 +37,7 @@ func DefaultFingerprint(x Exchange, body []byte) Fingerprint {
 type hashState struct {
 	h   hash.Hash
 	buf []byte
+	sum [sha256.Size]byte
 }
 
 var hashers = sync.Pool{New: func() any { return &hashState{h: sha256.New(), buf: make([]byte, 0, 512)} }}
@@ -102,7 +102,7 @@ func storageKey(secret []byte, scope, key string) string {
 		b = append(b, key...)
 		hs.buf = b
 		hs.h.Write(b)
-		hs.h.Sum(sum[:0])
+		sum = [sha256.Size]byte(hs.h.Sum(hs.sum[:0]))
 		hashers.Put(hs)
 	}
 	var out [2 * sha256.Size]byte

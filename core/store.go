@@ -11,8 +11,9 @@ import (
 // as a mismatch (HTTP 422) rather than replayed.
 type Fingerprint [32]byte
 
-// Token is a fencing token: an opaque, unguessable value that identifies one
-// claim of one key. Every [Store.Complete], [Store.Release] and [Store.Renew]
+// Token is a fencing token: an opaque value, unique per claim attempt and
+// random (not derived from the key or a counter), that identifies one claim
+// of one key. Every [Store.Complete], [Store.Release] and [Store.Renew]
 // is a compare-and-set on it, so a holder whose lease lapsed and was taken
 // over can never overwrite or release the new holder's record.
 type Token string

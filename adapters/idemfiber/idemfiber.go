@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
+	"sync"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/idemkit/idemkit/core"
@@ -24,9 +25,14 @@ func Middleware(engine *core.Engine) fiber.Handler {
 		panic("idemfiber: Middleware: nil Engine")
 	}
 	return func(c *fiber.Ctx) error {
-		x := &exchange{c: c, method: methodString(c.Method()), path: string(c.Request().URI().PathOriginal())}
+		// Exchanges are pooled: the engine never keeps one after Serve.
+		x := exchanges.Get().(*exchange)
+		*x = exchange{c: c, method: methodString(c.Method()), path: string(c.Request().URI().PathOriginal())}
 		engine.Serve(x)
-		return x.err
+		err := x.err
+		*x = exchange{}
+		exchanges.Put(x)
+		return err
 	}
 }
 
@@ -76,8 +82,11 @@ type exchange struct {
 	c      *fiber.Ctx
 	method string
 	path   string
-	err    error // the handler's error on an unguarded request
+	err    error     // the handler's error on an unguarded request
+	one    [1]string // backs Header's result for the usual single field
 }
+
+var exchanges = sync.Pool{New: func() any { return new(exchange) }}
 
 var _ core.BodyBytes = (*exchange)(nil)
 
@@ -104,6 +113,10 @@ func (x *exchange) Header(name string) []string {
 	vals := h.PeekAll(name)
 	if len(vals) == 0 {
 		return nil
+	}
+	if len(vals) == 1 {
+		x.one[0] = string(vals[0])
+		return x.one[:1:1]
 	}
 	out = make([]string, len(vals))
 	for i, v := range vals {
@@ -133,16 +146,27 @@ func (x *exchange) Capture(body []byte) (*core.Response, error) {
 	resp := &fctx.Response
 	hijacked := fctx.Hijacked()
 
-	// Set aside what outer middleware wrote, so that only the handler's
-	// output is captured; put it back afterwards, also on panic, for Send
-	// (or the recover middleware) to write over.
-	outer := fasthttp.AcquireResponse()
-	resp.CopyTo(outer)
-	clearResponse(resp)
-	defer func() {
-		outer.CopyTo(resp)
-		fasthttp.ReleaseResponse(outer)
-	}()
+	if pristine(resp) {
+		// Outer middleware wrote nothing: there is nothing to set aside, and
+		// clearing the handler's output afterwards, also on panic, restores
+		// the state Send (or the recover middleware) writes over. This
+		// saves two response copies per request.
+		defer func() {
+			clearResponse(resp)
+			resp.Header.SetStatusMessage(nil)
+		}()
+	} else {
+		// Set aside what outer middleware wrote, so that only the handler's
+		// output is captured; put it back afterwards, also on panic, for
+		// Send (or the recover middleware) to write over.
+		outer := fasthttp.AcquireResponse()
+		resp.CopyTo(outer)
+		clearResponse(resp)
+		defer func() {
+			outer.CopyTo(resp)
+			fasthttp.ReleaseResponse(outer)
+		}()
+	}
 
 	if err := c.Next(); err != nil {
 		// Render the error now, into the capture, as fiber would after the
@@ -157,33 +181,121 @@ func (x *exchange) Capture(body []byte) (*core.Response, error) {
 	return copyResponse(resp), nil
 }
 
+// pristine reports whether resp holds nothing a middleware wrote: status
+// 200 without a message, no body, and no header field but fasthttp's
+// default Content-Type — exactly the state clearResponse leaves.
+func pristine(resp *fasthttp.Response) bool {
+	if resp.StatusCode() != fiber.StatusOK || len(resp.Header.StatusMessage()) != 0 ||
+		resp.IsBodyStream() || len(resp.Body()) != 0 {
+		return false
+	}
+	n, ok := 0, true
+	resp.Header.VisitAll(func(k, v []byte) {
+		n++
+		if n > 1 || string(k) != fiber.HeaderContentType || string(v) != defaultContentType {
+			ok = false
+		}
+	})
+	return ok
+}
+
+// defaultContentType is the Content-Type fasthttp reports when none is set.
+const defaultContentType = "text/plain; charset=utf-8"
+
 // clearResponse empties status, headers and body, keeping the header
 // settings the server applied (normalization, default Content-Type, Date).
+// The names are copied into one buffer first: fasthttp's slices do not
+// survive a Del.
 func clearResponse(resp *fasthttp.Response) {
 	resp.ResetBody()
 	resp.SetStatusCode(fiber.StatusOK)
-	var keys []string
-	resp.Header.VisitAll(func(k, _ []byte) { keys = append(keys, string(k)) })
-	for _, k := range keys {
-		resp.Header.Del(k)
+	var nameBuf [256]byte
+	var endBuf [16]int
+	names, ends := nameBuf[:0], endBuf[:0]
+	resp.Header.VisitAll(func(k, _ []byte) {
+		names = append(names, k...)
+		ends = append(ends, len(names))
+	})
+	start := 0
+	for _, end := range ends {
+		resp.Header.DelBytes(names[start:end])
+		start = end
 	}
 }
 
 // copyResponse copies status, header values and body out of fasthttp's
 // buffers. Content-Length is left out: fasthttp derives it from the body.
+// Every value is copied into one string and the slices of every field
+// share one slab, so a response costs a fixed handful of allocations
+// whatever its header; common field names are not allocated at all.
 func copyResponse(resp *fasthttp.Response) *core.Response {
-	out := &core.Response{Status: resp.StatusCode(), Header: make(http.Header)}
+	total, count := 0, 0
 	resp.Header.VisitAll(func(k, v []byte) {
-		name := textproto.CanonicalMIMEHeaderKey(string(k))
-		if name == fiber.HeaderContentLength {
+		if string(k) != fiber.HeaderContentLength {
+			total += len(v)
+			count++
+		}
+	})
+	var sb strings.Builder
+	sb.Grow(total)
+	resp.Header.VisitAll(func(k, v []byte) {
+		if string(k) != fiber.HeaderContentLength {
+			sb.Write(v)
+		}
+	})
+	all := sb.String()
+	slab := make([]string, 0, count)
+	out := &core.Response{Status: resp.StatusCode(), Header: make(http.Header, count)}
+	off := 0
+	resp.Header.VisitAll(func(k, v []byte) {
+		if string(k) == fiber.HeaderContentLength {
 			return
 		}
-		out.Header[name] = append(out.Header[name], string(v))
+		name := headerName(k)
+		val := all[off : off+len(v)]
+		off += len(v)
+		vals, seen := out.Header[name]
+		switch {
+		case !seen:
+			slab = append(slab, val)
+			out.Header[name] = slab[len(slab)-1 : len(slab) : len(slab)]
+		case len(vals) > 0 && &vals[len(vals)-1] == &slab[len(slab)-1]:
+			// The previous value of this field was the last one placed:
+			// extend its slice in place (the slab never reallocates).
+			slab = append(slab, val)
+			out.Header[name] = slab[len(slab)-len(vals)-1 : len(slab) : len(slab)]
+		default:
+			out.Header[name] = append(vals[:len(vals):len(vals)], val)
+		}
 	})
 	if b := resp.Body(); len(b) > 0 {
 		out.Body = bytes.Clone(b)
 	}
 	return out
+}
+
+// commonNames interns the response field names most handlers set, in
+// canonical form, so copying them allocates nothing.
+var commonNames = func() map[string]string {
+	m := map[string]string{}
+	for _, n := range []string{
+		fiber.HeaderContentType, fiber.HeaderLocation, fiber.HeaderDate, fiber.HeaderServer,
+		fiber.HeaderCacheControl, fiber.HeaderETag, fiber.HeaderLastModified, fiber.HeaderVary,
+		fiber.HeaderContentEncoding, fiber.HeaderContentLanguage, fiber.HeaderSetCookie,
+		fiber.HeaderConnection, fiber.HeaderXRequestID, fiber.HeaderRetryAfter, fiber.HeaderLink,
+	} {
+		m[n] = n
+	}
+	return m
+}()
+
+// headerName returns the canonical name of a field as a string that does
+// not alias fasthttp's buffer.
+func headerName(k []byte) string {
+	if n, ok := commonNames[string(k)]; ok {
+		return n
+	}
+	return textproto.CanonicalMIMEHeaderKey(string(k))
 }
 
 // Send writes resp over the current response: status, every value of every
@@ -195,8 +307,17 @@ func (x *exchange) Send(resp *core.Response) {
 		if name == fiber.HeaderContentLength {
 			continue
 		}
-		r.Header.Del(name)
-		for _, v := range vals {
+		if len(vals) == 0 || name == fiber.HeaderSetCookie {
+			// fasthttp's Set of Set-Cookie replaces only the cookie of
+			// that name: delete every outer cookie first.
+			r.Header.Del(name)
+			for _, v := range vals {
+				r.Header.Add(name, v)
+			}
+			continue
+		}
+		r.Header.Set(name, vals[0]) // replaces outer values: one lookup, not Del then Add
+		for _, v := range vals[1:] {
 			r.Header.Add(name, v)
 		}
 	}

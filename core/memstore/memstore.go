@@ -64,6 +64,7 @@ type Store struct {
 	mask     uint64
 	seed     maphash.Seed
 	perShard int
+	epoch    time.Time
 
 	closed    atomic.Bool
 	done      chan struct{}
@@ -93,6 +94,7 @@ func New(opts ...Option) *Store {
 		mask:     uint64(c.shards - 1),
 		seed:     maphash.MakeSeed(),
 		perShard: (c.maxEntries + c.shards - 1) / c.shards,
+		epoch:    time.Now(),
 		done:     make(chan struct{}),
 	}
 	for i := range s.shards {
@@ -113,7 +115,7 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 		return core.Claim{}, fmt.Errorf("memstore: claim: %w", err)
 	}
 	sh := s.shard(req.Key)
-	now := time.Now()
+	now := s.now()
 	sh.mu.Lock()
 	if s.closed.Load() {
 		sh.mu.Unlock()
@@ -130,7 +132,7 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 			sh.mu.Unlock()
 			return core.Claim{Status: core.ClaimReplay, Response: st.response()}, nil
 		default:
-			ra := r.expires.Sub(now)
+			ra := time.Duration(r.expires - now)
 			sh.mu.Unlock()
 			return core.Claim{Status: core.ClaimInFlight, RetryAfter: ra}, nil
 		}
@@ -140,7 +142,7 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 		sh.mu.Unlock()
 		return core.Claim{}, fmt.Errorf("memstore: claim: %w (%d live claims in shard)", ErrFull, n)
 	}
-	r := &record{key: req.Key, fp: req.Fingerprint, token: req.Token, expires: now.Add(req.Lease)}
+	r := &record{key: req.Key, fp: req.Fingerprint, token: req.Token, expires: now + int64(req.Lease)}
 	sh.m[req.Key] = r
 	heap.Push(&sh.pending, r)
 	sh.mu.Unlock()
@@ -162,7 +164,7 @@ func (s *Store) Complete(ctx context.Context, key string, token core.Token, resp
 	r.token = ""
 	r.done = true
 	r.stored = st
-	r.expires = now.Add(ttl)
+	r.expires = now + int64(ttl)
 	heap.Push(&sh.completed, r)
 	sh.mu.Unlock()
 	return nil
@@ -185,7 +187,7 @@ func (s *Store) Renew(ctx context.Context, key string, token core.Token, lease t
 	if err != nil {
 		return err
 	}
-	r.expires = now.Add(lease)
+	r.expires = now + int64(lease)
 	heap.Fix(&sh.pending, r.index)
 	sh.mu.Unlock()
 	return nil
@@ -196,12 +198,12 @@ func (s *Store) Renew(ctx context.Context, key string, token core.Token, lease t
 // shard. Otherwise it returns an error (ErrLeaseLost for a lost lease) with
 // the shard unlocked. (No callback: a closure would be one more allocation
 // per call on the hot path.)
-func (s *Store) lockHeld(ctx context.Context, op, key string, token core.Token) (*shard, *record, time.Time, error) {
+func (s *Store) lockHeld(ctx context.Context, op, key string, token core.Token) (*shard, *record, int64, error) {
 	if err := ctxErr(ctx); err != nil {
-		return nil, nil, time.Time{}, fmt.Errorf("memstore: %s: %w", op, err)
+		return nil, nil, 0, fmt.Errorf("memstore: %s: %w", op, err)
 	}
 	sh := s.shard(key)
-	now := time.Now()
+	now := s.now()
 	sh.mu.Lock()
 	if s.closed.Load() {
 		sh.mu.Unlock()
@@ -275,10 +277,15 @@ func (s *Store) sweep() {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		sh.dropExpired(time.Now())
+		sh.dropExpired(s.now())
 		sh.mu.Unlock()
 	}
 }
+
+// now reads the store's clock: nanoseconds on the monotonic clock since
+// New. Expiries are plain integers, so the heaps compare them cheaply and a
+// record holds no *time.Location for the GC to scan.
+func (s *Store) now() int64 { return int64(time.Since(s.epoch)) }
 
 func (s *Store) shard(key string) *shard {
 	return &s.shards[maphash.String(s.seed, key)&s.mask]
@@ -299,11 +306,11 @@ type record struct {
 	token   core.Token
 	done    bool   // completed: stored holds the response
 	stored  stored // the completed response, never modified once set
-	expires time.Time
-	index   int // position in the shard's pending or completed heap
+	expires int64  // Store.now() value: a monotonic clock, compared as an integer
+	index   int    // position in the shard's pending or completed heap
 }
 
-func (r *record) expired(now time.Time) bool { return !now.Before(r.expires) }
+func (r *record) expired(now int64) bool { return now >= r.expires }
 
 type shard struct {
 	mu        sync.Mutex
@@ -315,7 +322,7 @@ type shard struct {
 
 // live returns the record for key, or nil if it is absent or expired; an
 // expired record is dropped on the way.
-func (sh *shard) live(key string, now time.Time) *record {
+func (sh *shard) live(key string, now int64) *record {
 	r := sh.m[key]
 	if r != nil && r.expired(now) {
 		sh.remove(r)
@@ -333,7 +340,7 @@ func (sh *shard) remove(r *record) {
 	delete(sh.m, r.key)
 }
 
-func (sh *shard) dropExpired(now time.Time) {
+func (sh *shard) dropExpired(now int64) {
 	for _, h := range []*recordHeap{&sh.pending, &sh.completed} {
 		for len(*h) > 0 && (*h)[0].expired(now) {
 			r := heap.Pop(h).(*record)
@@ -344,7 +351,7 @@ func (sh *shard) dropExpired(now time.Time) {
 
 // makeRoom applies the eviction rule to a full shard and reports whether
 // there is now room for one more record.
-func (sh *shard) makeRoom(limit int, now time.Time) bool {
+func (sh *shard) makeRoom(limit int, now int64) bool {
 	sh.dropExpired(now)
 	if len(sh.m) < limit {
 		return true
@@ -362,7 +369,7 @@ func (sh *shard) makeRoom(limit int, now time.Time) bool {
 type recordHeap []*record
 
 func (h recordHeap) Len() int           { return len(h) }
-func (h recordHeap) Less(i, j int) bool { return h[i].expires.Before(h[j].expires) }
+func (h recordHeap) Less(i, j int) bool { return h[i].expires < h[j].expires }
 func (h recordHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].index = i
