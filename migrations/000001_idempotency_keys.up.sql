@@ -61,6 +61,77 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 -- serves Prune (DELETE ... WHERE expires_at <= now() in batches)
 CREATE INDEX IF NOT EXISTS idempotency_keys_expires_at_idx ON idempotency_keys (expires_at);
 
+-- idempotency_keys_claim decides a claim that found no live record: the
+-- slow path of pgxstore's claim statement, which answers a replay or a
+-- conflict from a plain index lookup and calls this function only when that
+-- lookup finds nothing (UNION ALL ... LIMIT 1 never starts the second branch
+-- once the first yields a row). Keeping the INSERT out of the statement's
+-- own plan is what makes a replay as cheap as a raw SELECT: with the insert
+-- in a CTE every replay paid for planning and starting it.
+--
+--   - cur re-reads the live record in this statement's snapshot, so a record
+--     committed since the caller's lookup still answers from cur;
+--   - otherwise up inserts a pending record. If a row is in the way (an
+--     expired one, or one a concurrent statement inserted or took over after
+--     our snapshot was taken), ON CONFLICT locks its newest committed
+--     version and the unconditional DO UPDATE either takes it over (expired
+--     by now()) or rewrites it unchanged; RETURNING shows the newest version
+--     either way. So exactly one row and one decision, with no
+--     read-then-write window: one of any number of concurrent claims wins.
+--
+-- The token is unique per attempt, so "the row holds p_token and is pending"
+-- means this call acquired it. search_path is pinned to the schema the
+-- function was created in, so the table resolves whatever the caller's is.
+CREATE OR REPLACE FUNCTION idempotency_keys_claim(p_key text, p_fp bytea, p_token text, p_lease_us bigint)
+RETURNS TABLE (acquired boolean, same boolean, state text, remaining_us bigint,
+               status integer, headers bytea, body bytea, body_omitted boolean)
+LANGUAGE plpgsql VOLATILE SET search_path FROM CURRENT AS $idemkit_claim$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH cur AS (
+        SELECT t.fingerprint, t.state, t.lease_token, t.lease_expires_at, t.status, t.headers, t.body, t.body_omitted
+        FROM idempotency_keys AS t
+        WHERE t.key = p_key AND t.expires_at > now()
+    ), up AS (
+        INSERT INTO idempotency_keys AS r (key, fingerprint, state, lease_token, lease_expires_at, created_at, expires_at)
+        SELECT p_key, p_fp, 'pending', p_token,
+            now() + p_lease_us * interval '1 microsecond', now(),
+            now() + p_lease_us * interval '1 microsecond'
+        WHERE NOT EXISTS (SELECT FROM cur)
+        ON CONFLICT (key) DO UPDATE SET
+            fingerprint = CASE WHEN r.expires_at <= now() THEN excluded.fingerprint ELSE r.fingerprint END,
+            state = CASE WHEN r.expires_at <= now() THEN excluded.state ELSE r.state END,
+            lease_token = CASE WHEN r.expires_at <= now() THEN excluded.lease_token ELSE r.lease_token END,
+            lease_expires_at = CASE WHEN r.expires_at <= now() THEN excluded.lease_expires_at ELSE r.lease_expires_at END,
+            status = CASE WHEN r.expires_at <= now() THEN excluded.status ELSE r.status END,
+            headers = CASE WHEN r.expires_at <= now() THEN excluded.headers ELSE r.headers END,
+            body = CASE WHEN r.expires_at <= now() THEN excluded.body ELSE r.body END,
+            body_omitted = CASE WHEN r.expires_at <= now() THEN excluded.body_omitted ELSE r.body_omitted END,
+            created_at = CASE WHEN r.expires_at <= now() THEN excluded.created_at ELSE r.created_at END,
+            completed_at = CASE WHEN r.expires_at <= now() THEN excluded.completed_at ELSE r.completed_at END,
+            expires_at = CASE WHEN r.expires_at <= now() THEN excluded.expires_at ELSE r.expires_at END
+        RETURNING r.fingerprint, r.state, r.lease_token, r.lease_expires_at, r.status, r.headers, r.body, r.body_omitted
+    ), d AS (
+        SELECT * FROM up
+        UNION ALL
+        SELECT * FROM cur
+    )
+    SELECT
+        d.state = 'pending' AND d.lease_token = p_token,
+        d.fingerprint = p_fp,
+        d.state,
+        CASE WHEN d.state = 'pending'
+            THEN greatest(0, (extract(epoch FROM d.lease_expires_at - now()) * 1000000)::bigint)
+        END,
+        CASE WHEN d.state = 'completed' AND d.fingerprint = p_fp THEN d.status END,
+        CASE WHEN d.state = 'completed' AND d.fingerprint = p_fp THEN d.headers END,
+        CASE WHEN d.state = 'completed' AND d.fingerprint = p_fp THEN d.body END,
+        d.body_omitted
+    FROM d;
+END
+$idemkit_claim$;
+
 -- idempotency_keys_try_jsonb decodes a body as jsonb, or returns NULL when
 -- the bytes are not UTF-8 JSON (a plain cast would raise an error).
 CREATE OR REPLACE FUNCTION idempotency_keys_try_jsonb(b bytea) RETURNS jsonb
