@@ -188,6 +188,7 @@ func (s *Store) Renew(ctx context.Context, key string, token core.Token, lease t
 		return err
 	}
 	r.expires = now + int64(lease)
+	sh.pending[r.index].exp = r.expires
 	heap.Fix(&sh.pending, r.index)
 	sh.mu.Unlock()
 	return nil
@@ -342,7 +343,7 @@ func (sh *shard) remove(r *record) {
 
 func (sh *shard) dropExpired(now int64) {
 	for _, h := range []*recordHeap{&sh.pending, &sh.completed} {
-		for len(*h) > 0 && (*h)[0].expired(now) {
+		for len(*h) > 0 && now >= (*h)[0].exp {
 			r := heap.Pop(h).(*record)
 			delete(sh.m, r.key)
 		}
@@ -365,28 +366,36 @@ func (sh *shard) makeRoom(limit int, now int64) bool {
 }
 
 // recordHeap is a min-heap of records by expiry that keeps each record's
-// index up to date, for O(log n) removal and fixing.
-type recordHeap []*record
+// index up to date, for O(log n) removal and fixing. Each entry carries a
+// copy of its record's expiry, so comparisons read the heap's own array
+// instead of chasing a record pointer per comparison (eviction in a full
+// shard showed Less as 6% of a new-key request, mostly cache misses).
+type recordHeap []heapItem
+
+type heapItem struct {
+	exp int64 // = r.expires, kept in step by Push and Renew
+	r   *record
+}
 
 func (h recordHeap) Len() int           { return len(h) }
-func (h recordHeap) Less(i, j int) bool { return h[i].expires < h[j].expires }
+func (h recordHeap) Less(i, j int) bool { return h[i].exp < h[j].exp }
 func (h recordHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].index = i
-	h[j].index = j
+	h[i].r.index = i
+	h[j].r.index = j
 }
 
 func (h *recordHeap) Push(x any) {
 	r := x.(*record)
 	r.index = len(*h)
-	*h = append(*h, r)
+	*h = append(*h, heapItem{exp: r.expires, r: r})
 }
 
 func (h *recordHeap) Pop() any {
 	old := *h
 	n := len(old) - 1
-	r := old[n]
-	old[n] = nil
+	r := old[n].r
+	old[n] = heapItem{}
 	r.index = -1
 	*h = old[:n]
 	return r
