@@ -4,9 +4,8 @@
 // The files follow golang-migrate's naming (NNNNNN_name.up.sql and
 // NNNNNN_name.down.sql); every down reverses its up. They name their objects
 // by the default, unqualified names (table idempotency_keys, view
-// idempotency_keys_json, functions idempotency_keys_try_jsonb and
-// idempotency_keys_claim, index and constraints prefixed
-// idempotency_keys_), so that:
+// idempotency_keys_json, function idempotency_keys_try_jsonb, index and
+// constraints prefixed idempotency_keys_), so that:
 //
 //   - golang-migrate applies them as they are, in the schema chosen by the
 //     connection's search_path:

@@ -38,20 +38,7 @@
 //
 // # The claim statement
 //
-// One statement from the client, in two branches:
-//
-//	(SELECT … FROM t WHERE key = $1 AND expires_at > now())
-//	UNION ALL
-//	(SELECT * FROM t_claim($1, $2, $3, $4))
-//	LIMIT 1
-//
-// A live record answers from the first branch, a primary-key lookup, and
-// LIMIT 1 ends the statement before the function is called: a replay or a
-// conflict writes nothing and its plan holds no INSERT (measured: with the
-// INSERT in the statement itself, a replay ran at 0.45–0.6× a raw SELECT).
-// Otherwise <table>_claim, a plpgsql function the migration creates (its
-// search_path pinned to its schema), runs the deciding statement with two
-// common table expressions:
+// One statement with two common table expressions:
 //
 //	WITH cur AS (SELECT … FROM t WHERE key = $1 AND expires_at > now()),
 //	up AS (
@@ -62,9 +49,9 @@
 //	    RETURNING r.…)
 //	SELECT … FROM up UNION ALL SELECT … FROM cur
 //
-// When that statement's snapshot holds a live record (one committed since
-// the first branch looked), cur answers and nothing is written. Otherwise
-// the INSERT runs. Under READ COMMITTED a record inserted (or taken over) by a
+// When the statement's snapshot holds a live record, cur answers and nothing
+// is written: a replay or a conflict is a plain index lookup. Otherwise the
+// INSERT runs. Under READ COMMITTED a record inserted (or taken over) by a
 // concurrent statement after our snapshot is invisible to cur, but ON
 // CONFLICT sees and locks its newest committed version; the DO UPDATE has no
 // WHERE, so it always yields that row: taken over when it has expired,

@@ -102,15 +102,6 @@ func newConfig(opts []Option) config {
 	return c
 }
 
-// derived returns the quoted, possibly schema-qualified name of an object
-// the migrations name after the table (the table name plus suffix).
-func (c config) derived(suffix string) string {
-	if c.schema == "" {
-		return pgx.Identifier{c.table + suffix}.Sanitize()
-	}
-	return pgx.Identifier{c.schema, c.table + suffix}.Sanitize()
-}
-
 // ident returns the quoted, possibly schema-qualified name of the table.
 func (c config) ident() string {
 	if c.schema == "" {
@@ -136,7 +127,7 @@ func New(pool *pgxpool.Pool, opts ...Option) *Store {
 	}
 	s := &Store{pool: pool, cfg: newConfig(opts)}
 	t := s.cfg.ident()
-	s.claimSQL = fmt.Sprintf(claimSQL, t, s.cfg.derived("_claim"))
+	s.claimSQL = fmt.Sprintf(claimSQL, t, claimTakeover())
 	s.completeSQL = fmt.Sprintf(completeSQL, t)
 	s.releaseSQL = fmt.Sprintf(releaseSQL, t)
 	s.renewSQL = fmt.Sprintf(renewSQL, t)
@@ -147,19 +138,37 @@ func New(pool *pgxpool.Pool, opts ...Option) *Store {
 // claimSQL decides a claim in one statement. $1 key, $2 fingerprint,
 // $3 token, $4 lease in microseconds.
 //
-// The first branch is a plain primary-key lookup of the live record in the
-// statement's snapshot: when there is one it answers (replay, mismatch or
-// in flight) and LIMIT 1 stops the Append before the second branch starts,
-// so nothing is written and the plan holds no INSERT. Only when there is no
-// live record does the second branch call the <table>_claim function that
-// the migration creates, which inserts or takes over the row in one
-// INSERT … ON CONFLICT and so decides exactly one winner (see the
-// migration). The statement always yields exactly one row.
+//   - cur reads the live record (expires_at > now()) from the statement's
+//     snapshot. When there is one, nothing is written and cur alone answers:
+//     replay, mismatch or in flight.
+//   - Otherwise up inserts a pending record. If a row is in the way (an
+//     expired one, or one a concurrent statement inserted or took over after
+//     our snapshot was taken, which cur cannot see), ON CONFLICT locks its
+//     newest committed version and the unconditional DO UPDATE either takes
+//     it over (expired by now()) or rewrites it unchanged; RETURNING then
+//     shows the newest version either way. So the statement always yields
+//     exactly one row and one decision, with no read-then-write window.
 //
-// Measured (BenchmarkReplay): with the INSERT in a CTE of the statement
-// itself, every replay paid for planning and starting it, 0.45–0.6× a raw
-// SELECT; this shape is a SELECT with a never-executed function scan.
-const claimSQL = `(SELECT
+// The token is unique per attempt, so "the row holds $3 and is pending"
+// means this statement acquired it.
+const claimSQL = `WITH cur AS (
+	SELECT fingerprint, state, lease_token, lease_expires_at, status, headers, body, body_omitted
+	FROM %[1]s
+	WHERE key = $1 AND expires_at > now()
+), up AS (
+	INSERT INTO %[1]s AS r (key, fingerprint, state, lease_token, lease_expires_at, created_at, expires_at)
+	SELECT $1, $2, 'pending', $3,
+		now() + $4::bigint * interval '1 microsecond', now(),
+		now() + $4::bigint * interval '1 microsecond'
+	WHERE NOT EXISTS (SELECT FROM cur)
+	ON CONFLICT (key) DO UPDATE SET %[2]s
+	RETURNING r.fingerprint, r.state, r.lease_token, r.lease_expires_at, r.status, r.headers, r.body, r.body_omitted
+), d AS (
+	SELECT * FROM up
+	UNION ALL
+	SELECT * FROM cur
+)
+SELECT
 	state = 'pending' AND lease_token = $3 AS acquired,
 	fingerprint = $2 AS same,
 	state,
@@ -170,11 +179,24 @@ const claimSQL = `(SELECT
 	CASE WHEN state = 'completed' AND fingerprint = $2 THEN headers END,
 	CASE WHEN state = 'completed' AND fingerprint = $2 THEN body END,
 	body_omitted
-FROM %[1]s
-WHERE key = $1 AND expires_at > now())
-UNION ALL
-(SELECT * FROM %[2]s($1, $2, $3, $4::bigint))
-LIMIT 1`
+FROM d`
+
+// claimColumns are all the columns of the table, set by a takeover.
+var claimColumns = []string{
+	"fingerprint", "state", "lease_token", "lease_expires_at", "status", "headers",
+	"body", "body_omitted", "created_at", "completed_at", "expires_at",
+}
+
+// claimTakeover renders the DO UPDATE SET list: every column takes the
+// proposed value when the existing row has expired by now(), and keeps its
+// own value otherwise.
+func claimTakeover() string {
+	parts := make([]string, len(claimColumns))
+	for i, c := range claimColumns {
+		parts[i] = fmt.Sprintf("%[1]s = CASE WHEN r.expires_at <= now() THEN excluded.%[1]s ELSE r.%[1]s END", c)
+	}
+	return strings.Join(parts, ",\n\t\t")
+}
 
 // completeSQL: $1 key, $2 token, $3 status, $4 headers, $5 body,
 // $6 body omitted, $7 ttl in microseconds.
