@@ -395,7 +395,7 @@ func writeReport(w io.Writer, d *data, loads []loadResult, how, svgName string) 
 
 	// Stores.
 	p("## Stores\n\n")
-	p("Throughput of `Claim` + `Complete` on a fresh key (NewKey) and of `Claim` on a completed key, response decoded (Replay), 1 KiB response body, from an explicit pool of c goroutines sharing the operations. Baselines in the same run: `raw-redis` is go-redis EVALSHA of trivial scripts moving the same bytes in the same round trips (SET of fingerprint and token, SET of the encoded response; GET of it), `raw-pgx` raw pgx statements (`INSERT … ON CONFLICT DO NOTHING` claim + `UPDATE` complete; one `SELECT` replay). The ratio is to the store's baseline: the raw driver for redisstore and pgxstore; for tieredstore, pgxstore on a new key and redisstore on a replay (its budget).\n\n")
+	p("Throughput of `Claim` + `Complete` on a fresh key (NewKey) and of `Claim` on a completed key, response decoded (Replay), 1 KiB response body, from an explicit pool of c goroutines sharing the operations. Baselines in the same run: `raw-redis` is go-redis EVALSHA of trivial scripts moving the same bytes in the same round trips (SET of fingerprint and token, SET of the encoded response; GET of it), `raw-pgx` raw pgx statements (`INSERT … ON CONFLICT DO NOTHING` claim + `UPDATE` complete; a one-statement claim-or-return CTE replay, as issue 7 defines it — see docs/performance.md for the bare-`SELECT` floor). The ratio is to the store's baseline: the raw driver for redisstore and pgxstore; for tieredstore, pgxstore on a new key and redisstore on a replay (its budget).\n\n")
 	p("![store throughput against concurrency](%s)\n\n", svgName)
 	for _, op := range []string{"NewKey", "Replay"} {
 		p("### %s\n\n", op)
