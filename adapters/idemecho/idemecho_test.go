@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/idemkit/idemkit/adapters/idemecho"
 	"github.com/idemkit/idemkit/conformance"
@@ -308,7 +309,7 @@ func TestHijackReleasesClaim(t *testing.T) {
 		rw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi")
 		rw.Flush()
 		return nil
-	}, idemecho.Middleware(core.New(newMemStore(t))))
+	}, idemecho.Middleware(core.New(newMemStore(t), core.WithWaitForInFlight(5*time.Second)))) // the retry waits for the release instead of racing it
 	srv := httptest.NewServer(e)
 	defer srv.Close()
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/idemkit/idemkit/adapters/idemgin"
@@ -291,7 +292,9 @@ func TestFlushIsBuffered(t *testing.T) {
 func TestHijackReleasesClaim(t *testing.T) {
 	var runs atomic.Int32
 	r := gin.New()
-	r.POST("/h", idemgin.Middleware(core.New(newMemStore(t))), func(c *gin.Context) {
+	// The client reads the hijacked reply before the engine has released the
+	// claim, so the retry waits for the release instead of racing it.
+	r.POST("/h", idemgin.Middleware(core.New(newMemStore(t), core.WithWaitForInFlight(5*time.Second))), func(c *gin.Context) {
 		runs.Add(1)
 		if c.GetHeader("X-Hijack") == "" {
 			c.Status(http.StatusCreated)

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/idemkit/idemkit/adapters/idemhttp"
 	"github.com/idemkit/idemkit/conformance"
@@ -74,7 +75,9 @@ func TestFlushIsBuffered(t *testing.T) {
 }
 
 func TestHijackReleasesClaim(t *testing.T) {
-	engine := core.New(newMemStore(t))
+	// The client reads the hijacked reply before the engine has released the
+	// claim, so the retry waits for the release instead of racing it.
+	engine := core.New(newMemStore(t), core.WithWaitForInFlight(5*time.Second))
 	var runs int
 	srv := httptest.NewServer(idemhttp.Middleware(engine)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		runs++
