@@ -9,6 +9,7 @@ require (
 )
 
 require (
+	github.com/idemkit/idemkit/adapters/idemhttp v0.0.0
 	github.com/labstack/gommon v0.5.0 // indirect
 	github.com/mattn/go-colorable v0.1.15 // indirect
 	github.com/mattn/go-isatty v0.0.22 // indirect
@@ -25,3 +26,5 @@ replace (
 	github.com/idemkit/idemkit/conformance => ../../conformance
 	github.com/idemkit/idemkit/core => ../../core
 )
+
+replace github.com/idemkit/idemkit/adapters/idemhttp => ../idemhttp

@@ -1,14 +1,12 @@
 package idemecho
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 
+	"github.com/idemkit/idemkit/adapters/idemhttp"
 	"github.com/idemkit/idemkit/core"
 	"github.com/labstack/echo/v4"
 )
@@ -78,18 +76,11 @@ func (x *exchange) Next() { x.err = x.next(x.c) }
 func (x *exchange) Capture(body []byte) (*core.Response, error) {
 	c := x.c
 	orig, origRes := c.Request(), c.Response()
-	r := new(http.Request)
-	*r = *orig
-	r.ContentLength = int64(len(body))
-	r.TransferEncoding = nil
-	if len(body) == 0 {
-		r.Body = http.NoBody
-		r.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
-	} else {
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	}
-	rec := &recorder{w: origRes, header: make(http.Header)}
+	r := idemhttp.RequestWithBody(orig, body)
+	// The recorder writes informational responses and hijacks through the
+	// net/http writer under echo's Response: echo would count a 1xx as the
+	// committed final status.
+	rec := idemhttp.NewRecorder(origRes.Writer)
 	c.SetRequest(r)
 	c.SetResponse(echo.NewResponse(rec, c.Echo()))
 	defer func() {
@@ -100,15 +91,15 @@ func (x *exchange) Capture(body []byte) (*core.Response, error) {
 			c.SetRequest(orig)
 		}
 	}()
-	if err := x.next(c); err != nil && !rec.hijacked {
+	if err := x.next(c); err != nil && !rec.Hijacked() {
 		// Render the error now, into the capture, so that it is stored or
 		// released like any response.
 		c.Error(err)
 	}
-	if rec.hijacked {
+	if rec.Hijacked() {
 		return nil, fmt.Errorf("idemecho: handler hijacked the connection: %w", core.ErrNotReplayable)
 	}
-	return rec.response(), nil
+	return rec.Response(), nil
 }
 
 func (x *exchange) Send(resp *core.Response) {
@@ -121,96 +112,4 @@ func (x *exchange) Send(resp *core.Response) {
 	if len(resp.Body) > 0 {
 		res.Write(resp.Body)
 	}
-}
-
-// recorder is the http.ResponseWriter under the [echo.Response] the
-// handler writes to while its response is captured. It buffers the status,
-// headers and body; nothing reaches the client until the engine has stored
-// the response.
-//
-// It implements exactly what it can honour: [http.Flusher] (a no-op while
-// buffering, so echo's Response.Flush does not panic), [http.Hijacker]
-// (the connection is handed over, the request becomes non-replayable and
-// its claim is released) and Unwrap, so [http.ResponseController] reaches
-// the real writer for deadlines. It does not implement io.ReaderFrom or
-// http.Pusher.
-type recorder struct {
-	w        http.ResponseWriter
-	header   http.Header
-	status   int
-	body     bytes.Buffer
-	hijacked bool
-}
-
-// Header returns the buffered response header map.
-func (rec *recorder) Header() http.Header { return rec.header }
-
-// WriteHeader records the first final status. Informational statuses
-// (1xx other than 101) are sent to the client at once, as net/http does.
-func (rec *recorder) WriteHeader(code int) {
-	if rec.status != 0 || rec.hijacked {
-		return
-	}
-	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
-		// Through the net/http writer: echo's Response would count a 1xx
-		// as the committed final status.
-		w := rec.w
-		if u, ok := w.(interface{ Unwrap() http.ResponseWriter }); ok {
-			w = u.Unwrap()
-		}
-		dst := w.Header()
-		for k, v := range rec.header {
-			dst[k] = v
-		}
-		w.WriteHeader(code)
-		for k := range rec.header {
-			delete(dst, k)
-		}
-		return
-	}
-	if code < 100 || code > 999 {
-		panic(fmt.Sprintf("idemecho: invalid WriteHeader code %v", code))
-	}
-	rec.status = code
-}
-
-// Write buffers b, recording status 200 first if none was written.
-func (rec *recorder) Write(b []byte) (int, error) {
-	if rec.hijacked {
-		return 0, http.ErrHijacked
-	}
-	if rec.status == 0 {
-		rec.WriteHeader(http.StatusOK)
-	}
-	return rec.body.Write(b)
-}
-
-// Flush is a no-op: a captured response is sent whole once it is stored.
-func (rec *recorder) Flush() {
-	if rec.status == 0 {
-		rec.WriteHeader(http.StatusOK)
-	}
-}
-
-// Hijack hands the connection to the handler, if the real writer allows
-// it. The response is then not replayable: the claim is released.
-func (rec *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, rw, err := http.NewResponseController(rec.w).Hijack()
-	if err == nil {
-		rec.hijacked = true
-	}
-	return conn, rw, err
-}
-
-// Unwrap returns the real writer, for [http.ResponseController].
-func (rec *recorder) Unwrap() http.ResponseWriter { return rec.w }
-
-// response returns the captured response. A handler that wrote nothing
-// produced a 200 with an empty body, as net/http would send.
-func (rec *recorder) response() *core.Response {
-	status := rec.status
-	if status == 0 {
-		status = http.StatusOK
-	}
-	return &core.Response{Status: status, Header: rec.header, Body: rec.body.Bytes()}
 }

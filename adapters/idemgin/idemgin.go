@@ -10,6 +10,7 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+	"github.com/idemkit/idemkit/adapters/idemhttp"
 	"github.com/idemkit/idemkit/core"
 )
 
@@ -78,17 +79,7 @@ func (x *exchange) Next() {
 func (x *exchange) Capture(body []byte) (*core.Response, error) {
 	c := x.c
 	orig, origW := c.Request, c.Writer
-	r := new(http.Request)
-	*r = *orig
-	r.ContentLength = int64(len(body))
-	r.TransferEncoding = nil
-	if len(body) == 0 {
-		r.Body = http.NoBody
-		r.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
-	} else {
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	}
+	r := idemhttp.RequestWithBody(orig, body)
 	rec := newRecorder(origW)
 	c.Request, c.Writer = r, rec
 	defer func() {

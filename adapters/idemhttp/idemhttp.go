@@ -68,23 +68,31 @@ func (x *exchange) Body() (io.Reader, int64) {
 func (x *exchange) Next() { x.next.ServeHTTP(x.w, x.r) }
 
 func (x *exchange) Capture(body []byte) (*core.Response, error) {
-	r := new(http.Request)
-	*r = *x.r
-	r.ContentLength = int64(len(body))
-	r.TransferEncoding = nil
-	if len(body) == 0 {
-		r.Body = http.NoBody
-		r.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
-	} else {
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	}
-	rec := &Recorder{w: x.w, header: make(http.Header)}
-	x.next.ServeHTTP(rec, r)
-	if rec.hijacked {
+	rec := NewRecorder(x.w)
+	x.next.ServeHTTP(rec, RequestWithBody(x.r, body))
+	if rec.Hijacked() {
 		return nil, fmt.Errorf("idemhttp: handler hijacked the connection: %w", core.ErrNotReplayable)
 	}
 	return rec.Response(), nil
+}
+
+// RequestWithBody returns a shallow copy of r whose body is body, with the
+// matching ContentLength and GetBody and no transfer encoding: the request
+// a guarded handler sees after the engine has read the original body.
+// Adapters of net/http-based frameworks share it.
+func RequestWithBody(r *http.Request, body []byte) *http.Request {
+	c := new(http.Request)
+	*c = *r
+	c.ContentLength = int64(len(body))
+	c.TransferEncoding = nil
+	if len(body) == 0 {
+		c.Body = http.NoBody
+		c.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
+	} else {
+		c.Body = io.NopCloser(bytes.NewReader(body))
+		c.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	return c
 }
 
 func (x *exchange) Send(resp *core.Response) {
@@ -115,6 +123,15 @@ type Recorder struct {
 	body     bytes.Buffer
 	hijacked bool
 }
+
+// NewRecorder returns a Recorder for a handler whose response would go to
+// w, the real writer: informational responses and hijacking reach w.
+func NewRecorder(w http.ResponseWriter) *Recorder {
+	return &Recorder{w: w, header: make(http.Header)}
+}
+
+// Hijacked reports whether the handler took over the connection.
+func (rec *Recorder) Hijacked() bool { return rec.hijacked }
 
 // Header returns the buffered response header map.
 func (rec *Recorder) Header() http.Header { return rec.header }
