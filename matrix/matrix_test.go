@@ -119,7 +119,7 @@ func connect(t *testing.T) *backends {
 	if err != nil {
 		t.Fatalf("postgres URL: %v", err)
 	}
-	cfg.MaxConns = 32
+	cfg.MaxConns = 16 // every cell shares it; keeps `make test` under max_connections
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		t.Fatalf("pgxpool: %v", err)

@@ -14,7 +14,7 @@ import (
 // TestConformance runs the store contract suite; every subtest gets its own
 // schema on one shared pool.
 func TestConformance(t *testing.T) {
-	pool := newPool(t, svctest.PostgresURL(t), 64)
+	pool := newPool(t, svctest.PostgresURL(t), 16)
 	conformance.TestStore(t, func(t *testing.T) core.Store {
 		return newTestDBOn(t, pool).store()
 	})
@@ -22,7 +22,7 @@ func TestConformance(t *testing.T) {
 
 // TestConformanceHTTP runs the middleware suite with idemhttp on this store.
 func TestConformanceHTTP(t *testing.T) {
-	pool := newPool(t, svctest.PostgresURL(t), 64)
+	pool := newPool(t, svctest.PostgresURL(t), 16)
 	conformance.TestMiddleware(t, conformance.Harness{
 		NewStore: func(t *testing.T) core.Store { return newTestDBOn(t, pool).store() },
 		NewServer: func(t *testing.T, engine *core.Engine, app http.Handler) string {
