@@ -81,8 +81,9 @@ func EncodeResponse(resp *Response) []byte {
 	return append(buf, resp.Body...)
 }
 
-// DecodeResponse decodes bytes made by [EncodeResponse]. The returned body
-// is a copy that does not alias b. It returns an error wrapping
+// DecodeResponse decodes bytes made by [EncodeResponse]. It never writes
+// to b and the result keeps no reference to it: header values and the body
+// are copies. It returns an error wrapping
 // [ErrCorruptRecord] for any malformed input and never panics.
 func DecodeResponse(b []byte) (*Response, error) {
 	if len(b) < 4 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/idemkit/idemkit/core"
 	"github.com/redis/go-redis/v9"
@@ -165,7 +166,10 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 		if !ok || len(rec) < headerLen {
 			return core.Claim{}, corruptErr("claim", rkey, "malformed completed record")
 		}
-		resp, err := core.DecodeResponse([]byte(rec[headerLen:]))
+		// DecodeResponse copies what it keeps and never writes to its
+		// input, so the reply string is read in place instead of copied.
+		enc := rec[headerLen:]
+		resp, err := core.DecodeResponse(unsafe.Slice(unsafe.StringData(enc), len(enc)))
 		if err != nil {
 			return core.Claim{}, fmt.Errorf("redisstore: claim %s: %w: %w", rkey, core.ErrStoreUnavailable, err)
 		}
