@@ -172,12 +172,18 @@ func (e *Engine) serveKey(ctx context.Context, x Exchange, skey string, fp Finge
 	}
 }
 
-func (e *Engine) claim(ctx context.Context, req ClaimRequest) (Claim, error) {
+// storeCtx bounds ctx by the store timeout when one is configured; without
+// one it costs nothing (no timer, no allocation).
+func (e *Engine) storeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	if e.cfg.storeTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, e.cfg.storeTimeout)
-		defer cancel()
+		return context.WithTimeout(ctx, e.cfg.storeTimeout)
 	}
+	return ctx, func() {}
+}
+
+func (e *Engine) claim(ctx context.Context, req ClaimRequest) (Claim, error) {
+	ctx, cancel := e.storeCtx(ctx)
+	defer cancel()
 	c, err := e.store.Claim(ctx, req)
 	if err != nil && !errors.Is(err, ErrStoreUnavailable) {
 		err = fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
@@ -278,13 +284,9 @@ func (e *Engine) complete(ctx context.Context, skey string, token Token, resp *R
 		if attempt > 0 {
 			time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
 		}
-		if e.cfg.storeTimeout > 0 {
-			cctx, cancel := context.WithTimeout(ctx, e.cfg.storeTimeout)
-			err = e.store.Complete(cctx, skey, token, resp, e.cfg.ttl)
-			cancel()
-		} else {
-			err = e.store.Complete(ctx, skey, token, resp, e.cfg.ttl)
-		}
+		cctx, cancel := e.storeCtx(ctx)
+		err = e.store.Complete(cctx, skey, token, resp, e.cfg.ttl)
+		cancel()
 		if err == nil || errors.Is(err, ErrLeaseLost) {
 			return err
 		}
@@ -293,11 +295,8 @@ func (e *Engine) complete(ctx context.Context, skey string, token Token, resp *R
 }
 
 func (e *Engine) release(ctx context.Context, skey string, token Token) error {
-	if e.cfg.storeTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, e.cfg.storeTimeout)
-		defer cancel()
-	}
+	ctx, cancel := e.storeCtx(ctx)
+	defer cancel()
 	return e.store.Release(ctx, skey, token)
 }
 
