@@ -103,13 +103,5 @@ func (x *exchange) Capture(body []byte) (*core.Response, error) {
 }
 
 func (x *exchange) Send(resp *core.Response) {
-	res := x.c.Response()
-	h := res.Header()
-	for k, v := range resp.Header {
-		h[k] = v
-	}
-	res.WriteHeader(resp.Status)
-	if len(resp.Body) > 0 {
-		res.Write(resp.Body)
-	}
+	idemhttp.WriteResponse(x.c.Response(), resp)
 }

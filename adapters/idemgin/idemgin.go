@@ -99,16 +99,9 @@ func (x *exchange) Capture(body []byte) (*core.Response, error) {
 }
 
 func (x *exchange) Send(resp *core.Response) {
-	w := x.c.Writer
-	h := w.Header()
-	for k, v := range resp.Header {
-		h[k] = v
-	}
-	w.WriteHeader(resp.Status)
-	w.WriteHeaderNow()
-	if len(resp.Body) > 0 {
-		w.Write(resp.Body)
-	}
+	idemhttp.WriteResponse(x.c.Writer, resp)
+	// gin's WriteHeader only records the status: send it for an empty body.
+	x.c.Writer.WriteHeaderNow()
 }
 
 const noWritten = -1

@@ -95,14 +95,19 @@ func RequestWithBody(r *http.Request, body []byte) *http.Request {
 	return c
 }
 
-func (x *exchange) Send(resp *core.Response) {
-	h := x.w.Header()
+func (x *exchange) Send(resp *core.Response) { WriteResponse(x.w, resp) }
+
+// WriteResponse writes resp to w: every header value, the status, the
+// body. It only reads resp (the engine may share its header values).
+// Adapters of net/http-based frameworks share it.
+func WriteResponse(w http.ResponseWriter, resp *core.Response) {
+	h := w.Header()
 	for k, v := range resp.Header {
 		h[k] = v
 	}
-	x.w.WriteHeader(resp.Status)
+	w.WriteHeader(resp.Status)
 	if len(resp.Body) > 0 {
-		x.w.Write(resp.Body)
+		w.Write(resp.Body)
 	}
 }
 
