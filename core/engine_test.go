@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -173,6 +174,51 @@ func TestHopByHopHeadersNotStored(t *testing.T) {
 	}
 	if v := y.sent.Header.Values("X-Kept"); len(v) != 2 {
 		t.Errorf("replay X-Kept = %q; want both values", v)
+	}
+}
+
+func TestReplayMarksWithoutModifyingTheStoredResponse(t *testing.T) {
+	e := core.New(newStore(t), core.WithMaxResponseBytes(8), core.WithReplayHeader("x-replayed"))
+	small := func([]byte) (*core.Response, error) {
+		return &core.Response{Status: 201, Header: http.Header{"X-Replayed": {"stale"}, "Location": {"/a"}}, Body: []byte("ok")}, nil
+	}
+	big := func([]byte) (*core.Response, error) {
+		return &core.Response{Status: 201, Header: http.Header{"Location": {"/b"}}, Body: []byte("more than eight bytes")}, nil
+	}
+	for _, tc := range []struct {
+		key   string
+		h     func([]byte) (*core.Response, error)
+		extra http.Header
+		body  string
+	}{
+		{"small", small, http.Header{"X-Replayed": {"true"}}, "ok"},
+		{"big", big, http.Header{"X-Replayed": {"true"}, "Idempotency-Replay": {"omitted"}}, ""},
+	} {
+		first := newFake(tc.key, "", tc.h)
+		e.Serve(first)
+		if first.sent.Extra != nil {
+			t.Errorf("%s: first response Extra = %v; want none", tc.key, first.sent.Extra)
+		}
+		var sent []*core.Response
+		for range 2 {
+			y := newFake(tc.key, "", tc.h)
+			e.Serve(y)
+			if y.runs != 0 {
+				t.Fatalf("%s: retry ran the handler", tc.key)
+			}
+			if !reflect.DeepEqual(y.sent.Extra, tc.extra) || string(y.sent.Body) != tc.body {
+				t.Errorf("%s: replay Extra %v, body %q; want %v, %q", tc.key, y.sent.Extra, y.sent.Body, tc.extra, tc.body)
+			}
+			sent = append(sent, y.sent)
+		}
+		// The markers ride in Extra: the stored header is left as stored,
+		// so the second replay sees exactly what the first did.
+		if got := sent[1].Header.Get("X-Replayed"); tc.key == "small" && got != "stale" {
+			t.Errorf("%s: stored X-Replayed = %q after a replay; want the handler's %q untouched", tc.key, got, "stale")
+		}
+		if len(sent[1].Header["Idempotency-Replay"]) != 0 {
+			t.Errorf("%s: the omitted marker leaked into the stored header", tc.key)
+		}
 	}
 }
 

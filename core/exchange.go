@@ -40,9 +40,11 @@ type Exchange interface {
 	// error wrapping [ErrNotReplayable] if the handler took over the
 	// connection. A panic in the handler propagates.
 	Capture(body []byte) (*Response, error)
-	// Send writes resp to the client: status, every header value, and body.
-	// It must not modify resp, its header map, value slices or body: the
-	// Engine shares prebuilt problem responses between requests.
+	// Send writes resp to the client: status, every header value of
+	// resp.Header, then of resp.Extra (replacing fields of the same name),
+	// and body. It must not modify resp, its header maps, value slices or
+	// body: the Engine shares prebuilt problem responses between requests,
+	// and a store may share a replayed response between them.
 	Send(resp *Response)
 }
 

@@ -86,26 +86,28 @@ func CanonicalQuery(raw string) string {
 }
 
 // storageKey derives the key a store sees from (scope, key): hex SHA-256, or
-// HMAC-SHA-256 under secret. Stores never see the raw key. The hashing runs
-// on a pooled hasher, so only the returned string is allocated.
+// HMAC-SHA-256 under secret. Stores never see the raw key. Without a
+// secret the input is assembled on the stack and hashed with Sum256, so
+// only the returned string is allocated.
 func storageKey(secret []byte, scope, key string) string {
 	var sum [sha256.Size]byte
 	if secret != nil {
-		m := hmac.New(sha256.New, secret)
-		m.Write(appendField(nil, scope))
-		m.Write([]byte(key))
-		m.Sum(sum[:0])
+		sum = keyHMAC(secret, scope, key)
 	} else {
-		hs := hashers.Get().(*hashState)
-		hs.h.Reset()
-		b := appendField(hs.buf[:0], scope)
+		var buf [256]byte
+		b := appendField(buf[:0], scope)
 		b = append(b, key...)
-		hs.buf = b
-		hs.h.Write(b)
-		sum = [sha256.Size]byte(hs.h.Sum(hs.sum[:0]))
-		hashers.Put(hs)
+		sum = sha256.Sum256(b)
 	}
 	var out [2 * sha256.Size]byte
 	hex.Encode(out[:], sum[:])
 	return string(out[:])
+}
+
+func keyHMAC(secret []byte, scope, key string) (sum [sha256.Size]byte) {
+	m := hmac.New(sha256.New, secret)
+	m.Write(appendField(nil, scope))
+	m.Write([]byte(key))
+	m.Sum(sum[:0])
+	return sum
 }

@@ -92,6 +92,13 @@ type Response struct {
 	// BodyOmitted records that the original body exceeded the stored-response
 	// limit and was delivered but not stored.
 	BodyOmitted bool
+	// Extra holds header fields that are sent but never stored: the Engine
+	// sets it to its shared replay markers (Idempotency-Replayed, and
+	// Idempotency-Replay: omitted) when it replays a record, so that a
+	// stored response, which may be shared, is never modified. Stores
+	// ignore it. [Exchange.Send] writes Extra after Header, replacing any
+	// field of the same name.
+	Extra http.Header
 }
 
 // Store is the persistence contract of idemkit. Every method takes a context
@@ -120,7 +127,9 @@ type Store interface {
 	//   - completed with the same fingerprint: ClaimReplay with the response;
 	//   - pending with a live lease and the same fingerprint: ClaimInFlight
 	//     with the remaining lease.
-	// A returned Response belongs to the caller, which may modify it.
+	// A returned Response is read-only: the caller never modifies it, its
+	// header map, value slices or body, so a store may return one shared
+	// value to every replay of a record (memstore does).
 	// Exactly one of any number of concurrent Claims for one key may return
 	// ClaimAcquired while its lease is live.
 	Claim(ctx context.Context, req ClaimRequest) (Claim, error)
@@ -129,8 +138,10 @@ type Store interface {
 	// held with token, by the completed response, retained for ttl. It returns
 	// an error wrapping [ErrLeaseLost] when the record is absent, completed,
 	// or held with another token. The stored bytes must come back exactly.
-	// The store must not keep resp, its header map or its body slice after
-	// Complete returns: the caller may reuse them.
+	// The caller hands resp over: it never modifies resp, its header map,
+	// value slices or body afterwards, so a store may keep them as they are
+	// (memstore does) instead of copying. The store must not modify them
+	// either: the caller sends resp to the client after Complete.
 	Complete(ctx context.Context, key string, token Token, resp *Response, ttl time.Duration) error
 
 	// Release deletes the pending record for key if and only if it is held

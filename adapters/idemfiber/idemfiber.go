@@ -299,7 +299,8 @@ func headerName(k []byte) string {
 }
 
 // Send writes resp over the current response: status, every value of every
-// header (replacing outer values of the same name) and a copy of the body.
+// header, then of resp.Extra (each replacing outer values of the same name)
+// and a copy of the body.
 func (x *exchange) Send(resp *core.Response) {
 	r := x.c.Response()
 	r.SetStatusCode(resp.Status)
@@ -317,6 +318,17 @@ func (x *exchange) Send(resp *core.Response) {
 			continue
 		}
 		r.Header.Set(name, vals[0]) // replaces outer values: one lookup, not Del then Add
+		for _, v := range vals[1:] {
+			r.Header.Add(name, v)
+		}
+	}
+	for name, vals := range resp.Extra {
+		// The engine's replay markers, replacing any stored field of the
+		// same name.
+		if len(vals) == 0 {
+			continue
+		}
+		r.Header.Set(name, vals[0])
 		for _, v := range vals[1:] {
 			r.Header.Add(name, v)
 		}

@@ -97,13 +97,21 @@ func RequestWithBody(r *http.Request, body []byte) *http.Request {
 
 func (x *exchange) Send(resp *core.Response) { WriteResponse(x.w, resp) }
 
-// WriteResponse writes resp to w: every header value, the status, the
-// body. It only reads resp (the engine may share its header values).
-// Adapters of net/http-based frameworks share it.
+// WriteResponse writes resp to w: every header value of resp.Header, then
+// of resp.Extra (the replay markers), the status, the body. It only reads
+// resp: the value slices it puts into w's header are shared, read-only,
+// with the engine or the store. Adapters of net/http-based frameworks
+// share it.
 func WriteResponse(w http.ResponseWriter, resp *core.Response) {
 	h := w.Header()
+	// Clipped (cap = len), so that an outer middleware's Header().Add
+	// reallocates instead of writing into a backing array that concurrent
+	// replays of the same record share.
 	for k, v := range resp.Header {
-		h[k] = v
+		h[k] = v[:len(v):len(v)]
+	}
+	for k, v := range resp.Extra {
+		h[k] = v[:len(v):len(v)]
 	}
 	w.WriteHeader(resp.Status)
 	if len(resp.Body) > 0 {

@@ -123,3 +123,50 @@ func TestHijackReleasesClaim(t *testing.T) {
 		t.Errorf("handler ran %d times; want 2", runs)
 	}
 }
+
+// TestSharedReplayHeaderIsolation replays one record concurrently under an
+// outer middleware that appends to a header field the handler built with
+// Add (so its value slice has spare capacity). The stored value slices are
+// shared by every replay: each request must still see only its own value,
+// and the race detector must find nothing.
+func TestSharedReplayHeaderIsolation(t *testing.T) {
+	engine := core.New(newMemStore(t))
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, v := range []string{"a", "b", "c"} {
+			w.Header().Add("X-V", v) // len 3, cap 4
+		}
+		w.WriteHeader(http.StatusCreated)
+	})
+	guarded := idemhttp.Middleware(engine)(app)
+	errs := make(chan string, 64)
+	outer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		guarded.ServeHTTP(w, r)
+		id := r.Header.Get("X-Id")
+		w.Header().Add("X-V", id)
+		if got := strings.Join(w.Header()["X-V"], ","); got != "a,b,c,"+id {
+			errs <- got + "; want a,b,c," + id
+		}
+	})
+	do := func(id string) {
+		req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader("{}"))
+		req.Header.Set(core.KeyHeader, `"shared"`)
+		req.Header.Set("X-Id", id)
+		outer.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	do("first")
+	done := make(chan struct{})
+	for g := range 2 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 200 {
+				do(strings.Repeat("x", g+1) + string(rune('0'+i%10)))
+			}
+		}()
+	}
+	<-done
+	<-done
+	close(errs)
+	for e := range errs {
+		t.Errorf("X-V after the outer Add: %s", e)
+	}
+}

@@ -22,8 +22,9 @@
 //     (a pending claim whose lease lapsed, or a completed record past its
 //     retention) counts as absent everywhere: Claim acquires it, and
 //     Complete, Release and Renew with its token report [core.ErrLeaseLost].
-//   - Responses are deep-copied on the way in and on the way out, so callers
-//     may mutate what they pass and what they get. Status, every header
+//   - Complete keeps the response it is handed and every replay of the
+//     record returns it, read-only, as the Store contract allows: neither a
+//     new key nor a replay copies a response. Status, every header
 //     field with all its values in order, the body bytes and BodyOmitted
 //     come back exactly. An empty body comes back as a non-nil empty slice,
 //     whether it was stored as nil or as empty; a nil header comes back as

@@ -1,6 +1,7 @@
 package memstore
 
 import (
+	"bytes"
 	"container/heap"
 	"context"
 	"errors"
@@ -127,10 +128,9 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 			sh.mu.Unlock()
 			return core.Claim{Status: core.ClaimMismatch}, nil
 		case r.done:
-			// A stored response is never modified: copy it outside the lock.
-			st := r.stored
+			// The stored response is never modified: every replay shares it.
 			sh.mu.Unlock()
-			return core.Claim{Status: core.ClaimReplay, Response: st.response()}, nil
+			return core.Claim{Status: core.ClaimReplay, Response: &r.resp}, nil
 		default:
 			ra := time.Duration(r.expires - now)
 			sh.mu.Unlock()
@@ -149,13 +149,26 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 	return core.Claim{Status: core.ClaimAcquired}, nil
 }
 
-// Complete implements [core.Store.Complete]. It stores a deep copy of resp;
-// a non-positive ttl stores a record that has already expired.
+// Complete implements [core.Store.Complete]. It keeps resp's header and
+// body as they are, without copying: the caller hands them over, as the
+// Store contract says. A non-positive ttl stores a record that has already
+// expired.
 func (s *Store) Complete(ctx context.Context, key string, token core.Token, resp *core.Response, ttl time.Duration) error {
 	if resp == nil {
 		return errors.New("memstore: complete: nil response")
 	}
-	st := store(resp) // outside the lock: the body may be large
+	st := *resp
+	switch b := st.Body; {
+	case b == nil:
+		st.Body = []byte{} // no allocation: replays get a non-nil empty body
+	case cap(b) > 2*len(b) && cap(b)-len(b) > 4096:
+		// A capture buffer much larger than its body: keep only the body.
+		st.Body = bytes.Clone(b)
+	}
+	if st.Header == nil {
+		st.Header = emptyHeader
+	}
+	st.Extra = nil
 	sh, r, now, err := s.lockHeld(ctx, "complete", key, token)
 	if err != nil {
 		return err
@@ -163,7 +176,7 @@ func (s *Store) Complete(ctx context.Context, key string, token core.Token, resp
 	heap.Remove(&sh.pending, r.index)
 	r.token = ""
 	r.done = true
-	r.stored = st
+	r.resp = st
 	r.expires = now + int64(ttl)
 	heap.Push(&sh.completed, r)
 	sh.mu.Unlock()
@@ -302,13 +315,16 @@ func ctxErr(ctx context.Context) error {
 // record is a pending claim (!done: fingerprint, token, lease expiry)
 // or a completed response (fingerprint, response, retention expiry).
 type record struct {
-	key     string
-	fp      core.Fingerprint
-	token   core.Token
-	done    bool   // completed: stored holds the response
-	stored  stored // the completed response, never modified once set
-	expires int64  // Store.now() value: a monotonic clock, compared as an integer
-	index   int    // position in the shard's pending or completed heap
+	key   string
+	fp    core.Fingerprint
+	token core.Token
+	done  bool // completed: resp holds the response
+	// resp is the completed response, in the record's own allocation. It is
+	// never modified once set, so every replay returns a pointer to it
+	// (read-only, as the Store contract allows): a replay copies nothing.
+	resp    core.Response
+	expires int64 // Store.now() value: a monotonic clock, compared as an integer
+	index   int   // position in the shard's pending or completed heap
 }
 
 func (r *record) expired(now int64) bool { return now >= r.expires }
@@ -401,82 +417,6 @@ func (h *recordHeap) Pop() any {
 	return r
 }
 
-// stored is a completed response as the store keeps it: no map, so a
-// Complete allocates three blocks (fields, values, body) and leaves the GC
-// few pointers to scan. The value strings are shared with the caller's
-// header: strings are immutable.
-type stored struct {
-	status  int
-	omitted bool
-	fields  []field
-	body    []byte
-}
-
-type field struct {
-	name string
-	vals []string // nil when the caller's header held a nil slice
-}
-
-// store deep-copies resp into the stored form.
-func store(resp *core.Response) stored {
-	n := 0
-	for _, vv := range resp.Header {
-		n += len(vv)
-	}
-	slab := make([]string, n)
-	fields := make([]field, 0, len(resp.Header))
-	for name, vv := range resp.Header {
-		f := field{name: name}
-		if vv != nil {
-			m := copy(slab, vv)
-			f.vals, slab = slab[:m:m], slab[m:]
-		}
-		fields = append(fields, f)
-	}
-	body := make([]byte, len(resp.Body))
-	copy(body, resp.Body)
-	return stored{status: resp.Status, omitted: resp.BodyOmitted, fields: fields, body: body}
-}
-
-// response returns a deep copy the caller owns: a non-nil header and a
-// non-nil body, empty when none was stored. The header map is sized for
-// two more fields (the engine adds the replay marker) so that adding them
-// does not grow it. It takes three allocations beside the map: the body,
-// and one block holding the Response and up to inlineValues header values
-// (a larger header gets its own slab, as http.Header.Clone does).
-func (st *stored) response() *core.Response {
-	n := 0
-	for _, f := range st.fields {
-		n += len(f.vals)
-	}
-	blk := &respBlock{}
-	var slab []string
-	if n <= len(blk.vals) {
-		slab = blk.vals[:n:n]
-	} else {
-		slab = make([]string, n)
-	}
-	h := make(http.Header, len(st.fields)+2)
-	for _, f := range st.fields {
-		if f.vals == nil {
-			h[f.name] = nil
-			continue
-		}
-		m := copy(slab, f.vals)
-		h[f.name], slab = slab[:m:m], slab[m:]
-	}
-	body := make([]byte, len(st.body))
-	copy(body, st.body)
-	blk.resp = core.Response{Status: st.status, Header: h, Body: body, BodyOmitted: st.omitted}
-	return &blk.resp
-}
-
-// inlineValues is how many header values a replayed response holds in its
-// own allocation.
-const inlineValues = 6
-
-// respBlock is one allocation holding a Response and its header values.
-type respBlock struct {
-	resp core.Response
-	vals [inlineValues]string
-}
+// emptyHeader is the shared, read-only header of a replayed response that
+// was stored without one.
+var emptyHeader = http.Header{}

@@ -1,7 +1,6 @@
 package tieredstore
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -116,9 +115,9 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 	if holdHot {
 		switch dc.Status {
 		case core.ClaimReplay:
-			warm := *dc.Response
+			// The replayed response is read-only; the hot Complete copies it.
 			s.callHot(ctx, func(ctx context.Context) error {
-				return ignoreLeaseLost(s.hot.Complete(ctx, req.Key, req.Token, &warm, s.cfg.warmTTL))
+				return ignoreLeaseLost(s.hot.Complete(ctx, req.Key, req.Token, dc.Response, s.cfg.warmTTL))
 			})
 		case core.ClaimInFlight, core.ClaimMismatch:
 			s.releaseHot(ctx, req.Key, req.Token)
@@ -135,15 +134,15 @@ func (s *Store) Complete(ctx context.Context, key string, token core.Token, resp
 	}
 	if s.hotAllowed() {
 		// The durable tier holds the record: the client may see it now. The
-		// hot write follows in the background (the caller may reuse resp, so
-		// it gets its own copy), bounded by the hot timeout.
-		cp := &core.Response{Status: resp.Status, Header: resp.Header.Clone(), Body: bytes.Clone(resp.Body), BodyOmitted: resp.BodyOmitted}
+		// hot write follows in the background, bounded by the hot timeout;
+		// it may read resp after Complete returns, since the caller hands
+		// resp over and never modifies it (the Store contract).
 		bg := context.WithoutCancel(ctx)
 		s.pending.Add(1)
 		go func() {
 			defer s.pending.Done()
 			s.callHot(bg, func(ctx context.Context) error {
-				return ignoreLeaseLost(s.hot.Complete(ctx, key, token, cp, ttl))
+				return ignoreLeaseLost(s.hot.Complete(ctx, key, token, resp, ttl))
 			})
 		}()
 	}
