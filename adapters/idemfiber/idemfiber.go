@@ -84,6 +84,9 @@ type exchange struct {
 	path   string
 	err    error     // the handler's error on an unguarded request
 	one    [1]string // backs Header's result for the usual single field
+	// inPlace is the response Capture returned while leaving the handler's
+	// output in fiber's response: Send of it has nothing left to write.
+	inPlace *core.Response
 }
 
 var exchanges = sync.Pool{New: func() any { return new(exchange) }}
@@ -138,8 +141,9 @@ func (x *exchange) Body() (io.Reader, int64) {
 func (x *exchange) Next() { x.err = x.c.Next() }
 
 // Capture runs the chain on a cleared response and copies what it wrote.
-// The request body is left as it is: body is c.Body() (see BodyBytes),
-// which the handler reads again.
+// When no outer middleware had written anything, the handler's output is
+// left in place for Send. The request body is left as it is: body is
+// c.Body() (see BodyBytes), which the handler reads again.
 func (x *exchange) Capture(body []byte) (*core.Response, error) {
 	c := x.c
 	fctx := c.Context()
@@ -147,14 +151,32 @@ func (x *exchange) Capture(body []byte) (*core.Response, error) {
 	hijacked := fctx.Hijacked()
 
 	if pristine(resp) {
-		// Outer middleware wrote nothing: there is nothing to set aside, and
-		// clearing the handler's output afterwards, also on panic, restores
-		// the state Send (or the recover middleware) writes over. This
-		// saves two response copies per request.
+		// Outer middleware wrote nothing: there is nothing to set aside. On
+		// success the handler's output stays where it is, as Send would
+		// write it (see inPlace); otherwise (a panic, a hijack) it is
+		// cleared, restoring the state the recover middleware writes over.
+		// This saves two response copies per request, and a third when the
+		// captured response is sent.
+		kept := false
 		defer func() {
-			clearResponse(resp)
-			resp.Header.SetStatusMessage(nil)
+			if !kept {
+				clearResponse(resp)
+				resp.Header.SetStatusMessage(nil)
+			}
 		}()
+		if err := x.run(fctx, hijacked); err != nil {
+			return nil, err
+		}
+		out := copyResponse(resp)
+		if ct := out.Header[fiber.HeaderContentType]; len(ct) > 0 {
+			// The copy holds the Content-Type fasthttp reports, its default
+			// included, and a replay sets it explicitly; so does the first
+			// response, or fasthttp would drop a default one on an empty
+			// body and the replay would differ.
+			resp.Header.SetContentType(ct[0])
+		}
+		x.inPlace, kept = out, true
+		return out, nil
 	} else {
 		// Set aside what outer middleware wrote, so that only the handler's
 		// output is captured; put it back afterwards, also on panic, for
@@ -168,17 +190,26 @@ func (x *exchange) Capture(body []byte) (*core.Response, error) {
 		}()
 	}
 
+	if err := x.run(fctx, hijacked); err != nil {
+		return nil, err
+	}
+	return copyResponse(resp), nil
+}
+
+// run runs the rest of the chain for Capture. A handler's error is rendered
+// now, into the capture, as fiber would after the chain, so that it is
+// stored or released like any response.
+func (x *exchange) run(fctx *fasthttp.RequestCtx, hijacked bool) error {
+	c := x.c
 	if err := c.Next(); err != nil {
-		// Render the error now, into the capture, as fiber would after the
-		// chain, so that it is stored or released like any response.
 		if herr := c.App().ErrorHandler(c, err); herr != nil {
 			_ = c.SendStatus(fiber.StatusInternalServerError)
 		}
 	}
 	if !hijacked && fctx.Hijacked() {
-		return nil, fmt.Errorf("idemfiber: handler hijacked the connection: %w", core.ErrNotReplayable)
+		return fmt.Errorf("idemfiber: handler hijacked the connection: %w", core.ErrNotReplayable)
 	}
-	return copyResponse(resp), nil
+	return nil
 }
 
 // pristine reports whether resp holds nothing a middleware wrote: status
@@ -224,50 +255,47 @@ func clearResponse(resp *fasthttp.Response) {
 }
 
 // copyResponse copies status, header values and body out of fasthttp's
-// buffers. Content-Length is left out: fasthttp derives it from the body.
-// Every value is copied into one string and the slices of every field
-// share one slab, so a response costs a fixed handful of allocations
-// whatever its header; common field names are not allocated at all.
+// buffers in one pass over the header. Content-Length is left out: fasthttp
+// derives it from the body. Every value is copied into one string and the
+// slices of every field share one slab, so a response costs a fixed handful
+// of allocations whatever its header; common field names are not allocated
+// at all.
 func copyResponse(resp *fasthttp.Response) *core.Response {
-	total, count := 0, 0
-	resp.Header.VisitAll(func(k, v []byte) {
-		if string(k) != fiber.HeaderContentLength {
-			total += len(v)
-			count++
-		}
-	})
-	var sb strings.Builder
-	sb.Grow(total)
-	resp.Header.VisitAll(func(k, v []byte) {
-		if string(k) != fiber.HeaderContentLength {
-			sb.Write(v)
-		}
-	})
-	all := sb.String()
-	slab := make([]string, 0, count)
-	out := &core.Response{Status: resp.StatusCode(), Header: make(http.Header, count)}
-	off := 0
+	type field struct {
+		name string
+		end  int // end of the value in vals
+	}
+	var valBuf [512]byte
+	var fieldBuf [16]field
+	vals, fields := valBuf[:0], fieldBuf[:0]
 	resp.Header.VisitAll(func(k, v []byte) {
 		if string(k) == fiber.HeaderContentLength {
 			return
 		}
-		name := headerName(k)
-		val := all[off : off+len(v)]
-		off += len(v)
-		vals, seen := out.Header[name]
+		// Copied during the visit: fasthttp formats some values into a
+		// scratch buffer it reuses for the next field.
+		vals = append(vals, v...)
+		fields = append(fields, field{headerName(k), len(vals)})
+	})
+	all := string(vals)
+	slab := make([]string, len(fields))
+	out := &core.Response{Status: resp.StatusCode(), Header: make(http.Header, len(fields))}
+	start := 0
+	for i, f := range fields {
+		slab[i] = all[start:f.end]
+		start = f.end
+		vals, seen := out.Header[f.name]
 		switch {
 		case !seen:
-			slab = append(slab, val)
-			out.Header[name] = slab[len(slab)-1 : len(slab) : len(slab)]
-		case len(vals) > 0 && &vals[len(vals)-1] == &slab[len(slab)-1]:
+			out.Header[f.name] = slab[i : i+1 : i+1]
+		case len(vals) > 0 && &vals[len(vals)-1] == &slab[i-1]:
 			// The previous value of this field was the last one placed:
-			// extend its slice in place (the slab never reallocates).
-			slab = append(slab, val)
-			out.Header[name] = slab[len(slab)-len(vals)-1 : len(slab) : len(slab)]
+			// extend its slice over the slab.
+			out.Header[f.name] = slab[i-len(vals) : i+1 : i+1]
 		default:
-			out.Header[name] = append(vals[:len(vals):len(vals)], val)
+			out.Header[f.name] = append(vals[:len(vals):len(vals)], slab[i])
 		}
-	})
+	}
 	if b := resp.Body(); len(b) > 0 {
 		out.Body = bytes.Clone(b)
 	}
@@ -302,6 +330,11 @@ func headerName(k []byte) string {
 // header, then of resp.Extra (each replacing outer values of the same name)
 // and a copy of the body.
 func (x *exchange) Send(resp *core.Response) {
+	if resp == x.inPlace {
+		// Capture left this response in fiber's response as the handler
+		// wrote it, and the engine never modifies a captured response.
+		return
+	}
 	r := x.c.Response()
 	r.SetStatusCode(resp.Status)
 	for name, vals := range resp.Header {
