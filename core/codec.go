@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
+	"slices"
 )
 
 // ErrCorruptRecord reports stored bytes that do not decode. Stores wrap it
@@ -19,11 +19,12 @@ const codecVersion = 1
 // encode to equal bytes; every value of every field is kept in order. Stores
 // that keep headers apart from the body use it with [DecodeHeader].
 func AppendHeader(dst []byte, h http.Header) []byte {
-	names := make([]string, 0, len(h))
+	var buf [16]string // the usual header sorts on the stack
+	names := buf[:0]
 	for name := range h {
 		names = append(names, name)
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	dst = binary.AppendUvarint(dst, uint64(len(names)))
 	for _, name := range names {
 		vals := h[name]
