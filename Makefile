@@ -9,6 +9,7 @@ FUZZTIME ?= 10s
 BENCHCOUNT ?= 6
 BENCHTIME_ADAPTERS ?= 150ms
 BENCHTIME_STORES ?= 300ms
+BENCHTIME_PAIRS ?= 2s
 LOADRATE ?= 500
 LOADTIME ?= 3s
 BENCHOUT := bench/out
@@ -50,6 +51,8 @@ bench:
 			-test.benchtime $(BENCHTIME_ADAPTERS) > $(BENCHOUT)/round-$$i-adapters.txt || { cat $(BENCHOUT)/round-$$i-adapters.txt; exit 1; }; \
 		$(BENCHOUT)/bench.test -test.run '^$$' -test.bench '^Benchmark(Store|RedisRecordMemory)$$' \
 			-test.benchtime $(BENCHTIME_STORES) > $(BENCHOUT)/round-$$i-stores.txt || { cat $(BENCHOUT)/round-$$i-stores.txt; exit 1; }; \
+		$(BENCHOUT)/bench.test -test.run '^$$' -test.bench '^BenchmarkStorePair$$' \
+			-test.benchtime $(BENCHTIME_PAIRS) > $(BENCHOUT)/round-$$i-pairs.txt || { cat $(BENCHOUT)/round-$$i-pairs.txt; exit 1; }; \
 		grep -h -- '--- SKIP\|skipped' $(BENCHOUT)/round-$$i-*.txt | head -3 || true; \
 	done
 	cd bench && $(GO) run ./cmd/loadrun -duration $(LOADTIME) -rate $(LOADRATE) -o out/load.jsonl
