@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"unsafe"
 )
 
 // ErrCorruptRecord reports stored bytes that do not decode. Stores wrap it
@@ -43,7 +44,11 @@ func AppendHeader(dst []byte, h http.Header) []byte {
 // header and the number of bytes read, or an error wrapping
 // [ErrCorruptRecord]. It never panics, whatever the input.
 func DecodeHeader(b []byte) (http.Header, int, error) {
-	d := decoder{b: b}
+	return decodeHeader(b, false)
+}
+
+func decodeHeader(b []byte, alias bool) (http.Header, int, error) {
+	d := decoder{b: b, alias: alias}
 	n := d.uvarint()
 	if d.err != nil || n > uint64(len(b)) {
 		return nil, 0, corrupt("header count")
@@ -87,6 +92,21 @@ func EncodeResponse(resp *Response) []byte {
 // are copies. It returns an error wrapping
 // [ErrCorruptRecord] for any malformed input and never panics.
 func DecodeResponse(b []byte) (*Response, error) {
+	return decodeResponse(b, false)
+}
+
+// DecodeResponseInPlace decodes like [DecodeResponse] but copies nothing:
+// the header values and the body of the result alias b, so b must never be
+// modified afterwards, and the result is read-only, as the [Store] contract
+// has every replayed response. It suits a store decoding a reply of its
+// driver that nothing else holds (redisstore decodes its Lua script's
+// reply with it): a replay then allocates the Response, the header map and
+// its value slices, and no bytes.
+func DecodeResponseInPlace(b []byte) (*Response, error) {
+	return decodeResponse(b, true)
+}
+
+func decodeResponse(b []byte, alias bool) (*Response, error) {
 	if len(b) < 4 {
 		return nil, corrupt("short record")
 	}
@@ -100,16 +120,19 @@ func DecodeResponse(b []byte) (*Response, error) {
 	if status < 100 || status > 999 {
 		return nil, corrupt("status out of range")
 	}
-	h, n, err := DecodeHeader(b[4:])
+	h, n, err := decodeHeader(b[4:], alias)
 	if err != nil {
 		return nil, err
 	}
 	body := b[4+n:]
 	resp := &Response{Status: status, Header: h, BodyOmitted: b[1]&1 != 0}
-	if len(body) > 0 {
-		resp.Body = append([]byte(nil), body...)
-	} else {
+	switch {
+	case len(body) == 0:
 		resp.Body = []byte{}
+	case alias:
+		resp.Body = body[:len(body):len(body)]
+	default:
+		resp.Body = append([]byte(nil), body...)
 	}
 	return resp, nil
 }
@@ -117,9 +140,10 @@ func DecodeResponse(b []byte) (*Response, error) {
 func corrupt(what string) error { return fmt.Errorf("%w: %s", ErrCorruptRecord, what) }
 
 type decoder struct {
-	b   []byte
-	off int
-	err error
+	b     []byte
+	off   int
+	err   error
+	alias bool // strings point into b instead of copying it
 }
 
 func (d *decoder) uvarint() uint64 {
@@ -144,7 +168,14 @@ func (d *decoder) str() string {
 		d.err = ErrCorruptRecord
 		return ""
 	}
-	s := string(d.b[d.off : d.off+int(n)])
+	var s string
+	switch {
+	case n == 0:
+	case d.alias:
+		s = unsafe.String(&d.b[d.off], int(n))
+	default:
+		s = string(d.b[d.off : d.off+int(n)])
+	}
 	d.off += int(n)
 	return s
 }

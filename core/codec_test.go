@@ -54,5 +54,15 @@ func FuzzDecodeResponse(f *testing.F) {
 		if err != nil || again.Status != resp.Status || !bytes.Equal(again.Body, resp.Body) || !reflect.DeepEqual(again.Header, resp.Header) {
 			t.Fatalf("re-encoding a decoded record changed it: %+v vs %+v (%v)", resp, again, err)
 		}
+		// The in-place decoder reads the same record, copying nothing.
+		in := bytes.Clone(b)
+		shared, err := core.DecodeResponseInPlace(in)
+		if err != nil || shared.Status != resp.Status || shared.BodyOmitted != resp.BodyOmitted ||
+			!bytes.Equal(shared.Body, resp.Body) || !reflect.DeepEqual(shared.Header, resp.Header) {
+			t.Fatalf("DecodeResponseInPlace = %+v, %v; want %+v", shared, err, resp)
+		}
+		if len(shared.Body) > 0 && &shared.Body[0] != &in[len(in)-len(shared.Body)] {
+			t.Fatalf("DecodeResponseInPlace copied the body")
+		}
 	})
 }

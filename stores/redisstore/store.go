@@ -162,10 +162,11 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 		if r[1:headerLen] != string(req.Fingerprint[:]) {
 			return core.Claim{Status: core.ClaimMismatch}, nil
 		}
-		// DecodeResponse copies what it keeps and never writes to its
-		// input, so the reply string is read in place instead of copied.
+		// The reply string is go-redis's own copy, which nothing else holds:
+		// the replayed response, read-only under the Store contract, points
+		// into it instead of copying the body and the header values.
 		enc := r[headerLen:]
-		resp, err := core.DecodeResponse(unsafe.Slice(unsafe.StringData(enc), len(enc)))
+		resp, err := core.DecodeResponseInPlace(unsafe.Slice(unsafe.StringData(enc), len(enc)))
 		if err != nil {
 			return core.Claim{}, fmt.Errorf("redisstore: claim %s: %w: %w", rkey, core.ErrStoreUnavailable, err)
 		}
