@@ -56,7 +56,7 @@ func (s *mapStore) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim
 	case r.fp != req.Fingerprint:
 		return core.Claim{Status: core.ClaimMismatch}, nil
 	case r.resp != nil:
-		resp, err := core.DecodeResponse(r.resp) // a fresh copy for the caller
+		resp, err := core.DecodeResponse(r.resp) // read-only for the caller; a fresh decode is simplest
 		if err != nil {
 			return core.Claim{}, fmt.Errorf("mapstore: claim: %w", err)
 		}
@@ -88,7 +88,7 @@ func (s *mapStore) held(ctx context.Context, key string, token core.Token, f fun
 }
 
 func (s *mapStore) Complete(ctx context.Context, key string, token core.Token, resp *core.Response, ttl time.Duration) error {
-	enc := core.EncodeResponse(resp) // a copy: the caller may reuse resp
+	enc := core.EncodeResponse(resp) // the record keeps its own encoding
 	return s.held(ctx, key, token, func(r *mapRecord, now time.Time) {
 		r.token, r.resp, r.expires = "", enc, now.Add(ttl)
 	})

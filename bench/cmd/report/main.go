@@ -435,7 +435,7 @@ func writeReport(w io.Writer, d *data, loads []loadResult, how, svgName string) 
 		p("\n")
 	}
 	p("### Paired: each store against its baseline\n\n")
-	p("`BenchmarkStorePair` runs the store and its baseline in alternating slices of a few hundred operations from the same c goroutines; the ratio is the median over adjacent slices of store throughput to baseline throughput, then the median over rounds. Adjacent slices meet the same machine within a fraction of a second, so this is the ratio the budget is judged by; the tables above run each implementation on its own and drift with the host's load.\n\n")
+	p("`BenchmarkStorePair` runs the store and its baseline in alternating 100 ms slices from the same c goroutines; the ratio is the median over adjacent slices of store throughput to baseline throughput, then the median over rounds. Adjacent slices meet the same machine within a fraction of a second, so this is the ratio the budget is judged by; the tables above run each implementation on its own and drift with the host's load.\n\n")
 	p("| operation | c | store | baseline | store ops/s | baseline ops/s | ratio (rounds: min–max) |\n|---|---:|---|---|---:|---:|---:|\n")
 	for _, op := range []string{"NewKey", "Replay"} {
 		for _, c := range []int{1, 32} {
