@@ -99,19 +99,28 @@ func (x *exchange) Send(resp *core.Response) { WriteResponse(x.w, resp) }
 
 // WriteResponse writes resp to w: every header value of resp.Header, then
 // of resp.Extra (the replay markers), the status, the body. It only reads
-// resp: the value slices it puts into w's header are shared, read-only,
-// with the engine or the store. Adapters of net/http-based frameworks
-// share it.
+// resp, which the engine or the store may share between requests: the
+// value slices it puts into w's header are copies (one block per
+// response), so whatever an outer middleware does to w.Header() — Add,
+// or writing into a value slice — never reaches another request. Adapters
+// of net/http-based frameworks share it.
 func WriteResponse(w http.ResponseWriter, resp *core.Response) {
 	h := w.Header()
-	// Clipped (cap = len), so that an outer middleware's Header().Add
-	// reallocates instead of writing into a backing array that concurrent
-	// replays of the same record share.
+	n := 0
+	for _, v := range resp.Header {
+		n += len(v)
+	}
+	for _, v := range resp.Extra {
+		n += len(v)
+	}
+	slab := make([]string, n)
 	for k, v := range resp.Header {
-		h[k] = v[:len(v):len(v)]
+		m := copy(slab, v)
+		h[k], slab = slab[:m:m], slab[m:]
 	}
 	for k, v := range resp.Extra {
-		h[k] = v[:len(v):len(v)]
+		m := copy(slab, v)
+		h[k], slab = slab[:m:m], slab[m:]
 	}
 	w.WriteHeader(resp.Status)
 	if len(resp.Body) > 0 {
