@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -393,4 +395,115 @@ func BenchmarkAdapter(b *testing.B) {
 			loop(b, c, http.StatusCreated, func(int) string { return oneKey }, payBody)
 		})
 	})
+}
+
+// BenchmarkAdapterPair judges the adapter budget lines the way
+// BenchmarkStorePair judges the store lines: in one benchmark, in short
+// alternating slices, so that ours and the peer meet the same machine. For
+// each framework it cycles through eight cases — our NewKey, the
+// framework's Bare, our Replay, its Static, the peer's NewKey, fiber's
+// Bare, the peer's Replay, fiber's Static — each for 10–20 ms (drawn at
+// random, starting at another case every cycle), and takes per cycle the
+// ratio of our new-key overhead (NewKey − Bare) to the peer's and of our
+// replay cost (Replay − Static) to the peer's. It reports the medians over
+// cycles as newkey-x-peer and replay-x-peer (≤ 1 meets the line). b.N
+// counts the operations of each case at least.
+func BenchmarkAdapterPair(b *testing.B) {
+	peerApp := newFiberApp(idempotency.New(), newFixture())
+	fiberBare := newFiberClient(newFiberApp(nil, newFixture()), "", false)
+	fiberStatic := newFiberClient(newFiberApp(nil, &fixture{static: true}), "", false)
+	peer := newFiberClient(peerApp, "X-Idempotency-Key", false)
+	if got := peer.do(oneKey, payBody); got != http.StatusCreated {
+		b.Fatalf("peer: first request: status %d; want 201", got)
+	}
+	for _, fw := range frameworks {
+		b.Run(fw.name, func(b *testing.B) {
+			s := memstore.New(memstore.WithMaxEntries(1 << 21))
+			b.Cleanup(func() { s.Close() })
+			ours := fw.build(core.New(s), newFixture())(false)
+			if got := ours.do(oneKey, payBody); got != http.StatusCreated {
+				b.Fatalf("first request: status %d; want 201", got)
+			}
+			bare := fw.build(nil, newFixture())(false)
+			static := fw.build(nil, &fixture{static: true})(false)
+			keys := newKeySource()
+			type pcase struct {
+				c    client
+				key  func() string
+				want int
+			}
+			none := func() string { return "" }
+			one := func() string { return oneKey }
+			cases := []pcase{
+				{ours, keys.next, http.StatusCreated}, {bare, none, http.StatusCreated},
+				{ours, one, http.StatusCreated}, {static, none, http.StatusCreated},
+				{peer, keys.next, http.StatusCreated}, {fiberBare, none, http.StatusCreated},
+				{peer, one, http.StatusCreated}, {fiberStatic, none, http.StatusCreated},
+			}
+			var done [8]int
+			var newRatios, replayRatios []float64
+			b.ResetTimer()
+			for cycle := 0; slices.Min(done[:]) < b.N; cycle++ {
+				var ns [8]float64
+				for k := range cases {
+					j := (k + cycle) % len(cases)
+					pc := cases[j]
+					keys.fill(pc.c == ours || pc.c == peer)
+					span := 10*time.Millisecond + mrand.N(10*time.Millisecond)
+					n := 0
+					start := time.Now()
+					for time.Since(start) < span {
+						if got := pc.c.do(pc.key(), payBody); got != pc.want {
+							b.Fatalf("case %d: status %d; want %d", j, got, pc.want)
+						}
+						n++
+					}
+					ns[j] = float64(time.Since(start)) / float64(n)
+					done[j] += n
+				}
+				newRatios = append(newRatios, (ns[0]-ns[1])/(ns[4]-ns[5]))
+				replayRatios = append(replayRatios, (ns[2]-ns[3])/(ns[6]-ns[7]))
+			}
+			b.StopTimer()
+			slices.Sort(newRatios)
+			slices.Sort(replayRatios)
+			b.ReportMetric(newRatios[len(newRatios)/2], "newkey-x-peer")
+			b.ReportMetric(replayRatios[len(replayRatios)/2], "replay-x-peer")
+		})
+	}
+}
+
+// keySource hands out fresh 36-character keys, made ahead of each timed
+// slice so that formatting them is not timed.
+type keySource struct {
+	run  string
+	seq  int
+	keys []string
+	i    int
+}
+
+func newKeySource() *keySource {
+	return &keySource{run: fmt.Sprintf("%012d", time.Now().UnixNano()%1e12)}
+}
+
+// fill makes enough keys for one slice when the slice uses keys.
+func (k *keySource) fill(used bool) {
+	if !used || len(k.keys)-k.i >= 50000 {
+		return
+	}
+	k.keys = k.keys[:0]
+	k.i = 0
+	for range 100000 {
+		k.keys = append(k.keys, fmt.Sprintf("%08x-0000-4000-8000-%s", k.seq, k.run))
+		k.seq++
+	}
+}
+
+func (k *keySource) next() string {
+	if k.i == len(k.keys) {
+		k.fill(true) // more than a slice's worth used: make more (timed, rare)
+	}
+	s := k.keys[k.i]
+	k.i++
+	return s
 }
