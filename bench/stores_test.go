@@ -71,6 +71,7 @@ type storeImpl struct {
 	newKey func(ctx context.Context, key string) error // claim + complete
 	seed   func(ctx context.Context, key string) error // leave a completed record
 	replay func(ctx context.Context, key string) error
+	floor  bool // a floor (floors_test.go): new keys only, paired runs only
 }
 
 // storeOf adapts a core.Store.
@@ -332,7 +333,7 @@ func impls(b *testing.B) []storeImpl {
 	pool, ppool := benchPostgres(b)
 	prefix := "idemkit-bench:" + randHex(4) + ":"
 	b.Cleanup(func() { cleanupRedis(client, prefix) })
-	for _, sc := range []*redis.Script{rawSetScript, rawGetScript} {
+	for _, sc := range []*redis.Script{rawSetScript, rawGetScript, floorClaimScript, floorCompleteScript} {
 		if err := sc.Load(context.Background(), client).Err(); err != nil {
 			b.Fatal(err)
 		}
@@ -343,13 +344,17 @@ func impls(b *testing.B) []storeImpl {
 		redisstore.New(client, redisstore.WithPrefix(prefix+"tiered:")),
 		pgxstore.New(pool, pgxstore.WithSchema(schema(b, pool, "tiered"))),
 	)
+	pgxImpl := storeOf("pgxstore", ppool, ps)
 	return []storeImpl{
 		storeOf("memstore", 0, mem),
 		storeOf("redisstore", rpool, rs),
 		rawRedis(client, prefix+"raw:", rpool),
-		storeOf("pgxstore", ppool, ps),
+		pgxImpl,
 		rawPgx(pool, schema(b, pool, "raw"), ppool),
 		storeOf("tieredstore", ppool, ts),
+		floorRedis(client, prefix+"floor:", rpool),
+		floorPgx(pool, schema(b, pool, "floor"), ppool),
+		floorTiered(client, prefix+"floor-hot:", pgxImpl),
 	}
 }
 
@@ -415,7 +420,7 @@ func countRoundTrips(b *testing.B, op func(ctx context.Context, i int64) error) 
 }
 
 func BenchmarkStore(b *testing.B) {
-	ims := impls(b)
+	ims := slices.DeleteFunc(impls(b), func(im storeImpl) bool { return im.floor })
 	ctx := context.Background()
 	b.Run("NewKey", func(b *testing.B) {
 		for _, conc := range storeConcurrencies {
@@ -498,8 +503,10 @@ func BenchmarkRedisRecordMemory(b *testing.B) {
 // BenchmarkStorePair measures each throughput ratio of issue 7's budget
 // in one benchmark: the store and its baseline run in alternating slices
 // (about 30 ms each, from the same c goroutines), and the ratio of each
-// slice's throughput to the adjacent slice of the other side is taken; x-baseline is the median of those ratios (≥ 0.9 meets a
-// "90 %" line). Adjacent slices meet the same machine within a fraction of
+// slice's throughput to the adjacent slice of the other side is taken;
+// x-baseline is the median of those ratios (≥ 0.9 meets a "90 %" line).
+// On a new key it also runs each floor (floors_test.go) against the
+// baseline and each store against its floor. Adjacent slices meet the same machine within a fraction of
 // a second, which a noisy shared host never grants two benchmarks run one
 // after the other; each slice still runs one side alone, so a saturated
 // server is measured as it is. (Alternating single operations would not
@@ -515,7 +522,11 @@ func BenchmarkStorePair(b *testing.B) {
 		byName[im.name] = im
 	}
 	pairs := map[string][][2]string{
-		"NewKey": {{"redisstore", "raw-redis"}, {"pgxstore", "raw-pgx"}, {"tieredstore", "pgxstore"}},
+		"NewKey": {
+			{"redisstore", "raw-redis"}, {"pgxstore", "raw-pgx"}, {"tieredstore", "pgxstore"},
+			{"floor-redis", "raw-redis"}, {"floor-pgx", "raw-pgx"}, {"floor-tiered", "pgxstore"},
+			{"redisstore", "floor-redis"}, {"pgxstore", "floor-pgx"}, {"tieredstore", "floor-tiered"},
+		},
 		"Replay": {{"redisstore", "raw-redis"}, {"pgxstore", "raw-pgx"}, {"tieredstore", "redisstore"}},
 	}
 	const records = 1024
