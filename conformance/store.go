@@ -345,6 +345,9 @@ func testClaimReplayAfterComplete(s *storeT) {
 	s.complete(key, tok, resp, longTTL)
 	s.expectReplay(key, fp, resp, ruleReplay)
 	s.expectReplay(key, fp, resp, "a replay must not change the record: every retry gets the same response")
+	if c := s.claim(key, fp, s.newToken(), longLease); c.TTL < 0 || c.TTL > longTTL {
+		s.Errorf("replay reports TTL %v after Complete with ttl %v; want zero (unknown) or the remaining retention, within (0, %v]: Claim.TTL", c.TTL, longTTL, longTTL)
+	}
 }
 
 func testClaimMismatchCompleted(s *storeT) {

@@ -28,3 +28,14 @@ func TestMemstoreShared(t *testing.T) {
 	defer st.Close()
 	conformance.TestStore(t, func(*testing.T) core.Store { return st })
 }
+
+// TestMemstoreCache runs the cache suite against memstore, which is a
+// core.Cache as well as a core.Store.
+func TestMemstoreCache(t *testing.T) {
+	t.Parallel()
+	conformance.TestCache(t, func(t *testing.T) core.Cache {
+		st := memstore.New(memstore.WithSweepInterval(50 * time.Millisecond))
+		t.Cleanup(func() { st.Close() })
+		return st
+	})
+}

@@ -76,6 +76,12 @@ type Claim struct {
 	// RetryAfter is the remaining lease of the current holder when Status is
 	// ClaimInFlight (zero when unknown).
 	RetryAfter time.Duration
+	// TTL is the replayed record's remaining retention when Status is
+	// ClaimReplay and the store reports it (zero when unknown): a cache in
+	// front of the store (stores/tieredstore) keeps a copy no longer than
+	// that. memstore and pgxstore report it; redisstore does not, its replay
+	// being the bare record.
+	TTL time.Duration
 }
 
 // Response is a captured HTTP response, as stored and replayed.
@@ -153,4 +159,35 @@ type Store interface {
 	// now, if and only if it is held with token; otherwise it returns an error
 	// wrapping [ErrLeaseLost].
 	Renew(ctx context.Context, key string, token Token, lease time.Duration) error
+}
+
+// Cache holds completed records without claims or leases: the hot tier of
+// a tiered store (module stores/tieredstore), which asks it before the
+// Store that arbitrates claims and fills it from that Store's replays.
+// Completed records never change while they live, so a cache can answer a
+// replay on its own; it never decides a claim.
+//
+// Implementations must be safe for concurrent use and, like a Store, wrap
+// [ErrStoreUnavailable] in the errors their backend causes (a cancelled or
+// expired context included). ttl is always positive and resp never nil.
+// memstore and redisstore implement Cache as well as Store; a value used as
+// a tiered store's cache should not serve as a Store at the same time
+// (give it its own key prefix). The conformance module's TestCache is the
+// executable form of the sentences below.
+type Cache interface {
+	// Lookup returns the completed record of key, judged by the cache's own
+	// clock: ClaimReplay with its response when it was stored under fp,
+	// ClaimMismatch when it was stored under another fingerprint, and a
+	// zero Claim (Status 0) when the cache holds no live completed record of
+	// key (absent, expired, or a pending claim of an implementation that is
+	// also a Store). A returned Response is read-only, as for [Store.Claim].
+	Lookup(ctx context.Context, key string, fp Fingerprint) (Claim, error)
+
+	// Put stores resp as the completed record of key under fp, retained for
+	// ttl, replacing a completed record of key but never a pending claim of
+	// an implementation that is also a Store (Put then stores nothing and
+	// returns nil). The stored bytes must come back exactly. The caller
+	// hands resp over, as for [Store.Complete]: neither side modifies it
+	// afterwards.
+	Put(ctx context.Context, key string, fp Fingerprint, resp *Response, ttl time.Duration) error
 }

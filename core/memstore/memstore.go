@@ -32,7 +32,10 @@ var (
 	ErrClosed = fmt.Errorf("memstore: closed: %w", core.ErrStoreUnavailable)
 )
 
-var _ core.Store = (*Store)(nil)
+var (
+	_ core.Store = (*Store)(nil)
+	_ core.Cache = (*Store)(nil)
+)
 
 type config struct {
 	maxEntries    int
@@ -129,8 +132,9 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 			return core.Claim{Status: core.ClaimMismatch}, nil
 		case r.done:
 			// The stored response is never modified: every replay shares it.
+			ttl := time.Duration(r.expires - now)
 			sh.mu.Unlock()
-			return core.Claim{Status: core.ClaimReplay, Response: &r.resp}, nil
+			return core.Claim{Status: core.ClaimReplay, Response: &r.resp, TTL: ttl}, nil
 		default:
 			ra := time.Duration(r.expires - now)
 			sh.mu.Unlock()
@@ -157,6 +161,25 @@ func (s *Store) Complete(ctx context.Context, key string, token core.Token, resp
 	if resp == nil {
 		return errors.New("memstore: complete: nil response")
 	}
+	st := kept(resp)
+	sh, r, now, err := s.lockHeld(ctx, "complete", key, token)
+	if err != nil {
+		return err
+	}
+	heap.Remove(&sh.pending, r.index)
+	r.token = ""
+	r.done = true
+	r.resp = st
+	r.expires = now + int64(ttl)
+	heap.Push(&sh.completed, r)
+	sh.mu.Unlock()
+	return nil
+}
+
+// kept returns the response a record keeps for resp: its header and body
+// as they are (the caller hands them over), a non-nil empty body, a shared
+// empty header for none, no Extra.
+func kept(resp *core.Response) core.Response {
 	st := *resp
 	switch b := st.Body; {
 	case b == nil:
@@ -169,17 +192,63 @@ func (s *Store) Complete(ctx context.Context, key string, token core.Token, resp
 		st.Header = emptyHeader
 	}
 	st.Extra = nil
-	sh, r, now, err := s.lockHeld(ctx, "complete", key, token)
-	if err != nil {
-		return err
+	return st
+}
+
+// Lookup implements [core.Cache.Lookup]: the completed record of key, or a
+// zero Claim when there is none (a pending claim included).
+func (s *Store) Lookup(ctx context.Context, key string, fp core.Fingerprint) (core.Claim, error) {
+	if err := ctxErr(ctx); err != nil {
+		return core.Claim{}, fmt.Errorf("memstore: lookup: %w", err)
 	}
-	heap.Remove(&sh.pending, r.index)
-	r.token = ""
-	r.done = true
-	r.resp = st
-	r.expires = now + int64(ttl)
+	sh := s.shard(key)
+	now := s.now()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if s.closed.Load() {
+		return core.Claim{}, fmt.Errorf("memstore: lookup: %w", ErrClosed)
+	}
+	r := sh.live(key, now)
+	switch {
+	case r == nil || !r.done:
+		return core.Claim{}, nil
+	case r.fp != fp:
+		return core.Claim{Status: core.ClaimMismatch}, nil
+	}
+	return core.Claim{Status: core.ClaimReplay, Response: &r.resp}, nil
+}
+
+// Put implements [core.Cache.Put]. It replaces a completed record of key
+// and leaves a pending claim alone. When the key is new and its shard is
+// full, it makes room as Claim does, or returns an error wrapping
+// [ErrFull].
+func (s *Store) Put(ctx context.Context, key string, fp core.Fingerprint, resp *core.Response, ttl time.Duration) error {
+	if resp == nil {
+		return errors.New("memstore: put: nil response")
+	}
+	if err := ctxErr(ctx); err != nil {
+		return fmt.Errorf("memstore: put: %w", err)
+	}
+	st := kept(resp)
+	sh := s.shard(key)
+	now := s.now()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if s.closed.Load() {
+		return fmt.Errorf("memstore: put: %w", ErrClosed)
+	}
+	r := sh.live(key, now)
+	switch {
+	case r != nil && !r.done:
+		return nil // a pending claim: not the cache's to replace
+	case r != nil:
+		sh.remove(r)
+	case len(sh.m) >= s.perShard && !sh.makeRoom(s.perShard, now):
+		return fmt.Errorf("memstore: put: %w (%d live claims in shard)", ErrFull, len(sh.m))
+	}
+	r = &record{key: key, fp: fp, done: true, resp: st, expires: now + int64(ttl)}
+	sh.m[key] = r
 	heap.Push(&sh.completed, r)
-	sh.mu.Unlock()
 	return nil
 }
 

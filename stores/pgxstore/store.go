@@ -152,7 +152,7 @@ func New(pool *pgxpool.Pool, opts ...Option) *Store {
 // The token is unique per attempt, so "the row holds $3 and is pending"
 // means this statement acquired it.
 const claimSQL = `WITH cur AS (
-	SELECT fingerprint, state, lease_token, lease_expires_at, status, headers, body, body_omitted
+	SELECT fingerprint, state, lease_token, lease_expires_at, status, headers, body, body_omitted, expires_at
 	FROM %[1]s
 	WHERE key = $1 AND expires_at > now()
 ), up AS (
@@ -162,7 +162,7 @@ const claimSQL = `WITH cur AS (
 		now() + $4::bigint * interval '1 microsecond'
 	WHERE NOT EXISTS (SELECT FROM cur)
 	ON CONFLICT (key) DO UPDATE SET %[2]s
-	RETURNING r.fingerprint, r.state, r.lease_token, r.lease_expires_at, r.status, r.headers, r.body, r.body_omitted
+	RETURNING r.fingerprint, r.state, r.lease_token, r.lease_expires_at, r.status, r.headers, r.body, r.body_omitted, r.expires_at
 ), d AS (
 	SELECT * FROM up
 	UNION ALL
@@ -172,9 +172,9 @@ SELECT
 	state = 'pending' AND lease_token = $3 AS acquired,
 	fingerprint = $2 AS same,
 	state,
-	CASE WHEN state = 'pending'
-		THEN greatest(0, (extract(epoch FROM lease_expires_at - now()) * 1000000)::bigint)
-	END AS remaining_us,
+	greatest(0, (extract(epoch FROM
+		CASE WHEN state = 'pending' THEN lease_expires_at ELSE expires_at END - now()) * 1000000)::bigint
+	) AS remaining_us,
 	CASE WHEN state = 'completed' AND fingerprint = $2 THEN status END,
 	CASE WHEN state = 'completed' AND fingerprint = $2 THEN headers END,
 	CASE WHEN state = 'completed' AND fingerprint = $2 THEN body END,
@@ -268,7 +268,11 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 		if err != nil {
 			return core.Claim{}, fmt.Errorf("pgxstore: claim: %w", err)
 		}
-		return core.Claim{Status: core.ClaimReplay, Response: resp}, nil
+		c := core.Claim{Status: core.ClaimReplay, Response: resp}
+		if remaining != nil {
+			c.TTL = time.Duration(*remaining) * time.Microsecond
+		}
+		return c, nil
 	default:
 		c := core.Claim{Status: core.ClaimInFlight}
 		if remaining != nil {

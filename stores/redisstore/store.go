@@ -98,6 +98,15 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `)
 
+// putScript: KEYS[1] record; ARGV[1] the completed record, ARGV[2]
+// retention in ms. Replies 1 stored, 0 left alone (a pending claim).
+// GETRANGE reads the state byte without copying the record into Lua.
+var putScript = redis.NewScript(`
+if redis.call('GETRANGE', KEYS[1], 0, 0) == 'P' then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`)
+
 // Store is a [core.Store] on Redis. Create it with [New]; it is safe for
 // concurrent use.
 type Store struct {
@@ -105,7 +114,10 @@ type Store struct {
 	prefix string
 }
 
-var _ core.Store = (*Store)(nil)
+var (
+	_ core.Store = (*Store)(nil)
+	_ core.Cache = (*Store)(nil)
+)
 
 // Option configures a [Store].
 type Option func(*config)
@@ -156,21 +168,7 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 	}
 	switch r := reply.(type) {
 	case string:
-		if len(r) < headerLen || r[0] != stateCompleted {
-			return core.Claim{}, corruptErr("claim", rkey, "malformed completed record")
-		}
-		if r[1:headerLen] != string(req.Fingerprint[:]) {
-			return core.Claim{Status: core.ClaimMismatch}, nil
-		}
-		// The reply string is go-redis's own copy, which nothing else holds:
-		// the replayed response, read-only under the Store contract, points
-		// into it instead of copying the body and the header values.
-		enc := r[headerLen:]
-		resp, err := core.DecodeResponseInPlace(unsafe.Slice(unsafe.StringData(enc), len(enc)))
-		if err != nil {
-			return core.Claim{}, fmt.Errorf("redisstore: claim %s: %w: %w", rkey, core.ErrStoreUnavailable, err)
-		}
-		return core.Claim{Status: core.ClaimReplay, Response: resp}, nil
+		return s.completed("claim", rkey, r, req.Fingerprint)
 	case int64:
 		switch r {
 		case rAcquired:
@@ -185,6 +183,64 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 		}
 	}
 	return core.Claim{}, corruptErr("claim", rkey, "unknown record state")
+}
+
+// Lookup implements [core.Cache.Lookup] with one GET: the completed record
+// of key, or a zero Claim when there is none (a pending claim included).
+func (s *Store) Lookup(ctx context.Context, key string, fp core.Fingerprint) (core.Claim, error) {
+	if err := ctx.Err(); err != nil {
+		return core.Claim{}, unavailable("lookup", err)
+	}
+	rkey := s.recordKey(key)
+	v, err := s.client.Get(ctx, rkey).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return core.Claim{}, nil
+	case err != nil:
+		return core.Claim{}, storeErr("lookup", rkey, err)
+	case len(v) >= 1 && v[0] == statePending:
+		return core.Claim{}, nil
+	}
+	return s.completed("lookup", rkey, v, fp)
+}
+
+// completed decides a claim or lookup answered with the completed record
+// v: a replay when it was stored under fp, else a mismatch.
+func (s *Store) completed(op, rkey, v string, fp core.Fingerprint) (core.Claim, error) {
+	if len(v) < headerLen || v[0] != stateCompleted {
+		return core.Claim{}, corruptErr(op, rkey, "malformed completed record")
+	}
+	if v[1:headerLen] != string(fp[:]) {
+		return core.Claim{Status: core.ClaimMismatch}, nil
+	}
+	// The reply string is go-redis's own copy, which nothing else holds:
+	// the replayed response, read-only under the Store contract, points
+	// into it instead of copying the body and the header values.
+	enc := v[headerLen:]
+	resp, err := core.DecodeResponseInPlace(unsafe.Slice(unsafe.StringData(enc), len(enc)))
+	if err != nil {
+		return core.Claim{}, fmt.Errorf("redisstore: %s %s: %w: %w", op, rkey, core.ErrStoreUnavailable, err)
+	}
+	return core.Claim{Status: core.ClaimReplay, Response: resp}, nil
+}
+
+// Put implements [core.Cache.Put] in one round trip. It replaces a
+// completed record of key and leaves a pending claim alone.
+func (s *Store) Put(ctx context.Context, key string, fp core.Fingerprint, resp *core.Response, ttl time.Duration) error {
+	if resp == nil {
+		return errors.New("redisstore: put: nil response")
+	}
+	if err := ctx.Err(); err != nil {
+		return unavailable("put", err)
+	}
+	enc := core.EncodeResponse(resp)
+	rec := make([]byte, 0, headerLen+len(enc))
+	rec = append(append(append(rec, stateCompleted), fp[:]...), enc...)
+	rkey := s.recordKey(key)
+	if err := putScript.Run(ctx, s.client, []string{rkey}, rec, millis(ttl)).Err(); err != nil {
+		return storeErr("put", rkey, err)
+	}
+	return nil
 }
 
 // Complete implements [core.Store] in one round trip.

@@ -21,6 +21,7 @@ import (
 func TestSingleNode(t *testing.T) {
 	client := singleClient(t)
 	t.Run("Conformance", func(t *testing.T) { conformance.TestStore(t, storeFactory(client)) })
+	t.Run("Cache", func(t *testing.T) { conformance.TestCache(t, cacheFactory(client)) })
 	t.Run("Checks", func(t *testing.T) { runStoreChecks(t, client) })
 }
 
@@ -30,6 +31,7 @@ func TestSingleNode(t *testing.T) {
 func TestCluster(t *testing.T) {
 	client, rc := clusterClient(t)
 	t.Run("Conformance", func(t *testing.T) { conformance.TestStore(t, storeFactory(client)) })
+	t.Run("Cache", func(t *testing.T) { conformance.TestCache(t, cacheFactory(client)) })
 	t.Run("Checks", func(t *testing.T) { runStoreChecks(t, client) })
 	t.Run("Spread", func(t *testing.T) { checkSpread(t, client, rc.Addrs()) })
 	t.Run("HTTP", func(t *testing.T) {
@@ -41,6 +43,11 @@ func TestCluster(t *testing.T) {
 // prefix of its own per subtest.
 func storeFactory(client redis.UniversalClient) conformance.NewStoreFunc {
 	return func(t *testing.T) core.Store { return New(client, WithPrefix(uniquePrefix(t))) }
+}
+
+// cacheFactory is storeFactory for the cache suite.
+func cacheFactory(client redis.UniversalClient) conformance.NewCacheFunc {
+	return func(t *testing.T) core.Cache { return New(client, WithPrefix(uniquePrefix(t))) }
 }
 
 // checkSpread claims many records and counts, on each master, the keys
