@@ -1,7 +1,9 @@
-// Package tieredstore composes two [core.Store]s: a fast hot tier (Redis)
-// in front of a durable tier (Postgres) that is the truth.
+// Package tieredstore composes a fast hot tier (Redis) in front of a
+// durable tier (Postgres) that is the truth. The hot tier is a
+// [core.Cache] of completed records; the durable tier is a [core.Store]
+// and decides every claim.
 //
-//	hot := redisstore.New(redisClient)
+//	hot := redisstore.New(redisClient, redisstore.WithPrefix("idem:hot:"))
 //	durable := pgxstore.New(pool)
 //	store := tieredstore.New(hot, durable, tieredstore.WithObserver(observer))
 //	engine := core.New(store)
@@ -11,36 +13,39 @@
 // The durable tier is the lock of record: a request runs the handler only
 // if its Claim on the durable tier returned ClaimAcquired, so exactly-one
 // holds across both tiers whatever the hot tier knows or forgets. The hot
-// tier is a cache of completed records and a first filter:
+// tier holds completed records only, and only records the durable tier
+// has replayed (read-through):
 //
-//   - Claim asks the hot tier first (one round trip). A replay found there
-//     is final: completed records never change, and they reach the hot tier
-//     only after the durable tier has them. Anything else (including a
-//     mismatch, which may come from a stale pending marker) goes on to the
-//     durable tier with the same token, and its answer is returned.
-//   - When the hot Claim acquired a pending marker and the durable tier
-//     answers with a replay, the marker is completed with that response:
-//     the hot tier is warmed, and the next replay is one hot round trip.
-//     When the durable tier says in flight or mismatch, the marker is
-//     released.
-//   - Complete writes the durable tier first and returns its error; the
-//     hot tier is written afterwards in the background (best effort,
-//     bounded by the hot timeout; [Store.Flush] waits for it). A client
-//     therefore never sees a response that the durable tier does not hold,
-//     and a new key costs the client the durable round trips plus one hot
-//     claim.
-//   - Release and Renew act on the durable tier, then on the hot tier, best
-//     effort.
+//   - Claim looks the key up in the hot tier first (one round trip, a GET
+//     for redisstore). A replay or a mismatch found there is final:
+//     completed records never change, and they reach the hot tier only from
+//     the durable tier. Anything else goes to the durable tier, and its
+//     answer is returned.
+//   - When the durable tier answers with a replay, the record is written
+//     to the hot tier in the background (best effort, bounded by the hot
+//     timeout; [Store.Flush] waits for it), for as long as the durable
+//     tier says the record lives ([core.Claim].TTL) and at most the warm
+//     TTL. The next replay is one hot round trip.
+//   - Complete, Release and Renew act on the durable tier alone. A new key
+//     therefore costs one hot lookup plus the durable claim and complete,
+//     and writes nothing to the hot tier: Redis holds only the records
+//     that were retried, and a client never sees a response the durable
+//     tier does not hold.
+//
+// Why read-through rather than writing every completed record to the hot
+// tier: a hot write per new key costs every new key Redis work (measured in
+// docs/performance.md), to speed up only the first retry of a key, which
+// the durable tier answers in one statement anyway.
 //
 // # Failure table
 //
 //	hot tier              durable tier   a request ...
-//	up                    up             replays hot keys from the hot tier alone; new keys pay both
+//	up                    up             replays retried keys from the hot tier alone; new keys pay a lookup and the durable tier
 //	lost records (flush)  up             replays from the durable tier and warms the hot tier again
 //	down, slow, erroring  up             is served by the durable tier alone (degraded, reported)
-//	any                   down           gets core.ErrStoreUnavailable → 503: the durable tier is the truth
-//	pending marker only   absent         (a holder that died between the two claims) is in flight until
-//	                                     the marker's lease lapses, then claimable
+//	up                    down           replays keys already warmed; gets core.ErrStoreUnavailable → 503
+//	                                     for anything else: the durable tier is the truth
+//	down                  down           gets core.ErrStoreUnavailable → 503
 //
 // The hot tier sits behind a circuit breaker: after a number of
 // consecutive hot failures (errors or calls slower than the hot timeout)
@@ -49,7 +54,9 @@
 // success closes the breaker. Opening and closing are reported to the
 // observer as [core.EventStoreDegraded] and [core.EventStoreRecovered].
 //
-// A record warmed from the durable tier is kept in the hot tier for the warm
-// TTL [5 min], so a warmed replay can outlive the durable record by at most
-// that long.
+// A record warmed from a durable tier that reports the remaining retention
+// (pgxstore and memstore do) lives in the hot tier no longer than in the
+// durable tier, give or take the time the background write takes. For a
+// durable tier that does not report it, the warm TTL [5 min] bounds how
+// long a warmed replay can outlive the durable record.
 package tieredstore

@@ -2,7 +2,6 @@ package tieredstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -41,8 +40,9 @@ func WithBreaker(threshold int, cooldown time.Duration) Option {
 	return func(c *config) { c.threshold, c.cooldown = threshold, cooldown }
 }
 
-// WithWarmTTL sets how long a record warmed from the durable tier stays in
-// the hot tier [5 min].
+// WithWarmTTL sets how long at most a record warmed from the durable tier
+// stays in the hot tier [5 min]; less when the durable tier reports that
+// the record expires sooner.
 func WithWarmTTL(d time.Duration) Option { return func(c *config) { c.warmTTL = d } }
 
 // WithObserver reports degraded mode (the breaker opening) and recovery as
@@ -52,10 +52,11 @@ func WithObserver(o core.Observer) Option { return func(c *config) { c.observer 
 // Store is the tiered [core.Store]. See the package documentation for its
 // consistency rules.
 type Store struct {
-	hot, durable core.Store
-	cfg          config
+	hot     core.Cache
+	durable core.Store
+	cfg     config
 
-	pending sync.WaitGroup // background hot writes
+	pending sync.WaitGroup // background warm-ups of the hot tier
 
 	mu        sync.Mutex
 	failures  int
@@ -64,9 +65,13 @@ type Store struct {
 	degraded  bool
 }
 
-// New returns a Store with hot in front of durable. It panics if either is
-// nil.
-func New(hot, durable core.Store, opts ...Option) *Store {
+// New returns a Store with the cache hot in front of durable, which
+// arbitrates every claim. hot is typically a [redisstore.Store] with a key
+// prefix of its own, or a memstore.Store for an in-process cache; it must
+// not serve as a Store at the same time. New panics if either is nil.
+//
+// [redisstore.Store]: https://pkg.go.dev/github.com/idemkit/idemkit/stores/redisstore#Store
+func New(hot core.Cache, durable core.Store, opts ...Option) *Store {
 	if hot == nil || durable == nil {
 		panic("tieredstore: New: nil store")
 	}
@@ -87,110 +92,73 @@ func (s *Store) Degraded() bool {
 	return s.degraded
 }
 
-// Claim implements [core.Store.Claim].
+// Claim implements [core.Store.Claim]: a replay or a mismatch found in the
+// hot tier is final; anything else is decided by the durable tier, whose
+// replays warm the hot tier in the background.
 func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, error) {
-	holdHot := false
 	if s.hotAllowed() {
 		var hc core.Claim
 		err := s.callHot(ctx, func(ctx context.Context) (err error) {
-			hc, err = s.hot.Claim(ctx, req)
+			hc, err = s.hot.Lookup(ctx, req.Key, req.Fingerprint)
 			return err
 		})
-		if err == nil {
-			switch hc.Status {
-			case core.ClaimReplay:
-				return hc, nil
-			case core.ClaimAcquired:
-				holdHot = true
-			}
+		if err == nil && (hc.Status == core.ClaimReplay || hc.Status == core.ClaimMismatch) {
+			return hc, nil
 		}
 	}
 	dc, err := s.durable.Claim(ctx, req)
 	if err != nil {
-		if holdHot {
-			s.releaseHot(ctx, req.Key, req.Token)
-		}
 		return core.Claim{}, fmt.Errorf("tieredstore: claim: %w", err)
 	}
-	if holdHot {
-		switch dc.Status {
-		case core.ClaimReplay:
-			// The replayed response is read-only; the hot Complete copies it.
-			s.callHot(ctx, func(ctx context.Context) error {
-				return ignoreLeaseLost(s.hot.Complete(ctx, req.Key, req.Token, dc.Response, s.cfg.warmTTL))
-			})
-		case core.ClaimInFlight, core.ClaimMismatch:
-			s.releaseHot(ctx, req.Key, req.Token)
+	if dc.Status == core.ClaimReplay && s.hotAllowed() {
+		// The replayed response is read-only for everyone: the caller sends
+		// it, the hot Put encodes or keeps it, nobody modifies it.
+		// The copy lives no longer than the record (when the durable tier
+		// says how long that is) nor than the warm TTL.
+		ttl := s.cfg.warmTTL
+		if dc.TTL > 0 {
+			ttl = min(ttl, dc.TTL)
 		}
-	}
-	return dc, nil
-}
-
-// Complete implements [core.Store.Complete]: the durable tier first, then
-// the hot tier.
-func (s *Store) Complete(ctx context.Context, key string, token core.Token, resp *core.Response, ttl time.Duration) error {
-	if err := s.durable.Complete(ctx, key, token, resp, ttl); err != nil {
-		return fmt.Errorf("tieredstore: complete: %w", err)
-	}
-	if s.hotAllowed() {
-		// The durable tier holds the record: the client may see it now. The
-		// hot write follows in the background, bounded by the hot timeout;
-		// it may read resp after Complete returns, since the caller hands
-		// resp over and never modifies it (the Store contract).
 		bg := context.WithoutCancel(ctx)
 		s.pending.Add(1)
 		go func() {
 			defer s.pending.Done()
 			s.callHot(bg, func(ctx context.Context) error {
-				return ignoreLeaseLost(s.hot.Complete(ctx, key, token, resp, ttl))
+				return s.hot.Put(ctx, req.Key, req.Fingerprint, dc.Response, ttl)
 			})
 		}()
+	}
+	return dc, nil
+}
+
+// Complete implements [core.Store.Complete] on the durable tier alone: the
+// hot tier learns the record from its first replay.
+func (s *Store) Complete(ctx context.Context, key string, token core.Token, resp *core.Response, ttl time.Duration) error {
+	if err := s.durable.Complete(ctx, key, token, resp, ttl); err != nil {
+		return fmt.Errorf("tieredstore: complete: %w", err)
 	}
 	return nil
 }
 
-// Flush waits until every background hot-tier write has finished. Tests
-// and graceful shutdowns use it; requests never wait for it.
+// Flush waits until every background warm-up of the hot tier has
+// finished. Tests and graceful shutdowns use it; requests never wait for
+// it.
 func (s *Store) Flush() { s.pending.Wait() }
 
-// Release implements [core.Store.Release].
+// Release implements [core.Store.Release] on the durable tier.
 func (s *Store) Release(ctx context.Context, key string, token core.Token) error {
-	err := s.durable.Release(ctx, key, token)
-	s.releaseHot(ctx, key, token)
-	if err != nil {
+	if err := s.durable.Release(ctx, key, token); err != nil {
 		return fmt.Errorf("tieredstore: release: %w", err)
 	}
 	return nil
 }
 
-// Renew implements [core.Store.Renew].
+// Renew implements [core.Store.Renew] on the durable tier.
 func (s *Store) Renew(ctx context.Context, key string, token core.Token, lease time.Duration) error {
 	if err := s.durable.Renew(ctx, key, token, lease); err != nil {
 		return fmt.Errorf("tieredstore: renew: %w", err)
 	}
-	if s.hotAllowed() {
-		s.callHot(ctx, func(ctx context.Context) error {
-			return ignoreLeaseLost(s.hot.Renew(ctx, key, token, lease))
-		})
-	}
 	return nil
-}
-
-func (s *Store) releaseHot(ctx context.Context, key string, token core.Token) {
-	if s.hotAllowed() {
-		s.callHot(ctx, func(ctx context.Context) error {
-			return ignoreLeaseLost(s.hot.Release(ctx, key, token))
-		})
-	}
-}
-
-// ignoreLeaseLost treats a hot record that is not ours (never claimed there,
-// flushed, or expired) as nothing to do: the hot tier is a cache.
-func ignoreLeaseLost(err error) error {
-	if errors.Is(err, core.ErrLeaseLost) {
-		return nil
-	}
-	return err
 }
 
 // callHot runs f against the hot tier under the hot timeout and feeds the

@@ -31,29 +31,50 @@ func TestConformanceOverMemory(t *testing.T) {
 	})
 }
 
-// flaky wraps a store and fails every call while down is set.
+// flaky wraps a memstore (a core.Store and a core.Cache) and fails every
+// call while down is set.
 type flaky struct {
-	core.Store
+	*memstore.Store
 	down  atomic.Bool
 	calls atomic.Int64
 }
 
 var errDown = errors.New("flaky: down")
 
-func (f *flaky) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, error) {
+func (f *flaky) fail() error {
 	f.calls.Add(1)
 	if f.down.Load() {
-		return core.Claim{}, errDown
+		return errDown
+	}
+	return nil
+}
+
+func (f *flaky) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, error) {
+	if err := f.fail(); err != nil {
+		return core.Claim{}, err
 	}
 	return f.Store.Claim(ctx, req)
 }
 
 func (f *flaky) Complete(ctx context.Context, key string, token core.Token, resp *core.Response, ttl time.Duration) error {
-	f.calls.Add(1)
-	if f.down.Load() {
-		return errDown
+	if err := f.fail(); err != nil {
+		return err
 	}
 	return f.Store.Complete(ctx, key, token, resp, ttl)
+}
+
+func (f *flaky) Lookup(ctx context.Context, key string, fp core.Fingerprint) (core.Claim, error) {
+	if err := f.fail(); err != nil {
+		return core.Claim{}, err
+	}
+	return f.Store.Lookup(ctx, key, fp)
+}
+
+func (f *flaky) Put(ctx context.Context, key string, fp core.Fingerprint, resp *core.Response, ttl time.Duration) error {
+	if err := f.fail(); err != nil {
+		return err
+	}
+	return f.Store.Put(ctx, key, fp, resp, ttl)
 }
 
 type events struct {
@@ -87,27 +108,64 @@ func claimReq(key string) core.ClaimRequest {
 	return core.ClaimRequest{Key: key, Fingerprint: core.Fingerprint{1}, Token: core.Token("tok-" + key + time.Now().String()), Lease: time.Second}
 }
 
-func TestHotLossWarmsFromDurable(t *testing.T) {
+// complete claims and completes key through s with resp.
+func complete(t *testing.T, s core.Store, key string, resp *core.Response) {
+	t.Helper()
 	ctx := context.Background()
-	hot, durable := newMem(t), newMem(t)
-	s := tieredstore.New(hot, durable)
-	req := claimReq("k")
+	req := claimReq(key)
 	if c, err := s.Claim(ctx, req); err != nil || c.Status != core.ClaimAcquired {
-		t.Fatalf("Claim = %v, %v; want acquired", c.Status, err)
+		t.Fatalf("Claim(%s) = %v, %v; want acquired", key, c.Status, err)
 	}
-	resp := &core.Response{Status: 201, Header: http.Header{"A": {"b"}}, Body: []byte("x")}
-	if err := s.Complete(ctx, "k", req.Token, resp, time.Hour); err != nil {
+	if err := s.Complete(ctx, key, req.Token, resp, time.Hour); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestReadThrough(t *testing.T) {
+	ctx := context.Background()
+	hot, durable := newMem(t), &flaky{Store: newMem(t)}
+	s := tieredstore.New(hot, durable)
+	complete(t, s, "k", &core.Response{Status: 201, Header: http.Header{"A": {"b"}}, Body: []byte("x")})
+	if hot.Len() != 0 {
+		t.Fatalf("hot tier holds %d records after a claim and a complete; want none (it learns records from replays)", hot.Len())
+	}
+	c, err := s.Claim(ctx, claimReq("k"))
+	if err != nil || c.Status != core.ClaimReplay || string(c.Response.Body) != "x" {
+		t.Fatalf("first replay = %v, %v; want a replay from the durable tier", c.Status, err)
+	}
 	s.Flush()
-	hot.Close() // the hot tier loses everything and comes back empty
-	hot2 := newMem(t)
+	before := durable.calls.Load()
+	for range 3 {
+		c, err = s.Claim(ctx, claimReq("k"))
+		if err != nil || c.Status != core.ClaimReplay || string(c.Response.Body) != "x" || c.Response.Header.Get("A") != "b" {
+			t.Fatalf("warmed replay = %v, %v; want the stored response", c.Status, err)
+		}
+	}
+	mismatch := claimReq("k")
+	mismatch.Fingerprint = core.Fingerprint{2}
+	if c, err := s.Claim(ctx, mismatch); err != nil || c.Status != core.ClaimMismatch {
+		t.Fatalf("Claim with another payload = %v, %v; want mismatch", c.Status, err)
+	}
+	if n := durable.calls.Load() - before; n != 0 {
+		t.Errorf("the durable tier was called %d times for warmed keys; want 0 (the hot tier answers replays and mismatches)", n)
+	}
+}
+
+func TestHotLossWarmsFromDurable(t *testing.T) {
+	ctx := context.Background()
+	durable := newMem(t)
+	s := tieredstore.New(newMem(t), durable)
+	complete(t, s, "k", &core.Response{Status: 201, Header: http.Header{"A": {"b"}}, Body: []byte("x")})
+	s.Claim(ctx, claimReq("k")) // warms the first hot tier
+	s.Flush()
+	hot2 := newMem(t) // the hot tier loses everything and comes back empty
 	s = tieredstore.New(hot2, durable)
 	c, err := s.Claim(ctx, claimReq("k"))
 	if err != nil || c.Status != core.ClaimReplay || string(c.Response.Body) != "x" {
 		t.Fatalf("Claim after hot loss = %v, %v; want replay from the durable tier", c.Status, err)
 	}
-	hc, err := hot2.Claim(ctx, claimReq("k"))
+	s.Flush()
+	hc, err := hot2.Lookup(ctx, "k", core.Fingerprint{1})
 	if err != nil || hc.Status != core.ClaimReplay {
 		t.Errorf("hot tier after warming: %v, %v; want the record warmed", hc.Status, err)
 	}

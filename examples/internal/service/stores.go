@@ -27,7 +27,7 @@ func OpenStore(ctx context.Context, name string, opts ...tieredstore.Option) (co
 		s := memstore.New()
 		return s, func() { s.Close() }, nil
 	case "redis":
-		rs, closeRedis, err := openRedis(ctx)
+		rs, closeRedis, err := openRedis(ctx, redisstore.DefaultPrefix)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -43,7 +43,9 @@ func OpenStore(ctx context.Context, name string, opts ...tieredstore.Option) (co
 		if err != nil {
 			return nil, nil, err
 		}
-		rs, closeRedis, err := openRedis(ctx)
+		// The hot tier is a cache with a key prefix of its own, so that it
+		// never meets the records of a Redis store on the same server.
+		rs, closeRedis, err := openRedis(ctx, "idem:hot:")
 		if err != nil {
 			closePG()
 			return nil, nil, err
@@ -61,7 +63,7 @@ func env(name string) (string, error) {
 	return v, nil
 }
 
-func openRedis(ctx context.Context) (*redisstore.Store, func(), error) {
+func openRedis(ctx context.Context, prefix string) (*redisstore.Store, func(), error) {
 	url, err := env("IDEMKIT_REDIS_URL")
 	if err != nil {
 		return nil, nil, err
@@ -78,7 +80,7 @@ func openRedis(ctx context.Context) (*redisstore.Store, func(), error) {
 		client.Close()
 		return nil, nil, fmt.Errorf("redis at %s: %w", opt.Addr, err)
 	}
-	return redisstore.New(client), func() { client.Close() }, nil
+	return redisstore.New(client, redisstore.WithPrefix(prefix)), func() { client.Close() }, nil
 }
 
 func openPostgres(ctx context.Context) (*pgxstore.Store, func(), error) {
