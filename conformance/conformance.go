@@ -4,6 +4,8 @@
 // [TestStore] checks a [core.Store] against the sentences of its interface
 // (claim outcomes, leases, fencing tokens, retention, exact bytes,
 // atomicity under 64-way races, context handling);
+// [TestCache] checks a [core.Cache], the hot tier of a tiered store
+// (lookups, replacement, retention, exact bytes, torn writes, context);
 // [TestMiddleware] checks an adapter, with any store, against the HTTP
 // behaviour of the spec. Each runs stable, CamelCase subtests usable with
 // -run (TestMyStore/Fencing/StaleCompleteRejected), calls the factory once

@@ -1,6 +1,7 @@
 // Package core is idemkit's framework-free idempotency engine: the state
 // machine behind the Idempotency-Key header (draft-ietf-httpapi-idempotency-key-header),
-// the [Store] contract every backend implements, key parsing, fingerprints,
+// the [Store] contract every backend implements (and [Cache], for the hot
+// tier of a tiered store), key parsing, fingerprints,
 // and RFC 9457 problem responses. It depends on the standard library only.
 //
 // A request with an Idempotency-Key runs its handler once; a retry with the
