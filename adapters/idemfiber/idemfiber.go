@@ -3,12 +3,15 @@ package idemfiber
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"net/http"
 	"net/textproto"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/idemkit/idemkit/core"
@@ -277,9 +280,38 @@ func copyResponse(resp *fasthttp.Response) *core.Response {
 		vals = append(vals, v...)
 		fields = append(fields, field{headerName(k), len(vals)})
 	})
+	out := &core.Response{Status: resp.StatusCode()}
+	if b := resp.Body(); len(b) > 0 {
+		out.Body = bytes.Clone(b)
+	}
+	// The fields as visited, names and values, identify the header set.
+	var keyBuf [768]byte
+	key := keyBuf[:0]
+	n := len(vals) + 2*binary.MaxVarintLen64*len(fields)
+	for _, f := range fields {
+		n += len(f.name)
+	}
+	if n <= len(keyBuf) {
+		start := 0
+		for _, f := range fields {
+			key = append(binary.AppendUvarint(key, uint64(len(f.name))), f.name...)
+			key = append(binary.AppendUvarint(key, uint64(f.end-start)), vals[start:f.end]...)
+			start = f.end
+		}
+	}
+	var slot *headerSlot
+	var sum uint64
+	if len(key) > 0 {
+		sum = maphash.Bytes(headerSeed, key)
+		slot = &headerSets[sum%uint64(len(headerSets))]
+		if set := slot.set.Load(); set != nil && set.key == string(key) {
+			out.Header = set.h
+			return out
+		}
+	}
+	out.Header = make(http.Header, len(fields))
 	all := string(vals)
 	slab := make([]string, len(fields))
-	out := &core.Response{Status: resp.StatusCode(), Header: make(http.Header, len(fields))}
 	start := 0
 	for i, f := range fields {
 		slab[i] = all[start:f.end]
@@ -296,11 +328,40 @@ func copyResponse(resp *fasthttp.Response) *core.Response {
 			out.Header[f.name] = append(vals[:len(vals):len(vals)], slab[i])
 		}
 	}
-	if b := resp.Body(); len(b) > 0 {
-		out.Body = bytes.Clone(b)
+	if slot != nil {
+		if slot.seen.Swap(sum) == sum {
+			slot.set.Store(&headerSet{key: string(key), h: out.Header})
+		}
 	}
 	return out
 }
+
+// headerSets interns the header sets that responses repeat (the same
+// Content-Type on every response of a JSON API, say): a captured response
+// whose fields and values, in order, equal an interned set's shares its
+// http.Header instead of building one. That is safe because a captured
+// response is read-only once made: the Store contract forbids the engine
+// and the store to modify a response handed to Complete, and Send only
+// reads it, as it already does for a replay that memstore shares between
+// requests. The saving is a map, its first group (about 330 B) and two
+// more allocations per new key, and as much less for memstore to keep and
+// the collector to scan (the map was a quarter of this adapter's own CPU
+// on a new key). A set is interned when its hash is seen twice in a row
+// at its slot, so header sets that never repeat (a Location per resource)
+// cost one hash and no allocation, and a slot holds the set seen last.
+var headerSets [64]headerSlot
+
+type headerSlot struct {
+	seen atomic.Uint64
+	set  atomic.Pointer[headerSet]
+}
+
+type headerSet struct {
+	key string // length and bytes of name and value, for each field as visited
+	h   http.Header
+}
+
+var headerSeed = maphash.MakeSeed()
 
 // commonNames interns the response field names most handlers set, in
 // canonical form, so copying them allocates nothing.
