@@ -340,12 +340,14 @@ func (e *Engine) storable(resp *Response) *Response {
 		}
 	}
 	if !filter {
-		// Nothing to drop: the store copies what it keeps.
+		// Nothing to drop: the captured response is stored as it is (the
+		// store may keep it; nobody modifies it afterwards).
 		return resp
 	}
 	out := &Response{Status: resp.Status, Header: resp.Header, Body: resp.Body}
 	{
-		// Copy only when something must go: the store copies what it keeps.
+		// Something must go: a new map, never a change to the captured one,
+		// which an adapter may share between responses.
 		out.Header = make(http.Header, len(resp.Header))
 		for name, vals := range resp.Header {
 			if !drop(name) {
