@@ -28,31 +28,18 @@ func TestCache(t *testing.T, newCache NewCacheFunc) {
 	if newCache == nil {
 		t.Fatal("conformance.TestCache: nil NewCacheFunc")
 	}
-	for _, g := range cacheGroups {
-		t.Run(g.name, func(t *testing.T) {
-			for _, c := range g.cases {
-				t.Run(c.name, func(t *testing.T) {
-					t.Parallel()
-					ca := newCache(t)
-					if ca == nil {
-						t.Fatal("NewCacheFunc returned a nil cache")
-					}
-					c.run(&cacheT{storeT: &storeT{T: t}, ca: ca})
-				})
-			}
-		})
-	}
+	runGroups(t, cacheGroups, func(t *testing.T) *cacheT {
+		ca := newCache(t)
+		if ca == nil {
+			t.Fatal("NewCacheFunc returned a nil cache")
+		}
+		return &cacheT{storeT: &storeT{T: t}, ca: ca}
+	})
 }
 
-type cacheCase struct {
-	name string
-	run  func(c *cacheT)
-}
+type cacheCase = suiteCase[*cacheT]
 
-var cacheGroups = []struct {
-	name  string
-	cases []cacheCase
-}{
+var cacheGroups = []suiteGroup[*cacheT]{
 	{"Lookup", []cacheCase{
 		{"Absent", testCacheAbsent},
 		{"Replay", testCacheReplay},

@@ -46,31 +46,45 @@ func TestStore(t *testing.T, newStore NewStoreFunc) {
 	if newStore == nil {
 		t.Fatal("conformance.TestStore: nil NewStoreFunc")
 	}
-	for _, g := range storeGroups {
+	runGroups(t, storeGroups, func(t *testing.T) *storeT {
+		st := newStore(t)
+		if st == nil {
+			t.Fatal("NewStoreFunc returned a nil store")
+		}
+		return &storeT{T: t, st: st}
+	})
+}
+
+// suiteGroup is a group of a suite's subtests, each run with the view C
+// of the implementation under test.
+type suiteGroup[C any] struct {
+	name  string
+	cases []suiteCase[C]
+}
+
+type suiteCase[C any] struct {
+	name string
+	run  func(c C)
+}
+
+// runGroups runs the groups one after another and the cases of a group in
+// parallel, each with the view newCase builds for its subtest.
+func runGroups[C any](t *testing.T, groups []suiteGroup[C], newCase func(t *testing.T) C) {
+	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
 			for _, c := range g.cases {
 				t.Run(c.name, func(t *testing.T) {
 					t.Parallel()
-					st := newStore(t)
-					if st == nil {
-						t.Fatal("NewStoreFunc returned a nil store")
-					}
-					c.run(&storeT{T: t, st: st})
+					c.run(newCase(t))
 				})
 			}
 		})
 	}
 }
 
-type storeCase struct {
-	name string
-	run  func(s *storeT)
-}
+type storeCase = suiteCase[*storeT]
 
-var storeGroups = []struct {
-	name  string
-	cases []storeCase
-}{
+var storeGroups = []suiteGroup[*storeT]{
 	{"Claim", []storeCase{
 		{"Acquire", testClaimAcquire},
 		{"DistinctKeys", testClaimDistinctKeys},
