@@ -34,7 +34,9 @@ type KeyScopeFunc func(x Exchange) string
 type FingerprintFunc func(x Exchange, body []byte) Fingerprint
 
 // CompletionPolicy decides whether a handler's response is stored (true) or
-// the claim released so a retry runs the handler again (false).
+// the claim released so a retry runs the handler again (false). It must not
+// modify resp: a captured response is read-only, and an adapter may share
+// its header map between responses.
 type CompletionPolicy func(resp *Response) bool
 
 // DefaultCompletionPolicy stores every response with a status below 500.
