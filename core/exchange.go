@@ -36,7 +36,9 @@ type Exchange interface {
 	// Capture runs the downstream handler with body as its request body (the
 	// whole body, with the matching length), buffering the response instead
 	// of sending it, and returns it. The returned Response must not alias
-	// memory the framework reuses after the request. Capture returns an
+	// memory the framework reuses after the request; it is read-only from
+	// then on (the Engine and the stores never modify it), so it may share
+	// a header map with other captured responses. Capture returns an
 	// error wrapping [ErrNotReplayable] if the handler took over the
 	// connection. A panic in the handler propagates.
 	Capture(body []byte) (*Response, error)
