@@ -409,7 +409,7 @@ func writeReport(w io.Writer, d *data, loads []loadResult, how, svgName string) 
 			fRatio(d.diffRatio(rp, st, prp, pst, "ns/op")))
 	}
 	p("\n")
-	p("Paired (`BenchmarkAdapterPair`, which the budget lines are judged by): ours and the peer's in alternating 10–20 ms slices of one benchmark — our NewKey, the framework's Bare, our Replay, its Static, the peer's NewKey, fiber's Bare, the peer's Replay, fiber's Static — and per cycle the ratio of our overhead to the peer's; the median over cycles, then over rounds. The separate runs above are seconds apart, and on a shared host their differences of differences drift by tens of per cent.\n\n")
+	p("Paired (`BenchmarkAdapterPair`, which the budget lines are judged by): ours and the peer's in alternating 2–4 ms slices of one benchmark — our NewKey, the framework's Bare, our Replay, its Static, the peer's NewKey, fiber's Bare, the peer's Replay, fiber's Static — both stores empty at the start; per cycle our overhead and the peer's, and the ratio of their medians over cycles; then the median over rounds. The separate runs above are seconds apart, and on a shared host their differences of differences drift by tens of per cent.\n\n")
 	p("| framework | new-key overhead vs peer | rounds: min–max | replay cost vs peer | rounds: min–max |\n|---|---:|---:|---:|---:|\n")
 	for _, fw := range frameworks {
 		pn := "BenchmarkAdapterPair/" + fw
