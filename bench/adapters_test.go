@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -433,59 +435,121 @@ func BenchmarkAdapterPair(b *testing.B) {
 			}
 			bare := fw.build(nil, newFixture())(false)
 			static := fw.build(nil, &fixture{static: true})(false)
-			keys := newKeySource()
-			type pcase struct {
-				c     client
-				key   func() string
-				fresh bool // key hands out fresh keys
-			}
-			none := func() string { return "" }
-			one := func() string { return oneKey }
-			cases := []pcase{
-				{ours, keys.next, true}, {bare, none, false},
-				{ours, one, false}, {static, none, false},
-				{peer, keys.next, true}, {fiberBare, none, false},
-				{peer, one, false}, {fiberStatic, none, false},
-			}
-			var done [8]int
-			// Per cycle: our new-key overhead, the peer's, our replay
-			// cost, the peer's.
-			var diffs [4][]float64
-			b.ResetTimer()
-			for cycle := 0; slices.Min(done[:]) < b.N; cycle++ {
-				var ns [8]float64
-				for k := range cases {
-					j := (k + cycle) % len(cases)
-					pc := cases[j]
-					if pc.fresh {
-						keys.fill()
-					}
-					span := 2*time.Millisecond + mrand.N(2*time.Millisecond)
-					n := 0
-					start := time.Now()
-					for time.Since(start) < span {
-						if got := pc.c.do(pc.key(), payBody); got != http.StatusCreated {
-							b.Fatalf("case %d: status %d; want 201", j, got)
-						}
-						n++
-					}
-					ns[j] = float64(time.Since(start)) / float64(n)
-					done[j] += n
-				}
-				for i, d := range [4]float64{ns[0] - ns[1], ns[4] - ns[5], ns[2] - ns[3], ns[6] - ns[7]} {
-					diffs[i] = append(diffs[i], d)
-				}
-			}
-			b.StopTimer()
-			// Ratios of the medians: a cycle's own ratio divides one noisy
-			// difference by another, and a slice that a collection lands
-			// on can make it anything (its median over a run moved by
-			// 0.5 between runs of 2 s).
-			b.ReportMetric(medianOf(diffs[0])/medianOf(diffs[1]), "newkey-x-peer")
-			b.ReportMetric(medianOf(diffs[2])/medianOf(diffs[3]), "replay-x-peer")
+			nk, rp := pairOverheads(b, [2][3]client{{ours, bare, static}, {peer, fiberBare, fiberStatic}})
+			b.ReportMetric(nk, "newkey-x-peer")
+			b.ReportMetric(rp, "replay-x-peer")
 		})
 	}
 }
+
+// pairOverheads cycles through the eight cases of BenchmarkAdapterPair
+// for two sides, each a guarded client, its bare handler and its static
+// handler, and returns the ratios of side 0's median new-key overhead and
+// median replay cost to side 1's.
+func pairOverheads(b *testing.B, sides [2][3]client) (newkey, replay float64) {
+	b.Helper()
+	keys := newKeySource()
+	type pcase struct {
+		c     client
+		key   func() string
+		fresh bool // key hands out fresh keys
+	}
+	none := func() string { return "" }
+	one := func() string { return oneKey }
+	var cases []pcase
+	for _, sd := range sides {
+		cases = append(cases,
+			pcase{sd[0], keys.next, true}, pcase{sd[1], none, false},
+			pcase{sd[0], one, false}, pcase{sd[2], none, false})
+	}
+	var done [8]int
+	// Per cycle: side 0's new-key overhead, side 1's, side 0's replay
+	// cost, side 1's.
+	var diffs [4][]float64
+	b.ResetTimer()
+	for cycle := 0; slices.Min(done[:]) < b.N; cycle++ {
+		var ns [8]float64
+		for k := range cases {
+			j := (k + cycle) % len(cases)
+			pc := cases[j]
+			if pc.fresh {
+				keys.fill()
+			}
+			span := 2*time.Millisecond + mrand.N(2*time.Millisecond)
+			n := 0
+			start := time.Now()
+			for time.Since(start) < span {
+				if got := pc.c.do(pc.key(), payBody); got != http.StatusCreated {
+					b.Fatalf("case %d: status %d; want 201", j, got)
+				}
+				n++
+			}
+			ns[j] = float64(time.Since(start)) / float64(n)
+			done[j] += n
+		}
+		for i, d := range [4]float64{ns[0] - ns[1], ns[4] - ns[5], ns[2] - ns[3], ns[6] - ns[7]} {
+			diffs[i] = append(diffs[i], d)
+		}
+	}
+	b.StopTimer()
+	// Ratios of the medians: a cycle's own ratio divides one noisy
+	// difference by another, and a slice that a collection lands on can
+	// make it anything.
+	return medianOf(diffs[0]) / medianOf(diffs[1]), medianOf(diffs[2]) / medianOf(diffs[3])
+}
+
+// BenchmarkAdapterFloor measures, with BenchmarkAdapterPair's cycles, a
+// floor for the fiber lines: the peer middleware plus the request-side
+// work SPEC asks of every guarded request that the peer does not do — the
+// SHA-256 fingerprint of the body, the SHA-256 digest of the key that
+// stores see instead of the raw key, and a 128-bit fencing token.
+// floor-vs-peer is what that work costs; fiber-vs-floor is how far our
+// fiber adapter is from the floor (leases, fencing, the Store contract
+// and the rest of the engine).
+func BenchmarkAdapterFloor(b *testing.B) {
+	fiberBare := newFiberClient(newFiberApp(nil, newFixture()), "", false)
+	fiberStatic := newFiberClient(newFiberApp(nil, &fixture{static: true}), "", false)
+	newPeer := func(floor bool) client {
+		guard := idempotency.New()
+		if floor {
+			peer := guard
+			guard = func(c *fiber.Ctx) error {
+				fp := sha256.Sum256(c.Body())
+				sk := sha256.Sum256([]byte(c.Get("X-Idempotency-Key")))
+				floorSink.Add(uint64(fp[0]^sk[0]) ^ mrand.Uint64() ^ mrand.Uint64())
+				return peer(c)
+			}
+		}
+		c := newFiberClient(newFiberApp(guard, newFixture()), "X-Idempotency-Key", false)
+		if got := c.do(oneKey, payBody); got != http.StatusCreated {
+			b.Fatalf("first request: status %d; want 201", got)
+		}
+		return c
+	}
+	b.Run("floor-vs-peer", func(b *testing.B) {
+		nk, rp := pairOverheads(b, [2][3]client{{newPeer(true), fiberBare, fiberStatic}, {newPeer(false), fiberBare, fiberStatic}})
+		b.ReportMetric(nk, "newkey-x")
+		b.ReportMetric(rp, "replay-x")
+	})
+	b.Run("fiber-vs-floor", func(b *testing.B) {
+		s := memstore.New(memstore.WithMaxEntries(1 << 21))
+		b.Cleanup(func() { s.Close() })
+		var ours client
+		for _, fw := range frameworks {
+			if fw.name == "fiber" {
+				ours = fw.build(core.New(s), newFixture())(false)
+			}
+		}
+		if got := ours.do(oneKey, payBody); got != http.StatusCreated {
+			b.Fatalf("first request: status %d; want 201", got)
+		}
+		nk, rp := pairOverheads(b, [2][3]client{{ours, fiberBare, fiberStatic}, {newPeer(true), fiberBare, fiberStatic}})
+		b.ReportMetric(nk, "newkey-x")
+		b.ReportMetric(rp, "replay-x")
+	})
+}
+
+var floorSink atomic.Uint64
 
 // keySource hands out fresh 36-character keys, made ahead of each timed
 // slice so that formatting them is not timed.
