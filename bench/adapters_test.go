@@ -410,10 +410,10 @@ func BenchmarkAdapter(b *testing.B) {
 // Static) and the peer's. It reports the ratios of their medians over
 // cycles as newkey-x-peer and replay-x-peer (≤ 1 meets the line). Short
 // slices keep a cycle within about 30 ms, so that a burst of the host's
-// other work falls on ours and the peer's alike: with 10–20 ms slices
-// the same binary gave fiber's new-key ratio anywhere from 0.62 to 1.5
-// between runs of 2 s, with 2–4 ms slices 1.35–1.44. b.N counts the
-// operations of each case at least.
+// other work falls on ours and the peer's alike: over runs of 2 s, fiber's
+// new-key ratio ranged 0.95–1.50 with 10–20 ms slices and per-cycle
+// ratios, and 1.19–1.51 with 2–4 ms slices and ratios of medians, most
+// runs within 1.35–1.44. b.N counts the operations of each case at least.
 func BenchmarkAdapterPair(b *testing.B) {
 	fiberBare := newFiberClient(newFiberApp(nil, newFixture()), "", false)
 	fiberStatic := newFiberClient(newFiberApp(nil, &fixture{static: true}), "", false)
