@@ -11,7 +11,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/idemkit/idemkit/core"
-	"github.com/idemkit/idemkit/migrations"
 )
 
 // The floors are the least any store can do for a new key under the
@@ -63,31 +62,17 @@ func floorRedis(client redis.UniversalClient, prefix string, pool int) storeImpl
 }
 
 func floorPgx(pool *pgxpool.Pool, schema string, size int) storeImpl {
-	t := pgx.Identifier{schema, migrations.DefaultTable}.Sanitize()
-	claim := `WITH ins AS (
-		INSERT INTO ` + t + ` (key, fingerprint, state, lease_token, lease_expires_at, expires_at)
-		VALUES ($1, $2, 'pending', $3, now() + $4::bigint * interval '1 microsecond', now() + $4::bigint * interval '1 microsecond')
-		ON CONFLICT (key) DO NOTHING RETURNING key)
-		SELECT status, headers, body FROM ` + t + ` WHERE key = $1 AND expires_at > now() AND NOT EXISTS (SELECT 1 FROM ins)`
-	complete := `UPDATE ` + t + ` SET state = 'completed', lease_token = NULL, lease_expires_at = NULL,
-		status = $3, headers = $4, body = $5, body_omitted = false, completed_at = now(),
-		expires_at = now() + $6::bigint * interval '1 microsecond'
-		WHERE key = $1 AND lease_token = $2 AND state = 'pending'`
-	headers := core.AppendHeader(nil, benchResponse.Header)
+	q := newRawPgxSQL(schema)
 	return storeImpl{name: "floor-pgx", pool: size, floor: true,
 		newKey: func(ctx context.Context, key string) error {
 			tok := "t" + key
 			var status *int32
 			var h, body []byte
-			err := pool.QueryRow(ctx, claim, key, benchFingerprint[:], tok, int64(30*time.Second/time.Microsecond)).Scan(&status, &h, &body)
+			err := pool.QueryRow(ctx, q.claimOrReturn, key, benchFingerprint[:], tok, int64(30*time.Second/time.Microsecond)).Scan(&status, &h, &body)
 			if !errors.Is(err, pgx.ErrNoRows) {
 				return fmt.Errorf("floor-pgx: claim of new key %s: %v (want no record)", key, err)
 			}
-			tag, err := pool.Exec(ctx, complete, key, tok, int32(benchResponse.Status), headers, benchResponse.Body, int64(time.Hour/time.Microsecond))
-			if err == nil && tag.RowsAffected() != 1 {
-				err = fmt.Errorf("floor-pgx: complete of %s updated %d rows", key, tag.RowsAffected())
-			}
-			return err
+			return q.completeRaw(ctx, pool, "floor-pgx", key, tok)
 		}}
 }
 

@@ -132,42 +132,63 @@ func rawRedis(client redis.UniversalClient, prefix string, pool int) storeImpl {
 	}
 }
 
-func rawPgx(pool *pgxpool.Pool, schema string, size int) storeImpl {
+// rawPgxSQL holds the raw statements of the Postgres baselines and floor.
+type rawPgxSQL struct {
+	insert        string // claim: INSERT … ON CONFLICT DO NOTHING
+	claimOrReturn string // one-statement claim that returns a stored row
+	complete      string // UPDATE of the pending row under its token
+	headers       []byte // benchResponse's header, encoded
+}
+
+func newRawPgxSQL(schema string) rawPgxSQL {
 	t := pgx.Identifier{schema, migrations.DefaultTable}.Sanitize()
-	insert := `INSERT INTO ` + t + ` (key, fingerprint, state, lease_token, lease_expires_at, expires_at)
+	return rawPgxSQL{
+		insert: `INSERT INTO ` + t + ` (key, fingerprint, state, lease_token, lease_expires_at, expires_at)
 		VALUES ($1, $2, 'pending', $3, now() + $4::bigint * interval '1 microsecond', now() + $4::bigint * interval '1 microsecond')
-		ON CONFLICT (key) DO NOTHING`
-	complete := `UPDATE ` + t + ` SET state = 'completed', lease_token = NULL, lease_expires_at = NULL,
-		status = $3, headers = $4, body = $5, body_omitted = false, completed_at = now(),
-		expires_at = now() + $6::bigint * interval '1 microsecond'
-		WHERE key = $1 AND lease_token = $2 AND state = 'pending'`
-	// The replay baseline is what issue 7 names: a raw one-statement claim
-	// (CTE) that inserts a pending row when the key is new and otherwise
-	// returns the stored response — the same job in the same round trip as
-	// the store's Claim, without the takeover, fencing and mismatch rules.
-	replay := `WITH ins AS (
+		ON CONFLICT (key) DO NOTHING`,
+		// What issue 7 names as the replay baseline: a raw one-statement
+		// claim (CTE) that inserts a pending row when the key is new and
+		// otherwise returns the stored response — the same job in the same
+		// round trip as the store's Claim, without the takeover, fencing and
+		// mismatch rules. floor-pgx uses it as its claim.
+		claimOrReturn: `WITH ins AS (
 		INSERT INTO ` + t + ` (key, fingerprint, state, lease_token, lease_expires_at, expires_at)
 		VALUES ($1, $2, 'pending', $3, now() + $4::bigint * interval '1 microsecond', now() + $4::bigint * interval '1 microsecond')
 		ON CONFLICT (key) DO NOTHING RETURNING key)
-		SELECT status, headers, body FROM ` + t + ` WHERE key = $1 AND expires_at > now() AND NOT EXISTS (SELECT 1 FROM ins)`
-	headers := core.AppendHeader(nil, benchResponse.Header)
+		SELECT status, headers, body FROM ` + t + ` WHERE key = $1 AND expires_at > now() AND NOT EXISTS (SELECT 1 FROM ins)`,
+		complete: `UPDATE ` + t + ` SET state = 'completed', lease_token = NULL, lease_expires_at = NULL,
+		status = $3, headers = $4, body = $5, body_omitted = false, completed_at = now(),
+		expires_at = now() + $6::bigint * interval '1 microsecond'
+		WHERE key = $1 AND lease_token = $2 AND state = 'pending'`,
+		headers: core.AppendHeader(nil, benchResponse.Header),
+	}
+}
+
+// completeRaw stores benchResponse for key held with tok, and fails unless
+// exactly one row was updated.
+func (q rawPgxSQL) completeRaw(ctx context.Context, pool *pgxpool.Pool, name, key, tok string) error {
+	tag, err := pool.Exec(ctx, q.complete, key, tok, int32(benchResponse.Status), q.headers, benchResponse.Body, int64(time.Hour/time.Microsecond))
+	if err == nil && tag.RowsAffected() != 1 {
+		err = fmt.Errorf("%s: complete of %s updated %d rows", name, key, tag.RowsAffected())
+	}
+	return err
+}
+
+func rawPgx(pool *pgxpool.Pool, schema string, size int) storeImpl {
+	q := newRawPgxSQL(schema)
 	newKey := func(ctx context.Context, key string) error {
 		tok := "t" + key
-		if _, err := pool.Exec(ctx, insert, key, benchFingerprint[:], tok, int64(30*time.Second/time.Microsecond)); err != nil {
+		if _, err := pool.Exec(ctx, q.insert, key, benchFingerprint[:], tok, int64(30*time.Second/time.Microsecond)); err != nil {
 			return err
 		}
-		tag, err := pool.Exec(ctx, complete, key, tok, int32(benchResponse.Status), headers, benchResponse.Body, int64(time.Hour/time.Microsecond))
-		if err == nil && tag.RowsAffected() != 1 {
-			err = fmt.Errorf("raw-pgx: complete of %s updated %d rows", key, tag.RowsAffected())
-		}
-		return err
+		return q.completeRaw(ctx, pool, "raw-pgx", key, tok)
 	}
 	return storeImpl{
 		name: "raw-pgx", pool: size, newKey: newKey, seed: newKey,
 		replay: func(ctx context.Context, key string) error {
 			var status int32
 			var h, body []byte
-			if err := pool.QueryRow(ctx, replay, key, benchFingerprint[:], "r"+key, int64(30*time.Second/time.Microsecond)).Scan(&status, &h, &body); err != nil {
+			if err := pool.QueryRow(ctx, q.claimOrReturn, key, benchFingerprint[:], "r"+key, int64(30*time.Second/time.Microsecond)).Scan(&status, &h, &body); err != nil {
 				return err
 			}
 			if len(body) != len(benchResponse.Body) {
