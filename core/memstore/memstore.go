@@ -115,17 +115,11 @@ func New(opts ...Option) *Store {
 // full, it makes room as the package documentation describes, or returns
 // an error wrapping [ErrFull].
 func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, error) {
-	if err := ctxErr(ctx); err != nil {
-		return core.Claim{}, fmt.Errorf("memstore: claim: %w", err)
+	sh, r, now, err := s.lockLive(ctx, "claim", req.Key)
+	if err != nil {
+		return core.Claim{}, err
 	}
-	sh := s.shard(req.Key)
-	now := s.now()
-	sh.mu.Lock()
-	if s.closed.Load() {
-		sh.mu.Unlock()
-		return core.Claim{}, fmt.Errorf("memstore: claim: %w", ErrClosed)
-	}
-	if r := sh.live(req.Key, now); r != nil {
+	if r != nil {
 		switch {
 		case r.fp != req.Fingerprint:
 			sh.mu.Unlock()
@@ -146,7 +140,7 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 		sh.mu.Unlock()
 		return core.Claim{}, fmt.Errorf("memstore: claim: %w (%d live claims in shard)", ErrFull, n)
 	}
-	r := &record{key: req.Key, fp: req.Fingerprint, token: req.Token, expires: now + int64(req.Lease)}
+	r = &record{key: req.Key, fp: req.Fingerprint, token: req.Token, expires: now + int64(req.Lease)}
 	sh.m[req.Key] = r
 	heap.Push(&sh.pending, r)
 	sh.mu.Unlock()
@@ -198,17 +192,11 @@ func kept(resp *core.Response) core.Response {
 // Lookup implements [core.Cache.Lookup]: the completed record of key, or a
 // zero Claim when there is none (a pending claim included).
 func (s *Store) Lookup(ctx context.Context, key string, fp core.Fingerprint) (core.Claim, error) {
-	if err := ctxErr(ctx); err != nil {
-		return core.Claim{}, fmt.Errorf("memstore: lookup: %w", err)
+	sh, r, _, err := s.lockLive(ctx, "lookup", key)
+	if err != nil {
+		return core.Claim{}, err
 	}
-	sh := s.shard(key)
-	now := s.now()
-	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if s.closed.Load() {
-		return core.Claim{}, fmt.Errorf("memstore: lookup: %w", ErrClosed)
-	}
-	r := sh.live(key, now)
 	switch {
 	case r == nil || !r.done:
 		return core.Claim{}, nil
@@ -226,18 +214,12 @@ func (s *Store) Put(ctx context.Context, key string, fp core.Fingerprint, resp *
 	if resp == nil {
 		return errors.New("memstore: put: nil response")
 	}
-	if err := ctxErr(ctx); err != nil {
-		return fmt.Errorf("memstore: put: %w", err)
-	}
 	st := kept(resp)
-	sh := s.shard(key)
-	now := s.now()
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if s.closed.Load() {
-		return fmt.Errorf("memstore: put: %w", ErrClosed)
+	sh, r, now, err := s.lockLive(ctx, "put", key)
+	if err != nil {
+		return err
 	}
-	r := sh.live(key, now)
+	defer sh.mu.Unlock()
 	switch {
 	case r != nil && !r.done:
 		return nil // a pending claim: not the cache's to replace
@@ -282,18 +264,10 @@ func (s *Store) Renew(ctx context.Context, key string, token core.Token, lease t
 // the shard unlocked. (No callback: a closure would be one more allocation
 // per call on the hot path.)
 func (s *Store) lockHeld(ctx context.Context, op, key string, token core.Token) (*shard, *record, int64, error) {
-	if err := ctxErr(ctx); err != nil {
-		return nil, nil, 0, fmt.Errorf("memstore: %s: %w", op, err)
+	sh, r, now, err := s.lockLive(ctx, op, key)
+	if err != nil {
+		return nil, nil, now, err
 	}
-	sh := s.shard(key)
-	now := s.now()
-	sh.mu.Lock()
-	if s.closed.Load() {
-		sh.mu.Unlock()
-		return nil, nil, now, fmt.Errorf("memstore: %s: %w", op, ErrClosed)
-	}
-	r := sh.live(key, now)
-	var err error
 	switch {
 	case r == nil:
 		err = fmt.Errorf("memstore: %s: %w: no live record", op, core.ErrLeaseLost)
@@ -307,6 +281,24 @@ func (s *Store) lockHeld(ctx context.Context, op, key string, token core.Token) 
 		return nil, nil, now, err
 	}
 	return sh, r, now, nil
+}
+
+// lockLive locks the shard of key and returns it with the live record of
+// key (nil when there is none) and the time; the caller then unlocks the
+// shard. A done context or a closed store is an error, with the shard
+// unlocked. Every method starts here.
+func (s *Store) lockLive(ctx context.Context, op, key string) (*shard, *record, int64, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, nil, 0, fmt.Errorf("memstore: %s: %w", op, err)
+	}
+	sh := s.shard(key)
+	now := s.now()
+	sh.mu.Lock()
+	if s.closed.Load() {
+		sh.mu.Unlock()
+		return nil, nil, now, fmt.Errorf("memstore: %s: %w", op, ErrClosed)
+	}
+	return sh, sh.live(key, now), now, nil
 }
 
 // Len returns the number of records held, counting expired records that
