@@ -76,15 +76,21 @@ func decodeHeader(b []byte, alias bool) (http.Header, int, error) {
 // byte, flags, the status, the headers and the raw body, without base64 or
 // any other inflation. [DecodeResponse] reverses it exactly.
 func EncodeResponse(resp *Response) []byte {
-	buf := make([]byte, 0, 16+64*len(resp.Header)+len(resp.Body))
+	return AppendResponse(make([]byte, 0, 16+64*len(resp.Header)+len(resp.Body)), resp)
+}
+
+// AppendResponse appends the [EncodeResponse] encoding of resp to dst, so
+// that a store can put its own record header in front without a second
+// copy of the body.
+func AppendResponse(dst []byte, resp *Response) []byte {
 	var flags byte
 	if resp.BodyOmitted {
 		flags |= 1
 	}
-	buf = append(buf, codecVersion, flags)
-	buf = binary.BigEndian.AppendUint16(buf, uint16(resp.Status))
-	buf = AppendHeader(buf, resp.Header)
-	return append(buf, resp.Body...)
+	dst = append(dst, codecVersion, flags)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(resp.Status))
+	dst = AppendHeader(dst, resp.Header)
+	return append(dst, resp.Body...)
 }
 
 // DecodeResponse decodes bytes made by [EncodeResponse]. It never writes

@@ -233,9 +233,10 @@ func (s *Store) Put(ctx context.Context, key string, fp core.Fingerprint, resp *
 	if err := ctx.Err(); err != nil {
 		return unavailable("put", err)
 	}
-	enc := core.EncodeResponse(resp)
-	rec := make([]byte, 0, headerLen+len(enc))
-	rec = append(append(append(rec, stateCompleted), fp[:]...), enc...)
+	// One buffer for the record: its header, then the encoded response
+	// (the body plus an estimate for the header fields).
+	rec := make([]byte, 0, headerLen+16+64*len(resp.Header)+len(resp.Body))
+	rec = core.AppendResponse(append(append(rec, stateCompleted), fp[:]...), resp)
 	rkey := s.recordKey(key)
 	if err := putScript.Run(ctx, s.client, []string{rkey}, rec, millis(ttl)).Err(); err != nil {
 		return storeErr("put", rkey, err)
