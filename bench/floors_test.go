@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/migrations"
 )
 
 // The floors are the least any store can do for a new key under the
@@ -26,9 +27,20 @@ import (
 //     must see an existing record to replay, refuse or wait), and a
 //     complete script that reads the record, compares the token (fencing)
 //     and writes the pre-encoded response.
-//   - floor-pgx: the replay baseline's claim-or-return CTE as the claim
-//     (the claim must return a stored response in the same statement) and
-//     the raw UPDATE as the complete.
+//   - floor-pgx-1rt: the least claim statement that decides every claim in
+//     one round trip, as SPEC §5 asks: read the live row first, insert only
+//     when there is none, and on a conflict (a row inserted after the
+//     statement's snapshot) lock and return its newest version with a
+//     no-op DO UPDATE, so a row always comes back. No takeover of expired
+//     rows (pgxstore's CASE list), no fencing columns, no mismatch data.
+//     The raw UPDATE completes it.
+//   - floor-pgx: the replay baseline's insert-first claim-or-return CTE as
+//     the claim and the raw UPDATE as the complete. Cheaper, but not a
+//     floor of the contract: when a concurrent claim inserted the row after
+//     the statement's snapshot, ON CONFLICT DO NOTHING skips it and the
+//     snapshot still shows no row, so that claim has no decision without a
+//     second round trip (and an expired row is never taken over). It shows
+//     what giving up the one-round-trip decision would buy.
 //   - floor-tiered: one Redis GET that misses (the hot lookup a replay
 //     needs to stay on the hot tier) and then pgxstore's own claim and
 //     complete.
@@ -58,6 +70,34 @@ func floorRedis(client redis.UniversalClient, prefix string, pool int) storeImpl
 				err = fmt.Errorf("floor-redis: complete of %s refused", key)
 			}
 			return err
+		}}
+}
+
+func floorPgx1RT(pool *pgxpool.Pool, schema string, size int) storeImpl {
+	q := newRawPgxSQL(schema)
+	t := pgx.Identifier{schema, migrations.DefaultTable}.Sanitize()
+	claim := `WITH cur AS (
+	SELECT state, lease_token, status, headers, body FROM ` + t + ` WHERE key = $1 AND expires_at > now()
+), up AS (
+	INSERT INTO ` + t + ` AS r (key, fingerprint, state, lease_token, lease_expires_at, expires_at)
+	SELECT $1, $2, 'pending', $3, now() + $4::bigint * interval '1 microsecond', now() + $4::bigint * interval '1 microsecond'
+	WHERE NOT EXISTS (SELECT FROM cur)
+	ON CONFLICT (key) DO UPDATE SET state = r.state
+	RETURNING r.state, r.lease_token, r.status, r.headers, r.body
+)
+SELECT * FROM up UNION ALL SELECT * FROM cur`
+	return storeImpl{name: "floor-pgx-1rt", pool: size, floor: true,
+		newKey: func(ctx context.Context, key string) error {
+			tok := "t" + key
+			var state string
+			var holder *string
+			var status *int32
+			var h, body []byte
+			err := pool.QueryRow(ctx, claim, key, benchFingerprint[:], tok, int64(30*time.Second/time.Microsecond)).Scan(&state, &holder, &status, &h, &body)
+			if err != nil || state != "pending" || holder == nil || *holder != tok {
+				return fmt.Errorf("floor-pgx-1rt: claim of new key %s: %v (want it acquired, got %q)", key, err, state)
+			}
+			return q.completeRaw(ctx, pool, "floor-pgx-1rt", key, tok)
 		}}
 }
 

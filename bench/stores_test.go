@@ -378,6 +378,7 @@ func impls(b *testing.B) []storeImpl {
 		tiered,
 		floorRedis(client, prefix+"floor:", rpool),
 		floorPgx(pool, schema(b, pool, "floor"), ppool),
+		floorPgx1RT(pool, schema(b, pool, "floor1rt"), ppool),
 		floorTiered(client, prefix+"floor-hot:", pgxImpl),
 	}
 }
@@ -562,8 +563,8 @@ func BenchmarkStorePair(b *testing.B) {
 	pairs := map[string][][2]string{
 		"NewKey": {
 			{"redisstore", "raw-redis"}, {"pgxstore", "raw-pgx"}, {"tieredstore", "pgxstore"},
-			{"floor-redis", "raw-redis"}, {"floor-pgx", "raw-pgx"}, {"floor-tiered", "pgxstore"},
-			{"redisstore", "floor-redis"}, {"pgxstore", "floor-pgx"}, {"tieredstore", "floor-tiered"},
+			{"floor-redis", "raw-redis"}, {"floor-pgx-1rt", "raw-pgx"}, {"floor-pgx", "raw-pgx"}, {"floor-tiered", "pgxstore"},
+			{"redisstore", "floor-redis"}, {"pgxstore", "floor-pgx-1rt"}, {"pgxstore", "floor-pgx"}, {"tieredstore", "floor-tiered"},
 		},
 		"Replay": {{"redisstore", "raw-redis"}, {"pgxstore", "raw-pgx"}, {"tieredstore", "redisstore"}},
 	}

@@ -302,12 +302,17 @@ var (
 		"NewKey": {"redisstore": "raw-redis", "pgxstore": "raw-pgx", "tieredstore": "pgxstore"},
 		"Replay": {"redisstore": "raw-redis", "pgxstore": "raw-pgx", "tieredstore": "redisstore"},
 	}
-	// floorOf names the floor (bench/floors_test.go) of each store's new
-	// key, with what it leaves out or adds.
-	floorOf = map[string]struct{ name, what string }{
-		"redisstore":  {"floor-redis", "claim script GET + SET, complete script GET + token compare + SET, pre-encoded response"},
-		"pgxstore":    {"floor-pgx", "insert-first claim-or-return CTE + UPDATE: no takeover of expired rows, no decision on a concurrent insert"},
-		"tieredstore": {"floor-tiered", "one Redis GET that misses, then pgxstore's claim and complete"},
+	// floorOf names the floors (bench/floors_test.go) of each store's new
+	// key, with what they leave out or add. The first is the floor of the
+	// contract, which marks a line "floor below the line"; a second one
+	// shows what giving up part of the contract would buy.
+	floorOf = map[string][]struct{ name, what string }{
+		"redisstore": {{"floor-redis", "claim script GET + SET, complete script GET + token compare + SET, pre-encoded response"}},
+		"pgxstore": {
+			{"floor-pgx-1rt", "the least claim statement that decides every claim in one round trip (SPEC §5): read the live row, insert when there is none, a no-op DO UPDATE that returns a concurrently inserted row; no takeover, no fencing or mismatch columns; + UPDATE"},
+			{"floor-pgx", "insert-first claim-or-return CTE + UPDATE: no takeover of expired rows and no decision on a concurrent insert in the same statement, so not a floor of the contract; it shows what a second round trip on races would buy"},
+		},
+		"tieredstore": {{"floor-tiered", "one Redis GET that misses, then pgxstore's claim and complete"}},
 	}
 )
 
@@ -481,7 +486,9 @@ func writeReport(w io.Writer, d *data, loads []loadResult, how, svgName string) 
 	p("`BenchmarkStorePair` runs the store and its baseline in alternating slices of 20–40 ms (random length) from the same c goroutines; the ratio is the median over adjacent slices of store throughput to baseline throughput, then the median over rounds. Adjacent slices meet the same machine within a fraction of a second, so this is the ratio the budget is judged by; the tables above run each implementation on its own and drift with the host's load.\n\n")
 	p("On a new key it also runs a floor against the baseline and the store against its floor. A floor (`bench/floors_test.go`) is raw driver calls doing the least that the job needs, in the baselines' shape:\n\n")
 	for _, im := range []string{"redisstore", "pgxstore", "tieredstore"} {
-		p("- `%s`: %s.\n", floorOf[im].name, floorOf[im].what)
+		for _, f := range floorOf[im] {
+			p("- `%s`: %s.\n", f.name, f.what)
+		}
 	}
 	p("\n")
 	p("| operation | c | store | baseline | store ops/s | baseline ops/s | ratio (rounds: min–max) |\n|---|---:|---|---|---:|---:|---:|\n")
@@ -499,12 +506,13 @@ func writeReport(w io.Writer, d *data, loads []loadResult, how, svgName string) 
 				if op != "NewKey" {
 					continue
 				}
-				f := floorOf[im].name
-				for _, pr := range [][2]string{{f, base}, {im, f}} {
-					pn := pairB(op, c, pr[0], pr[1])
-					if v := d.vals[pn]["x-baseline"]; len(v) > 0 {
-						p("| %s | %d | %s | %s | %s | %s | %s (%s–%s) |\n", op, c, pr[0], pr[1], fOps(d.med(pn, "store-ops/s")), fOps(d.med(pn, "base-ops/s")),
-							fRatio(median(v)), fRatio(slices.Min(v)), fRatio(slices.Max(v)))
+				for _, f := range floorOf[im] {
+					for _, pr := range [][2]string{{f.name, base}, {im, f.name}} {
+						pn := pairB(op, c, pr[0], pr[1])
+						if v := d.vals[pn]["x-baseline"]; len(v) > 0 {
+							p("| %s | %d | %s | %s | %s | %s | %s (%s–%s) |\n", op, c, pr[0], pr[1], fOps(d.med(pn, "store-ops/s")), fOps(d.med(pn, "base-ops/s")),
+								fRatio(median(v)), fRatio(slices.Min(v)), fRatio(slices.Max(v)))
+						}
 					}
 				}
 			}
@@ -600,11 +608,16 @@ func storeBudgets(d *data) []budget {
 		sep := d.ratio(storeB(op, c, im), storeB(op, c, base), "ops/s")
 		m := fmt.Sprintf("%s vs %s, paired = %s (separate runs: %s)", fOps(d.med(pn, "store-ops/s")), fOps(d.med(pn, "base-ops/s")), fRatio(r), fRatio(sep))
 		below := false
-		if f, ok := floorOf[im]; ok && op == "NewKey" {
+		for i, f := range floorOf[im] {
+			if op != "NewKey" {
+				break
+			}
 			fr, of := d.med(pairB(op, c, f.name, base), "x-baseline"), d.med(pairB(op, c, im, f.name), "x-baseline")
 			if !math.IsNaN(fr) {
 				m += fmt.Sprintf("; %s = %s of %s, %s = %s of %s", f.name, fRatio(fr), base, im, fRatio(of), f.name)
-				below = fr < floor
+				if i == 0 { // the contract's floor
+					below = fr < floor
+				}
 			}
 		}
 		bs = append(bs, budget{area, fmt.Sprintf(line, c), m, r >= floor, !math.IsNaN(r), below})
