@@ -14,7 +14,8 @@ import (
 	"github.com/idemkit/idemkit/migrations"
 )
 
-// The floors are the least any store can do for a new key under the
+// The floors are the least any store can do for a new key (and, for
+// Redis, a replay) under the
 // contract, written as raw driver calls in the same shape as the
 // baselines: they answer "how close to its baseline can a store doing
 // this job get on this machine?", which the baselines alone do not (they
@@ -26,7 +27,8 @@ import (
 //     absent, writes fingerprint and token (one GET and one SET: the claim
 //     must see an existing record to replay, refuse or wait), and a
 //     complete script that reads the record, compares the token (fencing)
-//     and writes the pre-encoded response.
+//     and writes the pre-encoded response. Its replay is the same claim
+//     script on a completed key, which returns the record undecoded.
 //   - floor-pgx-1rt: the least claim statement that decides every claim in
 //     one round trip, as SPEC §5 asks: read the live row first, insert only
 //     when there is none, and on a conflict (a row inserted after the
@@ -58,16 +60,27 @@ return 1`)
 
 func floorRedis(client redis.UniversalClient, prefix string, pool int) storeImpl {
 	payload := core.EncodeResponse(benchResponse)
-	return storeImpl{name: "floor-redis", pool: pool, floor: true,
-		newKey: func(ctx context.Context, key string) error {
-			k := prefix + "{" + key + "}"
-			tok := "t" + key
-			if err := floorClaimScript.Run(ctx, client, []string{k}, benchFingerprint[:], tok, 30000).Err(); !errors.Is(err, redis.Nil) {
-				return fmt.Errorf("floor-redis: claim of new key %s: %v (want no record)", key, err)
-			}
-			n, err := floorCompleteScript.Run(ctx, client, []string{k}, payload, tok, 3600000).Int()
-			if err == nil && n != 1 {
-				err = fmt.Errorf("floor-redis: complete of %s refused", key)
+	newKey := func(ctx context.Context, key string) error {
+		k := prefix + "{" + key + "}"
+		tok := "t" + key
+		if err := floorClaimScript.Run(ctx, client, []string{k}, benchFingerprint[:], tok, 30000).Err(); !errors.Is(err, redis.Nil) {
+			return fmt.Errorf("floor-redis: claim of new key %s: %v (want no record)", key, err)
+		}
+		n, err := floorCompleteScript.Run(ctx, client, []string{k}, payload, tok, 3600000).Int()
+		if err == nil && n != 1 {
+			err = fmt.Errorf("floor-redis: complete of %s refused", key)
+		}
+		return err
+	}
+	return storeImpl{name: "floor-redis", pool: pool, floor: true, newKey: newKey, seed: newKey,
+		// The same claim script on a completed key: the least a replay
+		// costs when the round trip must also be able to claim (the
+		// arguments of a claim travel with it), with the record returned
+		// whole and not decoded.
+		replay: func(ctx context.Context, key string) error {
+			v, err := floorClaimScript.Run(ctx, client, []string{prefix + "{" + key + "}"}, benchFingerprint[:], "r"+key, 30000).Text()
+			if err == nil && len(v) != len(payload) {
+				err = fmt.Errorf("floor-redis: replay of %s: %d bytes, want %d", key, len(v), len(payload))
 			}
 			return err
 		}}

@@ -35,13 +35,17 @@ import (
 // lookup under it; on a miss the handler runs with its writes passed
 // through and copied, and the status, a copy of the header and the body
 // are stored with the peer's expiry on the peer's coarse clock; on a hit
-// the stored header is copied into the response and the status and body
-// are written. The SPEC work, on hits and misses alike: the body read
-// whole (net/http streams it; fasthttp has it buffered already) and the
-// handler given a fresh reader over it, a SHA-256 of the body, a SHA-256
-// of the key and a 128-bit random token. It stores the response as Go
-// values where the peer encodes msgpack into its []byte storage, and
-// compares nothing: no leases, no fencing, no fingerprint check.
+// the stored header is copied into the response, the replay marker SPEC §3
+// requires is added, and the status and body are written. The SPEC work,
+// on hits and misses alike: the body read whole (net/http streams it;
+// fasthttp has it buffered already) and the handler given a fresh reader
+// over it, a SHA-256 of method, path, query and body, a SHA-256 of the key
+// and a 128-bit random token. It stores the response as Go values where
+// the peer encodes msgpack into its []byte storage, checks the key's
+// length only (not SPEC §1's grammar), and compares nothing: no leases,
+// no fencing, no fingerprint check. On fiber the peer answers a hit
+// itself, so the fiber floor adds no marker and hashes the body alone:
+// it is the cheaper of the two.
 type adapterFloor struct {
 	mu   sync.RWMutex
 	m    map[string]floorEntry
@@ -54,6 +58,8 @@ type floorEntry struct {
 	body   []byte
 	expiry uint32 // utils.Timestamp seconds, as the peer's memory storage
 }
+
+var floorReplayed = []string{"true"}
 
 // floorLifetime is the peer's default lifetime, 30 minutes, in seconds.
 const floorLifetime = 30 * 60
@@ -82,7 +88,12 @@ func (fl *adapterFloor) begin(r *http.Request) (key string, ok bool) {
 		return "", false
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	fp := sha256.Sum256(body)
+	// SPEC §2 fingerprints method, path, query and body.
+	var buf [512]byte
+	b := append(buf[:0], r.Method...)
+	b = append(b, r.URL.Path...)
+	b = append(b, r.URL.RawQuery...)
+	fp := sha256.Sum256(append(b, body...))
 	sk := sha256.Sum256([]byte(key))
 	floorSink.Add(uint64(fp[0]^sk[0]) ^ mrand.Uint64() ^ mrand.Uint64())
 	return key, true
@@ -120,6 +131,7 @@ func (fl *adapterFloor) replay(key string, w http.ResponseWriter) bool {
 	for k, v := range e.header {
 		h[k] = append([]string(nil), v...)
 	}
+	h["Idempotency-Replayed"] = floorReplayed // SPEC §3 marks a replay
 	w.WriteHeader(e.status)
 	w.Write(e.body)
 	return true
@@ -257,8 +269,9 @@ func (fl *adapterFloor) fiber() fiber.Handler {
 
 // TestAdapterFloor checks that the floor does the peer's job on the
 // net/http frameworks: a retry gets the first response (status, header,
-// body) without running the handler, even with another body (the floor
-// compares no fingerprints), and a key of another length is refused.
+// body) and the replay marker without running the handler, even with
+// another body (the floor compares no fingerprints), and a key of another
+// length is refused.
 func TestAdapterFloor(t *testing.T) {
 	for _, fw := range frameworks {
 		c, ok := fw.build(newAdapterFloor(), newFixture())(false).(*httpClient)
@@ -280,6 +293,10 @@ func TestAdapterFloor(t *testing.T) {
 				t.Fatalf("first: %d %q", first.Code, first.Body)
 			}
 			again := send(oneKey, otherBody)
+			if got := again.Header().Values("Idempotency-Replayed"); len(got) != 1 || got[0] != "true" {
+				t.Errorf("replay: Idempotency-Replayed = %q; want [true]", got)
+			}
+			again.Header().Del("Idempotency-Replayed")
 			if again.Code != first.Code || !bytes.Equal(again.Body.Bytes(), first.Body.Bytes()) || !reflect.DeepEqual(again.Header(), first.Header()) {
 				t.Errorf("replay: %d %v %q; want %d %v %q", again.Code, again.Header(), again.Body, first.Code, first.Header(), first.Body)
 			}

@@ -71,7 +71,7 @@ type storeImpl struct {
 	newKey func(ctx context.Context, key string) error // claim + complete
 	seed   func(ctx context.Context, key string) error // leave a completed record
 	replay func(ctx context.Context, key string) error
-	floor  bool   // a floor (floors_test.go): new keys only, paired runs only
+	floor  bool   // a floor (floors_test.go): paired runs only; new keys (and replays where it has replay)
 	flush  func() // waits for background writes, if the store makes any
 }
 
@@ -566,7 +566,10 @@ func BenchmarkStorePair(b *testing.B) {
 			{"floor-redis", "raw-redis"}, {"floor-pgx-1rt", "raw-pgx"}, {"floor-pgx", "raw-pgx"}, {"floor-tiered", "pgxstore"},
 			{"redisstore", "floor-redis"}, {"pgxstore", "floor-pgx-1rt"}, {"pgxstore", "floor-pgx"}, {"tieredstore", "floor-tiered"},
 		},
-		"Replay": {{"redisstore", "raw-redis"}, {"pgxstore", "raw-pgx"}, {"tieredstore", "redisstore"}},
+		"Replay": {
+			{"redisstore", "raw-redis"}, {"pgxstore", "raw-pgx"}, {"tieredstore", "redisstore"},
+			{"floor-redis", "raw-redis"}, {"redisstore", "floor-redis"},
+		},
 	}
 	const records = 1024
 	replayKeys := make([]string, records)
@@ -574,7 +577,7 @@ func BenchmarkStorePair(b *testing.B) {
 	for i := range replayKeys {
 		replayKeys[i] = key(int64(i))
 	}
-	for _, name := range []string{"redisstore", "raw-redis", "pgxstore", "raw-pgx", "tieredstore"} {
+	for _, name := range []string{"redisstore", "raw-redis", "pgxstore", "raw-pgx", "tieredstore", "floor-redis"} {
 		seedReplays(b, byName[name], replayKeys)
 	}
 	for _, op := range []string{"NewKey", "Replay"} {

@@ -291,6 +291,14 @@ func loadAvg() string {
 
 // The report.
 
+// floorsFor returns the floors of im's op.
+func floorsFor(op, im string) []struct{ name, what string } {
+	if op == "Replay" {
+		return replayFloorOf[im]
+	}
+	return floorOf[im]
+}
+
 var (
 	frameworks = []string{"nethttp", "chi", "gin", "echo", "fiber"}
 	cases      = []string{"Static", "Bare", "NewKey", "Replay", "InFlight409", "Mismatch422"}
@@ -313,6 +321,10 @@ var (
 			{"floor-pgx", "insert-first claim-or-return CTE + UPDATE: no takeover of expired rows and no decision on a concurrent insert in the same statement, so not a floor of the contract; it shows what a second round trip on races would buy"},
 		},
 		"tieredstore": {{"floor-tiered", "one Redis GET that misses, then pgxstore's claim and complete"}},
+	}
+	// replayFloorOf names the floors of a replay.
+	replayFloorOf = map[string][]struct{ name, what string }{
+		"redisstore": {{"floor-redis", "on a replay, its claim script on a completed key (the claim's arguments travel with it), the record returned undecoded"}},
 	}
 )
 
@@ -484,9 +496,9 @@ func writeReport(w io.Writer, d *data, loads []loadResult, how, svgName string) 
 	}
 	p("### Paired: each store against its baseline\n\n")
 	p("`BenchmarkStorePair` runs the store and its baseline in alternating slices of 20–40 ms (random length) from the same c goroutines; the ratio is the median over adjacent slices of store throughput to baseline throughput, then the median over rounds. Adjacent slices meet the same machine within a fraction of a second, so this is the ratio the budget is judged by; the tables above run each implementation on its own and drift with the host's load.\n\n")
-	p("On a new key it also runs a floor against the baseline and the store against its floor. A floor (`bench/floors_test.go`) is raw driver calls doing the least that the job needs, in the baselines' shape:\n\n")
+	p("On a new key (and a Redis replay) it also runs each floor against the baseline and the store against the floor. A floor (`bench/floors_test.go`) is raw driver calls doing the least that the job needs, in the baselines' shape:\n\n")
 	for _, im := range []string{"redisstore", "pgxstore", "tieredstore"} {
-		for _, f := range floorOf[im] {
+		for _, f := range append(floorOf[im], replayFloorOf[im]...) {
 			p("- `%s`: %s.\n", f.name, f.what)
 		}
 	}
@@ -503,10 +515,7 @@ func writeReport(w io.Writer, d *data, loads []loadResult, how, svgName string) 
 				}
 				p("| %s | %d | %s | %s | %s | %s | %s (%s–%s) |\n", op, c, im, base, fOps(d.med(pn, "store-ops/s")), fOps(d.med(pn, "base-ops/s")),
 					fRatio(median(v)), fRatio(slices.Min(v)), fRatio(slices.Max(v)))
-				if op != "NewKey" {
-					continue
-				}
-				for _, f := range floorOf[im] {
+				for _, f := range floorsFor(op, im) {
 					for _, pr := range [][2]string{{f.name, base}, {im, f.name}} {
 						pn := pairB(op, c, pr[0], pr[1])
 						if v := d.vals[pn]["x-baseline"]; len(v) > 0 {
@@ -608,10 +617,7 @@ func storeBudgets(d *data) []budget {
 		sep := d.ratio(storeB(op, c, im), storeB(op, c, base), "ops/s")
 		m := fmt.Sprintf("%s vs %s, paired = %s (separate runs: %s)", fOps(d.med(pn, "store-ops/s")), fOps(d.med(pn, "base-ops/s")), fRatio(r), fRatio(sep))
 		below := false
-		for i, f := range floorOf[im] {
-			if op != "NewKey" {
-				break
-			}
+		for i, f := range floorsFor(op, im) {
 			fr, of := d.med(pairB(op, c, f.name, base), "x-baseline"), d.med(pairB(op, c, im, f.name), "x-baseline")
 			if !math.IsNaN(fr) {
 				m += fmt.Sprintf("; %s = %s of %s, %s = %s of %s", f.name, fRatio(fr), base, im, fRatio(of), f.name)
