@@ -15,11 +15,11 @@ import (
 )
 
 // The floors are the least any store can do for a new key (and, for
-// Redis, a replay) under the
-// contract, written as raw driver calls in the same shape as the
-// baselines: they answer "how close to its baseline can a store doing
-// this job get on this machine?", which the baselines alone do not (they
-// skip the reads that a claim and a fenced complete must make).
+// Redis, a replay) under the contract, written as raw driver calls in the
+// same shape as the baselines: they answer "how close to its baseline
+// can a store doing this job get on this machine?", which the baselines
+// alone do not (they skip the reads that a claim and a fenced complete
+// must make).
 // BenchmarkStorePair runs each floor against the baseline and each store
 // against its floor; the report shows both beside the budget line.
 //
