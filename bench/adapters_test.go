@@ -521,16 +521,15 @@ func pairOverheads(b *testing.B, sides [2][3]client) (newkey, replay float64) {
 // floor for the adapter lines of every framework (adapterFloor,
 // httpfloor_test.go): the peer's algorithm plus the request-side work SPEC
 // asks of every guarded request that the peer does not do — the SHA-256
-// fingerprint of the body, the SHA-256 digest of the key that stores see
-// instead of the raw key, and a 128-bit fencing token. On fiber the floor
-// is the peer itself behind that work; on the net/http frameworks it is
-// the peer's algorithm ported to each one's middleware idiom.
-// <fw>-floor-vs-peer is the floor on fw against the peer on fiber, each
-// over its own framework's Bare and Static, as the budget lines are;
-// <fw>-vs-floor is how far our adapter on fw is from the floor there
-// (leases, fencing, the Store contract and the rest of the engine).
-// fiber's are named floor-vs-peer and fiber-vs-floor, as before the other
-// frameworks had a floor.
+// fingerprint of the request, the SHA-256 digest of the key that stores
+// see instead of the raw key, and a 128-bit fencing token. On fiber the
+// floor is the peer itself behind that work; on the net/http frameworks it
+// is the peer's algorithm ported to each one's middleware idiom (see
+// adapterFloor for what each does). <fw>-floor-vs-peer is the floor on fw
+// against the peer on fiber, each over its own framework's Bare and
+// Static, as the budget lines are; <fw>-vs-floor is how far our adapter on
+// fw is from the floor there (leases, fencing, the Store contract and the
+// rest of the engine).
 func BenchmarkAdapterFloor(b *testing.B) {
 	fiberBare := newFiberClient(newFiberApp(nil, newFixture()), "", false)
 	fiberStatic := newFiberClient(newFiberApp(nil, &fixture{static: true}), "", false)
@@ -544,11 +543,7 @@ func BenchmarkAdapterFloor(b *testing.B) {
 	for _, fw := range frameworks {
 		bare := fw.build(nil, newFixture())(false)
 		static := fw.build(nil, &fixture{static: true})(false)
-		prefix := fw.name + "-"
-		if fw.name == "fiber" {
-			prefix = ""
-		}
-		b.Run(prefix+"floor-vs-peer", func(b *testing.B) {
+		b.Run(fw.name+"-floor-vs-peer", func(b *testing.B) {
 			floor := primed(b, fw.build(newAdapterFloor(), newFixture())(false))
 			peer := primed(b, newFiberClient(newFiberApp(idempotency.New(), newFixture()), "X-Idempotency-Key", false))
 			nk, rp := pairOverheads(b, [2][3]client{{floor, bare, static}, {peer, fiberBare, fiberStatic}})

@@ -331,15 +331,11 @@ var (
 func adapter(fw, c string) string { return "BenchmarkAdapter/" + fw + "/" + c }
 
 // floorB names fw's two BenchmarkAdapterFloor pairs: the floor against the
-// peer, and our adapter against the floor. fiber's first one has no
-// prefix, from when fiber had the only floor.
+// peer, and our adapter against the floor.
 func floorB(fw string) (vsPeer, vsFloor string) {
-	prefix := fw + "-"
-	if fw == "fiber" {
-		prefix = ""
-	}
-	return "BenchmarkAdapterFloor/" + prefix + "floor-vs-peer", "BenchmarkAdapterFloor/" + fw + "-vs-floor"
+	return "BenchmarkAdapterFloor/" + fw + "-floor-vs-peer", "BenchmarkAdapterFloor/" + fw + "-vs-floor"
 }
+
 func storeB(op string, c int, im string) string {
 	return fmt.Sprintf("BenchmarkStore/%s/c=%d/%s", op, c, im)
 }
