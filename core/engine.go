@@ -126,11 +126,21 @@ func (e *Engine) serveKey(ctx context.Context, x Exchange, skey string, fp Finge
 	}
 	backoff := 10 * time.Millisecond
 	var latency time.Duration
+	slot := tokenSlots.Get().(*tokenSlot)
+	defer tokenSlots.Put(slot)
 	for {
-		token := newToken()
+		if slot.token == "" {
+			slot.token = newToken()
+		}
+		token := slot.token
 		start := e.clock()
 		claim, err := e.claim(ctx, ClaimRequest{Key: skey, Fingerprint: fp, Token: token, Lease: e.cfg.lease})
 		latency += e.since(start)
+		if claim.Status == ClaimAcquired || err != nil {
+			// The store holds the token now, or may: it is never offered
+			// again. Any other answer stored nothing (see [Token]).
+			slot.token = ""
+		}
 		if err != nil {
 			e.storeDown(ctx, x, skey, body, latency, err)
 			return
@@ -172,6 +182,7 @@ func (e *Engine) serveKey(ctx context.Context, x Exchange, skey string, fp Finge
 			e.observe(ctx, x, Event{Outcome: OutcomeInFlight, KeyHash: skey, Status: resp.Status, StoreLatency: latency, Err: ErrInFlight})
 			return
 		default:
+			slot.token = ""
 			e.storeDown(ctx, x, skey, body, latency, fmt.Errorf("%w: invalid claim status %d", ErrStoreUnavailable, claim.Status))
 			return
 		}
@@ -518,6 +529,15 @@ var (
 	valTrue    = []string{"true"}
 	valOmitted = []string{"omitted"}
 )
+
+// tokenSlot holds a drawn fencing token until a claim stores it. Most
+// claims on a busy key are replays, 409s and 422s, which store nothing:
+// their token goes back to the pool with the slot and is offered to the
+// next claim, so only an acquired claim costs a draw. A token fences the
+// one claim that holds it (SPEC §3); one that no store kept fences nothing.
+type tokenSlot struct{ token Token }
+
+var tokenSlots = sync.Pool{New: func() any { return new(tokenSlot) }}
 
 // newToken returns a fencing token: 128 bits from the runtime's ChaCha8
 // generator (math/rand/v2, seeded from the OS per thread), base64url. A

@@ -335,3 +335,54 @@ func TestCoreRequiresNothing(t *testing.T) {
 		}
 	}
 }
+
+// tokenLog records the tokens offered to Claim and fails every third claim
+// after the store has acted on it, as a store whose answer is lost does.
+type tokenLog struct {
+	core.Store
+	mu     sync.Mutex
+	n      int
+	spent  map[core.Token]string // token → the answer that spent it
+	reused []core.Token
+}
+
+func (s *tokenLog) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, error) {
+	c, err := s.Store.Claim(ctx, req)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.spent[req.Token]; ok {
+		s.reused = append(s.reused, req.Token)
+	}
+	s.n++
+	if s.n%3 == 0 {
+		c, err = core.Claim{}, core.ErrStoreUnavailable
+	}
+	switch {
+	case err != nil:
+		s.spent[req.Token] = "error"
+	case c.Status == core.ClaimAcquired:
+		s.spent[req.Token] = "acquired"
+	}
+	return c, err
+}
+
+func TestTokenNeverOfferedAgainOnceAStoreMayHoldIt(t *testing.T) {
+	log := &tokenLog{Store: newStore(t), spent: map[core.Token]string{}}
+	e := core.New(log)
+	for i := range 300 {
+		key := "k" + string(rune('a'+i%7)) // replays, new keys and mismatches
+		body := "b"
+		if i%5 == 0 {
+			body = "other"
+		}
+		e.Serve(newFake(key, body, created))
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	if len(log.spent) == 0 {
+		t.Fatal("no claim acquired or failed: the test exercised nothing")
+	}
+	for _, tok := range log.reused {
+		t.Errorf("token %q offered again after a claim that %s with it", tok, log.spent[tok])
+	}
+}
