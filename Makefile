@@ -51,7 +51,7 @@ bench:
 			-test.benchtime $(BENCHTIME_ADAPTERS) > $(BENCHOUT)/round-$$i-adapters.txt || { cat $(BENCHOUT)/round-$$i-adapters.txt; exit 1; }; \
 		$(BENCHOUT)/bench.test -test.run '^$$' -test.bench '^Benchmark(Store|RedisRecordMemory)$$' \
 			-test.benchtime $(BENCHTIME_STORES) > $(BENCHOUT)/round-$$i-stores.txt || { cat $(BENCHOUT)/round-$$i-stores.txt; exit 1; }; \
-		$(BENCHOUT)/bench.test -test.run '^$$' -test.bench '^Benchmark(StorePair|AdapterPair|AdapterFloor)$$' \
+		$(BENCHOUT)/bench.test -test.run '^$$' -test.bench '^Benchmark(StorePair|AdapterPair|AdapterFloor|AdapterRefusals)$$' \
 			-test.benchtime $(BENCHTIME_PAIRS) > $(BENCHOUT)/round-$$i-pairs.txt || { cat $(BENCHOUT)/round-$$i-pairs.txt; exit 1; }; \
 		grep -h -- '--- SKIP\|skipped' $(BENCHOUT)/round-$$i-*.txt | head -3 || true; \
 	done

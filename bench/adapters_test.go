@@ -468,53 +468,122 @@ func BenchmarkAdapterPair(b *testing.B) {
 func pairOverheads(b *testing.B, sides [2][3]client) (newkey, replay float64) {
 	b.Helper()
 	keys := newKeySource()
-	type pcase struct {
-		c     client
-		key   func() string
-		fresh bool // key hands out fresh keys
-	}
 	none := func() string { return "" }
 	one := func() string { return oneKey }
-	var cases []pcase
+	var cases []timedCase
 	for _, sd := range sides {
 		cases = append(cases,
-			pcase{sd[0], keys.next, true}, pcase{sd[1], none, false},
-			pcase{sd[0], one, false}, pcase{sd[2], none, false})
+			timedCase{c: sd[0], key: keys.next, fresh: true}, timedCase{c: sd[1], key: none},
+			timedCase{c: sd[0], key: one}, timedCase{c: sd[2], key: none})
 	}
-	var done [8]int
 	// Per cycle: side 0's new-key overhead, side 1's, side 0's replay
 	// cost, side 1's.
 	var diffs [4][]float64
+	for _, ns := range runCycles(b, keys, cases) {
+		for i, d := range [4]float64{ns[0] - ns[1], ns[4] - ns[5], ns[2] - ns[3], ns[6] - ns[7]} {
+			diffs[i] = append(diffs[i], d)
+		}
+	}
+	// Ratios of the medians: a cycle's own ratio divides one noisy
+	// difference by another, and a slice that a collection lands on can
+	// make it anything.
+	return medianOf(diffs[0]) / medianOf(diffs[1]), medianOf(diffs[2]) / medianOf(diffs[3])
+}
+
+// timedCase is one case of a cycled benchmark: the client, the key of
+// each request (fresh when key hands out new keys), the body (payBody when
+// nil) and the status every request must get (201 when zero).
+type timedCase struct {
+	c     client
+	key   func() string
+	fresh bool
+	body  []byte
+	want  int
+}
+
+// runCycles runs cases in turn, each for 2–4 ms (drawn at random), every
+// cycle starting at the next case, until each has run b.N requests. It
+// returns, per cycle, the time per request of every case in nanoseconds.
+func runCycles(b *testing.B, keys *keySource, cases []timedCase) [][]float64 {
+	b.Helper()
+	done := make([]int, len(cases))
+	var out [][]float64
 	b.ResetTimer()
-	for cycle := 0; slices.Min(done[:]) < b.N; cycle++ {
-		var ns [8]float64
+	for cycle := 0; slices.Min(done) < b.N; cycle++ {
+		ns := make([]float64, len(cases))
 		for k := range cases {
 			j := (k + cycle) % len(cases)
-			pc := cases[j]
-			if pc.fresh {
+			tc := cases[j]
+			body, want := tc.body, tc.want
+			if body == nil {
+				body = payBody
+			}
+			if want == 0 {
+				want = http.StatusCreated
+			}
+			if tc.fresh {
 				keys.fill()
 			}
 			span := 2*time.Millisecond + mrand.N(2*time.Millisecond)
 			n := 0
 			start := time.Now()
 			for time.Since(start) < span {
-				if got := pc.c.do(pc.key(), payBody); got != http.StatusCreated {
-					b.Fatalf("case %d: status %d; want 201", j, got)
+				if got := tc.c.do(tc.key(), body); got != want {
+					b.Fatalf("case %d: status %d; want %d", j, got, want)
 				}
 				n++
 			}
 			ns[j] = float64(time.Since(start)) / float64(n)
 			done[j] += n
 		}
-		for i, d := range [4]float64{ns[0] - ns[1], ns[4] - ns[5], ns[2] - ns[3], ns[6] - ns[7]} {
-			diffs[i] = append(diffs[i], d)
-		}
+		out = append(out, ns)
 	}
 	b.StopTimer()
-	// Ratios of the medians: a cycle's own ratio divides one noisy
-	// difference by another, and a slice that a collection lands on can
-	// make it anything.
-	return medianOf(diffs[0]) / medianOf(diffs[1]), medianOf(diffs[2]) / medianOf(diffs[3])
+	return out
+}
+
+// BenchmarkAdapterRefusals judges "409 and 422 cheaper than a replay" with
+// BenchmarkAdapterPair's cycles, on one app per framework: a replay of a
+// completed key, a 409 on a key whose first request is held in the
+// handler, and a 422 on the completed key with another body, in
+// alternating 2–4 ms slices. It reports the medians over cycles of each
+// cycle's 409 / replay and 422 / replay time per request (< 1 meets the
+// line). Separate runs of the three (BenchmarkAdapter) are seconds apart
+// and flipped these lines from run to run.
+func BenchmarkAdapterRefusals(b *testing.B) {
+	const heldKey = "00000000-0000-4000-8000-000000000002"
+	for _, fw := range frameworks {
+		b.Run(fw.name, func(b *testing.B) {
+			s := memstore.New()
+			b.Cleanup(func() { s.Close() })
+			f := newFixture()
+			mk := fw.build(adapterGuard{core.New(s)}, f)
+			c := mk(false)
+			if got := c.do(oneKey, payBody); got != http.StatusCreated {
+				b.Fatalf("first request: status %d; want 201", got)
+			}
+			held := make(chan int, 1)
+			go func() { held <- mk(true).do(heldKey, payBody) }()
+			<-f.started
+			one := func() string { return oneKey }
+			cycles := runCycles(b, nil, []timedCase{
+				{c: c, key: one},
+				{c: c, key: func() string { return heldKey }, want: http.StatusConflict},
+				{c: c, key: one, body: otherBody, want: http.StatusUnprocessableEntity},
+			})
+			close(f.release)
+			if got := <-held; got != http.StatusCreated {
+				b.Fatalf("held request: status %d; want 201", got)
+			}
+			var r409, r422 []float64
+			for _, ns := range cycles {
+				r409 = append(r409, ns[1]/ns[0])
+				r422 = append(r422, ns[2]/ns[0])
+			}
+			b.ReportMetric(medianOf(r409), "409-x-replay")
+			b.ReportMetric(medianOf(r422), "422-x-replay")
+		})
+	}
 }
 
 // BenchmarkAdapterFloor measures, with BenchmarkAdapterPair's cycles, a
