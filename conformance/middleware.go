@@ -29,6 +29,7 @@ import (
 const (
 	hdrStatus = "X-Test-Status"   // status to answer (default 201)
 	hdrDelay  = "X-Test-Delay-Ms" // sleep before answering
+	hdrHold   = "X-Test-Hold"     // wait until the test calls env.release (at most holdLimit)
 	hdrPanic  = "X-Test-Panic"    // panic instead of answering
 	hdrBytes  = "X-Test-Bytes"    // answer N pseudo-random binary bytes instead of JSON
 	hdrCookie = "X-Test-Cookie"   // add a Set-Cookie header
@@ -48,7 +49,12 @@ type appResult struct {
 // app is the handler the suite mounts behind the middleware under test.
 type app struct {
 	runs atomic.Int64
+	gate chan struct{} // closed by env.release: held requests answer
 }
+
+// holdLimit bounds how long a held request waits for env.release, so a
+// failing test cannot hang the suite.
+const holdLimit = 15 * time.Second
 
 func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	n := a.runs.Add(1)
@@ -59,6 +65,12 @@ func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if d, _ := strconv.Atoi(r.Header.Get(hdrDelay)); d > 0 {
 		time.Sleep(time.Duration(d) * time.Millisecond)
+	}
+	if r.Header.Get(hdrHold) != "" {
+		select {
+		case <-a.gate:
+		case <-time.After(holdLimit):
+		}
 	}
 	if r.Header.Get(hdrPanic) != "" {
 		panic("conformance: app panics on purpose")
@@ -175,7 +187,7 @@ func (s *faultStore) Complete(ctx context.Context, key string, token core.Token,
 
 func newEnv(t *testing.T, h Harness, opts ...core.Option) *env {
 	t.Helper()
-	e := &env{t: t, app: &app{}, events: &eventLog{}}
+	e := &env{t: t, app: &app{gate: make(chan struct{})}, events: &eventLog{}}
 	e.store = &faultStore{Store: h.NewStore(t)}
 	all := append([]core.Option{core.WithHeaderScope(scopeHdr), core.WithObserver(e.events)}, opts...)
 	engine := core.New(e.store, all...)
@@ -671,9 +683,10 @@ func TestMiddleware(t *testing.T, h Harness) {
 		e := newEnv(t, h)
 		k := newKey()
 		done := make(chan reply, 1)
-		go func() { done <- e.do(req{key: k, body: []byte(`{}`), header: map[string]string{hdrDelay: "600"}}) }()
+		go func() { done <- e.do(req{key: k, body: []byte(`{}`), header: map[string]string{hdrHold: "1"}}) }()
 		waitRuns(t, e, 1)
 		r := e.do(req{key: k, body: []byte(`{}`)})
+		e.release()
 		e.wantProblem("duplicate while in flight", r, http.StatusConflict, core.CodeInFlight, k)
 		if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 || ra > int(core.DefaultLease/time.Second) {
 			t.Errorf("409 Retry-After %q; want whole seconds in [1, lease] (SPEC §3 in flight)", r.header.Get("Retry-After"))
@@ -689,9 +702,10 @@ func TestMiddleware(t *testing.T, h Harness) {
 		e := newEnv(t, h)
 		k := newKey()
 		done := make(chan reply, 1)
-		go func() { done <- e.do(req{key: k, body: []byte(`{"a":1}`), header: map[string]string{hdrDelay: "500"}}) }()
+		go func() { done <- e.do(req{key: k, body: []byte(`{"a":1}`), header: map[string]string{hdrHold: "1"}}) }()
 		waitRuns(t, e, 1)
 		r := e.do(req{key: k, body: []byte(`{"a":2}`)})
+		e.release()
 		e.wantProblem("other payload while in flight", r, http.StatusUnprocessableEntity, core.CodeFingerprintMismatch, k)
 		<-done
 	})
@@ -781,10 +795,11 @@ func TestMiddleware(t *testing.T, h Harness) {
 		e := newEnv(t, h, core.WithLease(600*time.Millisecond))
 		k := newKey()
 		done := make(chan reply, 1)
-		go func() { done <- e.do(req{key: k, body: []byte(`{}`), header: map[string]string{hdrDelay: "1500"}}) }()
+		go func() { done <- e.do(req{key: k, body: []byte(`{}`), header: map[string]string{hdrHold: "1"}}) }()
 		waitRuns(t, e, 1)
 		time.Sleep(1000 * time.Millisecond) // well past the first lease
 		r := e.do(req{key: k, body: []byte(`{}`)})
+		e.release()
 		e.wantProblem("duplicate after the original lease", r, http.StatusConflict, core.CodeInFlight, k)
 		<-done
 		e.wantRuns("long handler", 1, "SPEC §3 / PITFALLS 3: the lease is renewed while the handler runs")
@@ -851,6 +866,9 @@ func TestMiddleware(t *testing.T, h Harness) {
 }
 
 // waitRuns waits until the app has started n executions.
+// release lets every request held with hdrHold answer; call it once.
+func (e *env) release() { close(e.app.gate) }
+
 func waitRuns(t *testing.T, e *env, n int64) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
