@@ -105,27 +105,35 @@ func (x *exchange) Send(resp *core.Response) { WriteResponse(x.w, resp) }
 // or writing into a value slice — never reaches another request. Adapters
 // of net/http-based frameworks share it.
 func WriteResponse(w http.ResponseWriter, resp *core.Response) {
-	h := w.Header()
+	// One pass over each map, into a list on the stack (a response with
+	// more than 16 fields spills it to the heap): iterating a map costs
+	// more than the copies.
+	var small [16]headerField
+	fields := small[:0]
 	n := 0
-	for _, v := range resp.Header {
+	for k, v := range resp.Header {
+		fields = append(fields, headerField{k, v})
 		n += len(v)
 	}
-	for _, v := range resp.Extra {
+	for k, v := range resp.Extra {
+		fields = append(fields, headerField{k, v})
 		n += len(v)
 	}
 	slab := make([]string, n)
-	for k, v := range resp.Header {
-		m := copy(slab, v)
-		h[k], slab = slab[:m:m], slab[m:]
-	}
-	for k, v := range resp.Extra {
-		m := copy(slab, v)
-		h[k], slab = slab[:m:m], slab[m:]
+	h := w.Header()
+	for _, f := range fields {
+		m := copy(slab, f.vals)
+		h[f.name], slab = slab[:m:m], slab[m:]
 	}
 	w.WriteHeader(resp.Status)
 	if len(resp.Body) > 0 {
 		w.Write(resp.Body)
 	}
+}
+
+type headerField struct {
+	name string
+	vals []string
 }
 
 // Recorder is the http.ResponseWriter the handler writes to while its

@@ -2,8 +2,11 @@ package idemhttp_test
 
 import (
 	"bufio"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -179,5 +182,28 @@ func TestSharedReplayHeaderIsolation(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Errorf("X-V: %s", e)
+	}
+}
+
+// TestWriteResponseManyFields writes a response with more header fields
+// than WriteResponse keeps on the stack, plus the replay markers.
+func TestWriteResponseManyFields(t *testing.T) {
+	resp := &core.Response{Status: http.StatusAccepted, Header: http.Header{}, Extra: http.Header{"Idempotency-Replayed": {"true"}}, Body: []byte("ok")}
+	for i := range 40 {
+		resp.Header[fmt.Sprintf("X-F%02d", i)] = []string{"v", strconv.Itoa(i)}
+	}
+	rec := httptest.NewRecorder()
+	idemhttp.WriteResponse(rec, resp)
+	if rec.Code != http.StatusAccepted || rec.Body.String() != "ok" {
+		t.Fatalf("got %d %q; want 202 \"ok\"", rec.Code, rec.Body)
+	}
+	want := resp.Header.Clone()
+	want["Idempotency-Replayed"] = []string{"true"}
+	if !reflect.DeepEqual(rec.Header(), want) {
+		t.Errorf("header = %v; want %v", rec.Header(), want)
+	}
+	rec.Header()["X-F07"][0] = "changed"
+	if resp.Header["X-F07"][0] != "v" {
+		t.Errorf("writing into the sent header changed the response: %q", resp.Header["X-F07"])
 	}
 }
