@@ -865,10 +865,10 @@ func TestMiddleware(t *testing.T, h Harness) {
 	})
 }
 
-// waitRuns waits until the app has started n executions.
 // release lets every request held with hdrHold answer; call it once.
 func (e *env) release() { close(e.app.gate) }
 
+// waitRuns waits until the app has started n executions.
 func waitRuns(t *testing.T, e *env, n int64) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)

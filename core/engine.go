@@ -541,9 +541,9 @@ var tokenSlots = sync.Pool{New: func() any { return new(tokenSlot) }}
 
 // newToken returns a fencing token: 128 bits from the runtime's ChaCha8
 // generator (math/rand/v2, seeded from the OS per thread), base64url. A
-// token only has to be unique per claim attempt and never leaves the
+// token has to be unique per claim that holds it and never leaves the
 // server; crypto/rand cost a getrandom system call per request in the
-// profiles, on the replay path too (the token is drawn before the claim).
+// profiles.
 func newToken() Token {
 	var b [16]byte
 	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())

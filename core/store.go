@@ -12,12 +12,13 @@ import (
 type Fingerprint [32]byte
 
 // Token is a fencing token: an opaque value, random (not derived from the
-// key or a counter), that identifies one claim of one key. A token is
-// stored at most once: the Engine draws a new one after every Claim that
-// returned ClaimAcquired or an error, and offers a token that no store
-// kept (a replay, 409 or 422 answer) to its next claim. Every [Store.Complete], [Store.Release] and [Store.Renew]
-// is a compare-and-set on it, so a holder whose lease lapsed and was taken
-// over can never overwrite or release the new holder's record.
+// key or a counter), that identifies one claim of one key. Every
+// [Store.Complete], [Store.Release] and [Store.Renew] is a compare-and-set
+// on it, so a holder whose lease lapsed and was taken over can never
+// overwrite or release the new holder's record. A token is stored at most
+// once: the Engine draws a new one after every Claim that returned
+// ClaimAcquired or an error, and offers a token that no store kept (a
+// replay, 409 or 422 answer) to its next claim.
 type Token string
 
 // ClaimStatus is the outcome of [Store.Claim].
