@@ -346,6 +346,16 @@ func loop(b *testing.B, c client, want int, key func(i int) string, body []byte)
 	b.StopTimer()
 }
 
+// primed sends c's first request for oneKey, which completes it, and
+// returns c.
+func primed(b *testing.B, c client) client {
+	b.Helper()
+	if got := c.do(oneKey, payBody); got != http.StatusCreated {
+		b.Fatalf("first request: status %d; want 201", got)
+	}
+	return c
+}
+
 func BenchmarkAdapter(b *testing.B) {
 	for _, fw := range frameworks {
 		b.Run(fw.name, func(b *testing.B) {
@@ -369,10 +379,7 @@ func BenchmarkAdapter(b *testing.B) {
 				loop(b, c, http.StatusCreated, func(i int) string { return keys[i] }, payBody)
 			})
 			b.Run("Replay", func(b *testing.B) {
-				c := fw.build(engine(b), newFixture())(false)
-				if got := c.do(oneKey, payBody); got != http.StatusCreated {
-					b.Fatalf("first request: status %d; want 201", got)
-				}
+				c := primed(b, fw.build(engine(b), newFixture())(false))
 				loop(b, c, http.StatusCreated, func(int) string { return oneKey }, payBody)
 			})
 			b.Run("InFlight409", func(b *testing.B) {
@@ -388,10 +395,7 @@ func BenchmarkAdapter(b *testing.B) {
 				}
 			})
 			b.Run("Mismatch422", func(b *testing.B) {
-				c := fw.build(engine(b), newFixture())(false)
-				if got := c.do(oneKey, payBody); got != http.StatusCreated {
-					b.Fatalf("first request: status %d; want 201", got)
-				}
+				c := primed(b, fw.build(engine(b), newFixture())(false))
 				loop(b, c, http.StatusUnprocessableEntity, func(int) string { return oneKey }, otherBody)
 			})
 		})
@@ -409,10 +413,7 @@ func BenchmarkAdapter(b *testing.B) {
 			loop(b, c, http.StatusCreated, func(i int) string { return keys[i] }, payBody)
 		})
 		b.Run("Replay", func(b *testing.B) {
-			c := peer()
-			if got := c.do(oneKey, payBody); got != http.StatusCreated {
-				b.Fatalf("first request: status %d; want 201", got)
-			}
+			c := primed(b, peer())
 			loop(b, c, http.StatusCreated, func(int) string { return oneKey }, payBody)
 		})
 	})
@@ -444,14 +445,8 @@ func BenchmarkAdapterPair(b *testing.B) {
 			// work, than the other.
 			s := memstore.New(memstore.WithMaxEntries(1 << 21))
 			b.Cleanup(func() { s.Close() })
-			ours := fw.build(adapterGuard{core.New(s)}, newFixture())(false)
-			if got := ours.do(oneKey, payBody); got != http.StatusCreated {
-				b.Fatalf("first request: status %d; want 201", got)
-			}
-			peer := newFiberClient(newFiberApp(idempotency.New(), newFixture()), "X-Idempotency-Key", false)
-			if got := peer.do(oneKey, payBody); got != http.StatusCreated {
-				b.Fatalf("peer: first request: status %d; want 201", got)
-			}
+			ours := primed(b, fw.build(adapterGuard{core.New(s)}, newFixture())(false))
+			peer := primed(b, newFiberClient(newFiberApp(idempotency.New(), newFixture()), "X-Idempotency-Key", false))
 			bare := fw.build(nil, newFixture())(false)
 			static := fw.build(nil, &fixture{static: true})(false)
 			nk, rp := pairOverheads(b, [2][3]client{{ours, bare, static}, {peer, fiberBare, fiberStatic}})
@@ -558,10 +553,7 @@ func BenchmarkAdapterRefusals(b *testing.B) {
 			b.Cleanup(func() { s.Close() })
 			f := newFixture()
 			mk := fw.build(adapterGuard{core.New(s)}, f)
-			c := mk(false)
-			if got := c.do(oneKey, payBody); got != http.StatusCreated {
-				b.Fatalf("first request: status %d; want 201", got)
-			}
+			c := primed(b, mk(false))
 			held := make(chan int, 1)
 			go func() { held <- mk(true).do(heldKey, payBody) }()
 			<-f.started
@@ -602,13 +594,6 @@ func BenchmarkAdapterRefusals(b *testing.B) {
 func BenchmarkAdapterFloor(b *testing.B) {
 	fiberBare := newFiberClient(newFiberApp(nil, newFixture()), "", false)
 	fiberStatic := newFiberClient(newFiberApp(nil, &fixture{static: true}), "", false)
-	primed := func(b *testing.B, c client) client {
-		b.Helper()
-		if got := c.do(oneKey, payBody); got != http.StatusCreated {
-			b.Fatalf("first request: status %d; want 201", got)
-		}
-		return c
-	}
 	for _, fw := range frameworks {
 		bare := fw.build(nil, newFixture())(false)
 		static := fw.build(nil, &fixture{static: true})(false)
