@@ -126,6 +126,7 @@ type recorder struct {
 	size     int
 	body     bytes.Buffer
 	hijacked bool
+	resp     core.Response // what response returns, in rec's allocation
 }
 
 var _ gin.ResponseWriter = (*recorder)(nil)
@@ -230,5 +231,6 @@ func (rec *recorder) Pusher() http.Pusher { return nil }
 func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
 
 func (rec *recorder) response() *core.Response {
-	return &core.Response{Status: rec.status, Header: rec.header, Body: rec.body.Bytes()}
+	rec.resp = core.Response{Status: rec.status, Header: rec.header, Body: rec.body.Bytes()}
+	return &rec.resp
 }

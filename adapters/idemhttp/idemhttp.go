@@ -68,12 +68,21 @@ func (x *exchange) Body() (io.Reader, int64) {
 func (x *exchange) Next() { x.next.ServeHTTP(x.w, x.r) }
 
 func (x *exchange) Capture(body []byte) (*core.Response, error) {
-	rec := NewRecorder(x.w)
-	x.next.ServeHTTP(rec, RequestWithBody(x.r, body))
-	if rec.Hijacked() {
+	// One allocation holds the recorder, the captured response and the
+	// request the handler sees (a new key on net/http made eight before).
+	c := new(capture)
+	c.rec.Reset(x.w)
+	x.next.ServeHTTP(&c.rec, c.req.init(x.r, body))
+	if c.rec.Hijacked() {
 		return nil, fmt.Errorf("idemhttp: handler hijacked the connection: %w", core.ErrNotReplayable)
 	}
-	return rec.Response(), nil
+	return c.rec.Response(), nil
+}
+
+// capture is what Capture needs for one handler run.
+type capture struct {
+	rec Recorder
+	req bodyRequest
 }
 
 // RequestWithBody returns a shallow copy of r whose body is body, with the
@@ -81,19 +90,40 @@ func (x *exchange) Capture(body []byte) (*core.Response, error) {
 // a guarded handler sees after the engine has read the original body.
 // Adapters of net/http-based frameworks share it.
 func RequestWithBody(r *http.Request, body []byte) *http.Request {
-	c := new(http.Request)
+	return new(bodyRequest).init(r, body)
+}
+
+// bodyRequest is a request copy and the reader of its body, in one
+// allocation.
+type bodyRequest struct {
+	req  http.Request
+	body bytesBody
+}
+
+// init makes br a shallow copy of r whose body is body and returns it.
+// GetBody's closure is the one allocation left for a non-empty body.
+func (br *bodyRequest) init(r *http.Request, body []byte) *http.Request {
+	c := &br.req
 	*c = *r
 	c.ContentLength = int64(len(body))
 	c.TransferEncoding = nil
 	if len(body) == 0 {
 		c.Body = http.NoBody
-		c.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
+		c.GetBody = noBody
 	} else {
-		c.Body = io.NopCloser(bytes.NewReader(body))
+		br.body.Reset(body)
+		c.Body = &br.body
 		c.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
 	return c
 }
+
+func noBody() (io.ReadCloser, error) { return http.NoBody, nil }
+
+// bytesBody is a request body over a byte slice.
+type bytesBody struct{ bytes.Reader }
+
+func (*bytesBody) Close() error { return nil }
 
 func (x *exchange) Send(resp *core.Response) { WriteResponse(x.w, resp) }
 
@@ -152,12 +182,24 @@ type Recorder struct {
 	status   int
 	body     bytes.Buffer
 	hijacked bool
+	resp     core.Response // what Response returns, in rec's own allocation
 }
 
 // NewRecorder returns a Recorder for a handler whose response would go to
 // w, the real writer: informational responses and hijacking reach w.
 func NewRecorder(w http.ResponseWriter) *Recorder {
-	return &Recorder{w: w, header: make(http.Header)}
+	rec := new(Recorder)
+	rec.Reset(w)
+	return rec
+}
+
+// Reset discards what rec recorded and readies it, like [NewRecorder], for
+// a handler whose response would go to w. It lets an adapter keep a
+// Recorder inside a larger allocation (a zero Recorder is not ready until
+// Reset). Reset clears the response Response returned before: reset a
+// Recorder only once its response has been handed on.
+func (rec *Recorder) Reset(w http.ResponseWriter) {
+	*rec = Recorder{w: w, header: make(http.Header)}
 }
 
 // Hijacked reports whether the handler took over the connection.
@@ -232,11 +274,13 @@ func (rec *Recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 func (rec *Recorder) Unwrap() http.ResponseWriter { return rec.w }
 
 // Response returns the captured response. A handler that wrote nothing
-// produced a 200 with an empty body, as net/http would send.
+// produced a 200 with an empty body, as net/http would send. The response
+// lives in rec: every call returns the same pointer, refreshed, until Reset.
 func (rec *Recorder) Response() *core.Response {
 	status := rec.status
 	if status == 0 {
 		status = http.StatusOK
 	}
-	return &core.Response{Status: status, Header: rec.header, Body: rec.body.Bytes()}
+	rec.resp = core.Response{Status: status, Header: rec.header, Body: rec.body.Bytes()}
+	return &rec.resp
 }
