@@ -54,13 +54,21 @@ func decodeHeader(b []byte, alias bool) (http.Header, int, error) {
 		return nil, 0, corrupt("header count")
 	}
 	h := make(http.Header, int(n))
+	// One slab holds the values of every field that has one (most fields):
+	// a field with more takes its own slice.
+	slab := make([]string, n)
 	for i := uint64(0); i < n; i++ {
 		name := d.str()
 		cnt := d.uvarint()
 		if d.err != nil || cnt > uint64(len(b)) {
 			return nil, 0, corrupt("header field")
 		}
-		vals := make([]string, 0, int(cnt))
+		var vals []string
+		if cnt == 1 {
+			vals, slab = slab[:0:1], slab[1:]
+		} else {
+			vals = make([]string, 0, int(cnt))
+		}
 		for j := uint64(0); j < cnt; j++ {
 			vals = append(vals, d.str())
 		}

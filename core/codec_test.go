@@ -21,6 +21,7 @@ func TestEncodeDecodeResponse(t *testing.T) {
 		{Status: 200, Header: http.Header{"Content-Type": {"application/octet-stream"}}, Body: []byte{0, 0xff, 0xfe, 0, 'a'}},
 		{Status: 200, Header: http.Header{}, Body: bin},
 		{Status: 201, Header: http.Header{"Location": {"/b"}}, Body: []byte{}, BodyOmitted: true},
+		{Status: 200, Header: http.Header{"A": {"1"}, "B": {"2", "3"}, "C": {}, "D": {"4"}, "E": {"5"}}, Body: []byte("x")},
 	}
 	for i, want := range tests {
 		got, err := core.DecodeResponse(core.EncodeResponse(want))
@@ -29,6 +30,28 @@ func TestEncodeDecodeResponse(t *testing.T) {
 		}
 		if got.Status != want.Status || !reflect.DeepEqual(got.Header, want.Header) || !bytes.Equal(got.Body, want.Body) || got.BodyOmitted != want.BodyOmitted {
 			t.Errorf("case %d: round trip = %+v; want %+v", i, got, want)
+		}
+	}
+}
+
+// TestDecodedFieldsAreSeparate checks that the single-valued fields, which
+// share one slab of values, cannot reach each other through append.
+func TestDecodedFieldsAreSeparate(t *testing.T) {
+	h := http.Header{"A": {"1"}, "B": {"2"}, "C": {"3"}}
+	for _, alias := range []bool{false, true} {
+		b := core.EncodeResponse(&core.Response{Status: 200, Header: h, Body: []byte{}})
+		decode := core.DecodeResponse
+		if alias {
+			decode = core.DecodeResponseInPlace
+		}
+		got, err := decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got.Header["A"] = append(got.Header["A"], "x")
+		got.Header.Add("B", "y")
+		if !reflect.DeepEqual(got.Header, http.Header{"A": {"1", "x"}, "B": {"2", "y"}, "C": {"3"}}) {
+			t.Errorf("alias %v: after appending to A and B: %v", alias, got.Header)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package idemhttp_test
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -205,5 +206,34 @@ func TestWriteResponseManyFields(t *testing.T) {
 	rec.Header()["X-F07"][0] = "changed"
 	if resp.Header["X-F07"][0] != "v" {
 		t.Errorf("writing into the sent header changed the response: %q", resp.Header["X-F07"])
+	}
+}
+
+func TestRequestWithBody(t *testing.T) {
+	orig := httptest.NewRequest(http.MethodPost, "/p?q=1", strings.NewReader("ignored"))
+	orig.TransferEncoding = []string{"chunked"}
+	for _, body := range []string{"", `{"amount":1}`} {
+		r := idemhttp.RequestWithBody(orig, []byte(body))
+		if r == orig || r.URL != orig.URL || r.Method != http.MethodPost {
+			t.Fatalf("body %q: not a shallow copy of the original request", body)
+		}
+		if r.ContentLength != int64(len(body)) || r.TransferEncoding != nil {
+			t.Errorf("body %q: ContentLength %d, TransferEncoding %v", body, r.ContentLength, r.TransferEncoding)
+		}
+		for i := 0; i < 2; i++ { // the body, then a fresh one from GetBody
+			b, err := io.ReadAll(r.Body)
+			if err != nil || string(b) != body {
+				t.Errorf("body %q, read %d: got %q, %v", body, i, b, err)
+			}
+			if err := r.Body.Close(); err != nil {
+				t.Errorf("body %q: Close: %v", body, err)
+			}
+			if r.Body, err = r.GetBody(); err != nil {
+				t.Fatalf("body %q: GetBody: %v", body, err)
+			}
+		}
+	}
+	if orig.TransferEncoding == nil || orig.ContentLength != 7 {
+		t.Errorf("the original request changed: %+v", orig)
 	}
 }
