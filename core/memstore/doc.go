@@ -16,7 +16,10 @@
 //
 //   - Every method is safe for concurrent use. Claim, Complete, Release and
 //     Renew are atomic per key: keys are hashed (with [hash/maphash]) to one
-//     of a fixed number of shards, each a map behind its own mutex.
+//     of a fixed number of shards, each a map behind its own mutex. The map
+//     is indexed by the 64-bit hash itself; keys whose hashes collide share
+//     a slot and are told apart by the key, so a collision costs a
+//     comparison, never a wrong record.
 //   - Leases and retention are judged by [time.Now] at the moment of the
 //     call, so the store works under [testing/synctest]. An expired record
 //     (a pending claim whose lease lapsed, or a completed record past its

@@ -41,6 +41,7 @@ type config struct {
 	maxEntries    int
 	shards        int
 	sweepInterval time.Duration
+	hashMask      *uint64 // tests only (export_test.go)
 }
 
 // Option configures a [Store].
@@ -67,6 +68,7 @@ type Store struct {
 	shards   []shard
 	mask     uint64
 	seed     maphash.Seed
+	hashMask uint64 // ^0; tests narrow it to make keys collide
 	perShard int
 	epoch    time.Time
 
@@ -97,12 +99,16 @@ func New(opts ...Option) *Store {
 		shards:   make([]shard, c.shards),
 		mask:     uint64(c.shards - 1),
 		seed:     maphash.MakeSeed(),
+		hashMask: ^uint64(0),
 		perShard: (c.maxEntries + c.shards - 1) / c.shards,
 		epoch:    time.Now(),
 		done:     make(chan struct{}),
 	}
+	if c.hashMask != nil {
+		s.hashMask = *c.hashMask
+	}
 	for i := range s.shards {
-		s.shards[i].m = make(map[string]*record)
+		s.shards[i].m = make(map[uint64]*record)
 	}
 	if c.sweepInterval > 0 {
 		s.wg.Add(1)
@@ -135,13 +141,13 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 			return core.Claim{Status: core.ClaimInFlight, RetryAfter: ra}, nil
 		}
 	}
-	if len(sh.m) >= s.perShard && !sh.makeRoom(s.perShard, now) {
-		n := len(sh.m)
+	if sh.n >= s.perShard && !sh.makeRoom(s.perShard, now) {
+		n := sh.n
 		sh.mu.Unlock()
 		return core.Claim{}, fmt.Errorf("memstore: claim: %w (%d live claims in shard)", ErrFull, n)
 	}
-	r = &record{key: req.Key, fp: req.Fingerprint, token: req.Token, expires: now + int64(req.Lease)}
-	sh.m[req.Key] = r
+	r = &record{key: req.Key, hash: s.hash(req.Key), fp: req.Fingerprint, token: req.Token, expires: now + int64(req.Lease)}
+	sh.insert(r)
 	heap.Push(&sh.pending, r)
 	sh.mu.Unlock()
 	return core.Claim{Status: core.ClaimAcquired}, nil
@@ -225,11 +231,11 @@ func (s *Store) Put(ctx context.Context, key string, fp core.Fingerprint, resp *
 		return nil // a pending claim: not the cache's to replace
 	case r != nil:
 		sh.remove(r)
-	case len(sh.m) >= s.perShard && !sh.makeRoom(s.perShard, now):
-		return fmt.Errorf("memstore: put: %w (%d live claims in shard)", ErrFull, len(sh.m))
+	case sh.n >= s.perShard && !sh.makeRoom(s.perShard, now):
+		return fmt.Errorf("memstore: put: %w (%d live claims in shard)", ErrFull, sh.n)
 	}
-	r = &record{key: key, fp: fp, done: true, resp: st, expires: now + int64(ttl)}
-	sh.m[key] = r
+	r = &record{key: key, hash: s.hash(key), fp: fp, done: true, resp: st, expires: now + int64(ttl)}
+	sh.insert(r)
 	heap.Push(&sh.completed, r)
 	return nil
 }
@@ -291,14 +297,15 @@ func (s *Store) lockLive(ctx context.Context, op, key string) (*shard, *record, 
 	if err := ctxErr(ctx); err != nil {
 		return nil, nil, 0, fmt.Errorf("memstore: %s: %w", op, err)
 	}
-	sh := s.shard(key)
+	h := s.hash(key)
+	sh := &s.shards[h&s.mask]
 	now := s.now()
 	sh.mu.Lock()
 	if s.closed.Load() {
 		sh.mu.Unlock()
 		return nil, nil, now, fmt.Errorf("memstore: %s: %w", op, ErrClosed)
 	}
-	return sh, sh.live(key, now), now, nil
+	return sh, sh.live(key, h, now), now, nil
 }
 
 // Len returns the number of records held, counting expired records that
@@ -308,7 +315,7 @@ func (s *Store) Len() int {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		n += len(sh.m)
+		n += sh.n
 		sh.mu.Unlock()
 	}
 	return n
@@ -325,7 +332,7 @@ func (s *Store) Close() error {
 		for i := range s.shards {
 			sh := &s.shards[i]
 			sh.mu.Lock()
-			sh.m = map[string]*record{}
+			sh.m, sh.n = map[uint64]*record{}, 0
 			sh.pending, sh.completed = nil, nil
 			sh.mu.Unlock()
 		}
@@ -362,9 +369,13 @@ func (s *Store) sweep() {
 // record holds no *time.Location for the GC to scan.
 func (s *Store) now() int64 { return int64(time.Since(s.epoch)) }
 
-func (s *Store) shard(key string) *shard {
-	return &s.shards[maphash.String(s.seed, key)&s.mask]
-}
+// hash is the 64-bit hash of key that picks its shard and indexes the
+// shard's map. The map is keyed by the hash, not the key: a new key is
+// then hashed once per call (the map hashes a uint64, not 64 hex
+// characters), a growing map rehashes integers, and its slots hold no
+// string for the collector to scan. Keys whose hashes collide chain
+// through record.next.
+func (s *Store) hash(key string) uint64 { return maphash.String(s.seed, key) & s.hashMask }
 
 func ctxErr(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
@@ -377,6 +388,8 @@ func ctxErr(ctx context.Context) error {
 // or a completed response (fingerprint, response, retention expiry).
 type record struct {
 	key   string
+	hash  uint64  // Store.hash(key): its shard and its slot in the shard's map
+	next  *record // the next record in its slot: another key, the same hash
 	fp    core.Fingerprint
 	token core.Token
 	done  bool // completed: resp holds the response
@@ -392,16 +405,20 @@ func (r *record) expired(now int64) bool { return now >= r.expires }
 
 type shard struct {
 	mu        sync.Mutex
-	m         map[string]*record
-	pending   recordHeap // pending claims by lease expiry
-	completed recordHeap // completed records by retention expiry
-	_         [40]byte   // keep neighbouring shards' mutexes off one cache line
+	m         map[uint64]*record // by key hash; a slot chains colliding keys
+	n         int                // records in m
+	pending   recordHeap         // pending claims by lease expiry
+	completed recordHeap         // completed records by retention expiry
+	_         [40]byte           // keep neighbouring shards' mutexes off one cache line
 }
 
-// live returns the record for key, or nil if it is absent or expired; an
-// expired record is dropped on the way.
-func (sh *shard) live(key string, now int64) *record {
-	r := sh.m[key]
+// live returns the record for key, whose hash is h, or nil if it is
+// absent or expired; an expired record is dropped on the way.
+func (sh *shard) live(key string, h uint64, now int64) *record {
+	r := sh.m[h]
+	for r != nil && r.key != key {
+		r = r.next
+	}
 	if r != nil && r.expired(now) {
 		sh.remove(r)
 		return nil
@@ -409,20 +426,47 @@ func (sh *shard) live(key string, now int64) *record {
 	return r
 }
 
+// insert adds r, whose key has no record in sh, to the map.
+func (sh *shard) insert(r *record) {
+	r.next = sh.m[r.hash]
+	sh.m[r.hash] = r
+	sh.n++
+}
+
+// remove drops r from its heap and from the map.
 func (sh *shard) remove(r *record) {
 	if r.done {
 		heap.Remove(&sh.completed, r.index)
 	} else {
 		heap.Remove(&sh.pending, r.index)
 	}
-	delete(sh.m, r.key)
+	sh.unlink(r)
+}
+
+// unlink drops r from the map, keeping any other record of its slot.
+func (sh *shard) unlink(r *record) {
+	head := sh.m[r.hash]
+	switch {
+	case head == r && r.next == nil:
+		delete(sh.m, r.hash)
+	case head == r:
+		sh.m[r.hash] = r.next
+	default:
+		for p := head; p != nil; p = p.next {
+			if p.next == r {
+				p.next = r.next
+				break
+			}
+		}
+	}
+	r.next = nil
+	sh.n--
 }
 
 func (sh *shard) dropExpired(now int64) {
 	for _, h := range []*recordHeap{&sh.pending, &sh.completed} {
 		for len(*h) > 0 && now >= (*h)[0].exp {
-			r := heap.Pop(h).(*record)
-			delete(sh.m, r.key)
+			sh.unlink(heap.Pop(h).(*record))
 		}
 	}
 }
@@ -431,14 +475,13 @@ func (sh *shard) dropExpired(now int64) {
 // there is now room for one more record.
 func (sh *shard) makeRoom(limit int, now int64) bool {
 	sh.dropExpired(now)
-	if len(sh.m) < limit {
+	if sh.n < limit {
 		return true
 	}
 	if len(sh.completed) == 0 {
 		return false // only live pending claims: never evicted
 	}
-	r := heap.Pop(&sh.completed).(*record)
-	delete(sh.m, r.key)
+	sh.unlink(heap.Pop(&sh.completed).(*record))
 	return true
 }
 
