@@ -69,7 +69,8 @@ func (x *exchange) Next() { x.next.ServeHTTP(x.w, x.r) }
 
 func (x *exchange) Capture(body []byte) (*core.Response, error) {
 	// One allocation holds the recorder, the captured response and the
-	// request the handler sees (a new key on net/http made eight before).
+	// request the handler sees: with the recorder's header map and
+	// GetBody's closure, three where there were seven.
 	c := new(capture)
 	c.rec.Reset(x.w)
 	x.next.ServeHTTP(&c.rec, c.req.init(x.r, body))
@@ -196,8 +197,8 @@ func NewRecorder(w http.ResponseWriter) *Recorder {
 // Reset discards what rec recorded and readies it, like [NewRecorder], for
 // a handler whose response would go to w. It lets an adapter keep a
 // Recorder inside a larger allocation (a zero Recorder is not ready until
-// Reset). Reset clears the response Response returned before: reset a
-// Recorder only once its response has been handed on.
+// Reset). Reset zeroes the response that Response returned: call it only
+// when nothing uses that response any more.
 func (rec *Recorder) Reset(w http.ResponseWriter) {
 	*rec = Recorder{w: w, header: make(http.Header)}
 }

@@ -370,11 +370,10 @@ func (s *Store) sweep() {
 func (s *Store) now() int64 { return int64(time.Since(s.epoch)) }
 
 // hash is the 64-bit hash of key that picks its shard and indexes the
-// shard's map. The map is keyed by the hash, not the key: a new key is
-// then hashed once per call (the map hashes a uint64, not 64 hex
-// characters), a growing map rehashes integers, and its slots hold no
-// string for the collector to scan. Keys whose hashes collide chain
-// through record.next.
+// shard's map. The map is keyed by the hash, not the key: its lookups and
+// inserts hash a uint64 instead of 64 hex characters, a growing map
+// rehashes integers, and its slots hold no string for the collector to
+// scan. Keys whose hashes collide chain through record.next.
 func (s *Store) hash(key string) uint64 { return maphash.String(s.seed, key) & s.hashMask }
 
 func ctxErr(ctx context.Context) error {
