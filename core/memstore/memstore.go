@@ -121,7 +121,7 @@ func New(opts ...Option) *Store {
 // full, it makes room as the package documentation describes, or returns
 // an error wrapping [ErrFull].
 func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, error) {
-	sh, r, now, err := s.lockLive(ctx, "claim", req.Key)
+	sh, r, h, now, err := s.lockLive(ctx, "claim", req.Key)
 	if err != nil {
 		return core.Claim{}, err
 	}
@@ -146,7 +146,7 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 		sh.mu.Unlock()
 		return core.Claim{}, fmt.Errorf("memstore: claim: %w (%d live claims in shard)", ErrFull, n)
 	}
-	r = &record{key: req.Key, hash: s.hash(req.Key), fp: req.Fingerprint, token: req.Token, expires: now + int64(req.Lease)}
+	r = &record{key: req.Key, hash: h, fp: req.Fingerprint, token: req.Token, expires: now + int64(req.Lease)}
 	sh.insert(r)
 	heap.Push(&sh.pending, r)
 	sh.mu.Unlock()
@@ -198,7 +198,7 @@ func kept(resp *core.Response) core.Response {
 // Lookup implements [core.Cache.Lookup]: the completed record of key, or a
 // zero Claim when there is none (a pending claim included).
 func (s *Store) Lookup(ctx context.Context, key string, fp core.Fingerprint) (core.Claim, error) {
-	sh, r, _, err := s.lockLive(ctx, "lookup", key)
+	sh, r, _, _, err := s.lockLive(ctx, "lookup", key)
 	if err != nil {
 		return core.Claim{}, err
 	}
@@ -221,7 +221,7 @@ func (s *Store) Put(ctx context.Context, key string, fp core.Fingerprint, resp *
 		return errors.New("memstore: put: nil response")
 	}
 	st := kept(resp)
-	sh, r, now, err := s.lockLive(ctx, "put", key)
+	sh, r, h, now, err := s.lockLive(ctx, "put", key)
 	if err != nil {
 		return err
 	}
@@ -234,7 +234,7 @@ func (s *Store) Put(ctx context.Context, key string, fp core.Fingerprint, resp *
 	case sh.n >= s.perShard && !sh.makeRoom(s.perShard, now):
 		return fmt.Errorf("memstore: put: %w (%d live claims in shard)", ErrFull, sh.n)
 	}
-	r = &record{key: key, hash: s.hash(key), fp: fp, done: true, resp: st, expires: now + int64(ttl)}
+	r = &record{key: key, hash: h, fp: fp, done: true, resp: st, expires: now + int64(ttl)}
 	sh.insert(r)
 	heap.Push(&sh.completed, r)
 	return nil
@@ -270,7 +270,7 @@ func (s *Store) Renew(ctx context.Context, key string, token core.Token, lease t
 // the shard unlocked. (No callback: a closure would be one more allocation
 // per call on the hot path.)
 func (s *Store) lockHeld(ctx context.Context, op, key string, token core.Token) (*shard, *record, int64, error) {
-	sh, r, now, err := s.lockLive(ctx, op, key)
+	sh, r, _, now, err := s.lockLive(ctx, op, key)
 	if err != nil {
 		return nil, nil, now, err
 	}
@@ -290,12 +290,12 @@ func (s *Store) lockHeld(ctx context.Context, op, key string, token core.Token) 
 }
 
 // lockLive locks the shard of key and returns it with the live record of
-// key (nil when there is none) and the time; the caller then unlocks the
-// shard. A done context or a closed store is an error, with the shard
-// unlocked. Every method starts here.
-func (s *Store) lockLive(ctx context.Context, op, key string) (*shard, *record, int64, error) {
+// key (nil when there is none), the key's hash and the time; the caller
+// then unlocks the shard. A done context or a closed store is an error,
+// with the shard unlocked. Every method starts here.
+func (s *Store) lockLive(ctx context.Context, op, key string) (*shard, *record, uint64, int64, error) {
 	if err := ctxErr(ctx); err != nil {
-		return nil, nil, 0, fmt.Errorf("memstore: %s: %w", op, err)
+		return nil, nil, 0, 0, fmt.Errorf("memstore: %s: %w", op, err)
 	}
 	h := s.hash(key)
 	sh := &s.shards[h&s.mask]
@@ -303,9 +303,9 @@ func (s *Store) lockLive(ctx context.Context, op, key string) (*shard, *record, 
 	sh.mu.Lock()
 	if s.closed.Load() {
 		sh.mu.Unlock()
-		return nil, nil, now, fmt.Errorf("memstore: %s: %w", op, ErrClosed)
+		return nil, nil, 0, now, fmt.Errorf("memstore: %s: %w", op, ErrClosed)
 	}
-	return sh, sh.live(key, h, now), now, nil
+	return sh, sh.live(key, h, now), h, now, nil
 }
 
 // Len returns the number of records held, counting expired records that
