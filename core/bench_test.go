@@ -97,3 +97,20 @@ func BenchmarkCore(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkFingerprint is DefaultFingerprint on a typical API request (a
+// small JSON body) and on a 4 KiB body.
+func BenchmarkFingerprint(b *testing.B) {
+	for _, size := range []int{len(benchBody), 4 << 10} {
+		body := make([]byte, size)
+		copy(body, benchBody)
+		x := newFake("k", "", benchHandler)
+		x.method, x.path = "POST", "/v1/payments"
+		b.Run(strconv.Itoa(size)+"B", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				core.DefaultFingerprint(x, body)
+			}
+		})
+	}
+}

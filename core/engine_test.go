@@ -3,6 +3,8 @@ package core_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"io"
 	"net/http"
 	"os"
@@ -265,6 +267,31 @@ func TestDefaultFingerprint(t *testing.T) {
 	} {
 		if other == base {
 			t.Errorf("changing the %s did not change the fingerprint", name)
+		}
+	}
+}
+
+// TestDefaultFingerprintEncoding pins the bytes DefaultFingerprint hashes:
+// stores keep fingerprints, so a change here would turn every retry of a
+// request stored before an upgrade into a 422. Every body size, from empty
+// to larger than the hasher's scratch buffer, must hash the documented
+// encoding.
+func TestDefaultFingerprintEncoding(t *testing.T) {
+	field := func(b []byte, s string) []byte {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		return append(b, s...)
+	}
+	for _, n := range []int{0, 1, 32, 127, 128, 511, 512, 513, 64 << 10} {
+		body := bytes.Repeat([]byte{'a' + byte(n%26)}, n)
+		x := newFake("", string(body), nil)
+		x.method, x.path, x.query = "POST", "/payments/42", "b=2&a=1"
+		want := field(nil, "POST")
+		want = field(want, "/payments/42")
+		want = field(want, "a=1&b=2")
+		want = binary.AppendUvarint(want, uint64(n))
+		want = append(want, body...)
+		if got := core.DefaultFingerprint(x, body); got != core.Fingerprint(sha256.Sum256(want)) {
+			t.Errorf("body of %d bytes: fingerprint %x; want SHA-256 of the documented encoding", n, got)
 		}
 	}
 }
