@@ -580,17 +580,19 @@ func BenchmarkAdapterRefusals(b *testing.B) {
 
 // BenchmarkAdapterFloor measures, with BenchmarkAdapterPair's cycles, a
 // floor for the adapter lines of every framework (adapterFloor,
-// httpfloor_test.go): the peer's algorithm plus the request-side work SPEC
-// asks of every guarded request that the peer does not do — the SHA-256
-// fingerprint of the request, the SHA-256 digest of the key that stores
-// see instead of the raw key, and a 128-bit fencing token. On fiber the
-// floor is the peer itself behind that work; on the net/http frameworks it
-// is the peer's algorithm ported to each one's middleware idiom (see
-// adapterFloor for what each does). <fw>-floor-vs-peer is the floor on fw
-// against the peer on fiber, each over its own framework's Bare and
+// httpfloor_test.go). On nethttp, chi, gin and echo it is the cheapest
+// middleware that does what SPEC asks of an in-memory one — the key's
+// grammar, the body read whole, the SHA-256 fingerprint and key digest, a
+// fingerprint check (422), a pending record with a fencing token and a
+// renewed lease (409), the response buffered, stored without hop-by-hop
+// fields and Set-Cookie, and only then sent, the replay marker — in each
+// framework's own middleware idiom. On fiber it is the peer itself behind
+// the request-side part of that work. <fw>-floor-vs-peer is the floor on
+// fw against the peer on fiber, each over its own framework's Bare and
 // Static, as the budget lines are; <fw>-vs-floor is how far our adapter on
-// fw is from the floor there (leases, fencing, the Store contract and the
-// rest of the engine).
+// fw is from the floor there (the engine and its Store contract, the
+// framework-agnostic Exchange, and what the engine does beyond SPEC's
+// minimum).
 func BenchmarkAdapterFloor(b *testing.B) {
 	fiberBare := newFiberClient(newFiberApp(nil, newFixture()), "", false)
 	fiberStatic := newFiberClient(newFiberApp(nil, &fixture{static: true}), "", false)

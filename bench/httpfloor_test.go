@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"io"
 	mrand "math/rand/v2"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/gofiber/fiber/v2"
@@ -23,132 +25,255 @@ import (
 
 // adapterFloor is the floor of the adapter budget lines ("≤ the fiber
 // peer's"), a guard for BenchmarkAdapterFloor: the least a middleware that
-// does the peer's job (fiber v2 middleware/idempotency with its memory
-// storage) and the request-side work SPEC requires of every guarded
-// request can cost on each framework. If it is above the peer, no
+// conforms to SPEC can cost on each framework. If it is above the peer, no
 // conforming middleware on that framework meets the line.
 //
-// On fiber it is the peer itself behind that work. On the net/http
-// frameworks it is the peer's algorithm in each framework's own
-// middleware idiom: unsafe methods with a 36-character key only; a lookup,
-// then the peer's own per-key lock (idempotency.MemoryLock) and a second
-// lookup under it; on a miss the handler runs with its writes passed
-// through and copied, and the status, a copy of the header and the body
-// are stored with the peer's expiry on the peer's coarse clock; on a hit
-// the stored header is copied into the response, the replay marker SPEC §3
-// requires is added, and the status and body are written. The SPEC work,
-// on hits and misses alike: the body read whole (net/http streams it;
-// fasthttp has it buffered already) and the handler given a fresh reader
-// over it, a SHA-256 of method, path, query and body, a SHA-256 of the key
-// and a 128-bit random token. It stores the response as Go values where
-// the peer encodes msgpack into its []byte storage, checks the key's
-// length only (not SPEC §1's grammar), and compares nothing: no leases,
-// no fencing, no fingerprint check. On fiber the peer answers a hit
-// itself, so the fiber floor adds no marker and hashes the body alone:
-// it is the cheaper of the two.
+// On the net/http frameworks it is the cheapest form of each thing SPEC
+// asks of an in-memory middleware, in each framework's own middleware
+// idiom, and nothing else:
+//   - request side (every guarded request): the key's grammar (SPEC §1,
+//     a length and byte check; quoted keys with escapes are refused rather
+//     than decoded), the body read whole and the handler given a fresh
+//     reader over it, a SHA-256 of method, path, canonical query (core's
+//     CanonicalQuery) and body (§2), a SHA-256 of the key (stores see no
+//     raw key);
+//   - one map under one RW lock, read first without the write lock: a live
+//     record with another fingerprint is a 422, a pending one a 409, a
+//     completed one a replay: its header copied into the response, the
+//     marker §3 requires added, status and body written;
+//   - a new key: a pending record with a 128-bit fencing token and a 30 s
+//     lease, renewed by a timer while the handler runs (§3); the handler
+//     writes into a buffer (its own header map, status and body); a status
+//     below 500 is stored (hop-by-hop fields and Set-Cookie left out, with
+//     the peer's 30-minute lifetime on the peer's coarse clock) if the
+//     token still holds the record, anything else releases it; only then
+//     is the buffered response sent (§3: stored, then sent).
+//
+// It leaves out what the engine adds beyond SPEC's minimum: the Store
+// contract and its interface calls, the framework-agnostic Exchange, the
+// length prefixes in the fingerprint, the hex storage key, the observer, the store timeout, body and stored-size limits,
+// waiting for an in-flight result, problem+json bodies (it answers bare
+// statuses) and panics.
+//
+// On fiber it is the peer itself behind the request-side SPEC work; fiber
+// buffers every response and the peer stores it before fiber sends it.
+// That floor leaves leases and fencing out: it is above the line already.
 type adapterFloor struct {
-	mu   sync.RWMutex
-	m    map[string]floorEntry
-	lock *idempotency.MemoryLock
+	mu sync.RWMutex
+	m  map[string]floorEntry // values: a lookup copies under the lock, an insert allocates no record
 }
 
 type floorEntry struct {
-	status int
-	header http.Header
-	body   []byte
-	expiry uint32 // utils.Timestamp seconds, as the peer's memory storage
+	status  int
+	header  http.Header
+	body    []byte
+	fp      [sha256.Size]byte
+	token   [2]uint64
+	pending bool
+	expiry  uint32 // utils.Timestamp seconds: the lease, then the lifetime
 }
 
 var floorReplayed = []string{"true"}
 
-// floorLifetime is the peer's default lifetime, 30 minutes, in seconds.
-const floorLifetime = 30 * 60
+const (
+	// floorLifetime is the peer's default lifetime, 30 minutes, in seconds.
+	floorLifetime = 30 * 60
+	// floorLease is SPEC's default lease, in seconds, renewed at a third.
+	floorLease = 30
+	floorRenew = floorLease * time.Second / 3
+)
 
 func newAdapterFloor() *adapterFloor {
 	utils.StartTimeStampUpdater() // the peer's memory storage starts it too
-	return &adapterFloor{m: map[string]floorEntry{}, lock: idempotency.NewMemoryLock()}
+	return &adapterFloor{m: map[string]floorEntry{}}
 }
 
-// begin does the request side: the peer's checks and the SPEC work. It
-// returns the key, "" for a request the peer lets through, and ok false
-// for a key the peer refuses.
-func (fl *adapterFloor) begin(r *http.Request) (key string, ok bool) {
+// floorRequest is what begin derives from a guarded request.
+type floorRequest struct {
+	key string // the raw key: the map is keyed by its digest, as a store is
+	sk  [sha256.Size]byte
+	fp  [sha256.Size]byte
+}
+
+// begin does the request side. It returns ok false for a request the
+// floor refuses (400) and guarded false for one it lets through.
+func (fl *adapterFloor) begin(r *http.Request) (req floorRequest, guarded, ok bool) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		return "", true
+		return req, false, true
 	}
-	if key = r.Header.Get(core.KeyHeader); key == "" {
-		return "", true
+	key := r.Header.Get(core.KeyHeader)
+	if key == "" {
+		return req, false, true
 	}
-	if len(key) != 36 {
-		return "", false
+	if !floorKeyOK(key) {
+		return req, false, false
 	}
-	body, err := io.ReadAll(r.Body)
+	body, err := floorReadBody(r)
 	if err != nil {
-		return "", false
+		return req, false, false
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	// SPEC §2 fingerprints method, path, query and body.
+	rd := new(floorBody)
+	rd.Reset(body)
+	r.Body = rd
 	var buf [512]byte
 	b := append(buf[:0], r.Method...)
 	b = append(b, r.URL.Path...)
-	b = append(b, r.URL.RawQuery...)
-	fp := sha256.Sum256(append(b, body...))
-	sk := sha256.Sum256([]byte(key))
-	floorSink.Add(uint64(fp[0]^sk[0]) ^ mrand.Uint64() ^ mrand.Uint64())
-	return key, true
+	b = append(b, core.CanonicalQuery(r.URL.RawQuery)...)
+	req.fp = sha256.Sum256(append(b, body...))
+	req.sk = sha256.Sum256([]byte(key))
+	req.key = key
+	return req, true, true
 }
 
-// serve answers a guarded request from the store, or runs the handler
-// (run) and stores what it wrote; a zero status is not stored (the
-// handler failed, and the peer stores nothing then). It reports a hit.
-func (fl *adapterFloor) serve(key string, w http.ResponseWriter, run func() floorEntry) (hit bool) {
-	if fl.replay(key, w) {
-		return true
+// floorReadBody reads the body whole, into one buffer of the announced
+// length when there is one.
+func floorReadBody(r *http.Request) ([]byte, error) {
+	if n := r.ContentLength; n >= 0 && n <= 1<<20 {
+		body := make([]byte, n)
+		_, err := io.ReadFull(r.Body, body)
+		return body, err
 	}
-	fl.lock.Lock(key)
-	defer fl.lock.Unlock(key)
-	if fl.replay(key, w) {
-		return true
-	}
-	if e := run(); e.status != 0 {
-		e.expiry = floorLifetime + atomic.LoadUint32(&utils.Timestamp)
-		fl.mu.Lock()
-		fl.m[key] = e
-		fl.mu.Unlock()
-	}
-	return false
+	return io.ReadAll(r.Body)
 }
 
-func (fl *adapterFloor) replay(key string, w http.ResponseWriter) bool {
-	fl.mu.RLock()
-	e, ok := fl.m[key]
-	fl.mu.RUnlock()
-	if !ok || e.expiry <= atomic.LoadUint32(&utils.Timestamp) {
+// floorBody is the handler's fresh reader over the body, in one
+// allocation.
+type floorBody struct{ bytes.Reader }
+
+func (*floorBody) Close() error { return nil }
+
+// floorKeyOK is SPEC §1's grammar in its cheapest form: 1–255 visible
+// ASCII characters, in quotes or bare, without quote or backslash inside.
+func floorKeyOK(key string) bool {
+	if len(key) >= 2 && key[0] == '"' && key[len(key)-1] == '"' {
+		key = key[1 : len(key)-1]
+	}
+	if len(key) == 0 || len(key) > 255 {
 		return false
 	}
-	h := w.Header()
-	for k, v := range e.header {
-		h[k] = append([]string(nil), v...)
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
 	}
-	h["Idempotency-Replayed"] = floorReplayed // SPEC §3 marks a replay
-	w.WriteHeader(e.status)
-	w.Write(e.body)
 	return true
 }
 
-// floorRecorder passes a handler's writes through and keeps a copy.
+// serve answers a guarded request from the map, or claims its key, runs
+// the handler (run, which buffers its response) and stores and sends what
+// it wrote; a zero status means the handler failed and wrote nothing.
+func (fl *adapterFloor) serve(req floorRequest, w http.ResponseWriter, run func() floorEntry) {
+	fl.mu.RLock()
+	e, ok := fl.m[string(req.sk[:])] // a conversion in a map index allocates nothing
+	fl.mu.RUnlock()
+	now := atomic.LoadUint32(&utils.Timestamp)
+	if ok && fl.answer(e, req, now, w) {
+		return
+	}
+	token := [2]uint64{mrand.Uint64(), mrand.Uint64()}
+	sk := string(req.sk[:]) // the new record's key
+	fl.mu.Lock()
+	if e, ok := fl.m[sk]; ok && e.expiry > now {
+		fl.mu.Unlock()
+		fl.answer(e, req, now, w)
+		return
+	}
+	fl.m[sk] = floorEntry{fp: req.fp, token: token, pending: true, expiry: now + floorLease}
+	fl.mu.Unlock()
+
+	var renew *time.Timer
+	renew = time.AfterFunc(floorRenew, func() {
+		fl.mu.Lock()
+		if e, ok := fl.m[sk]; ok && e.pending && e.token == token {
+			e.expiry = atomic.LoadUint32(&utils.Timestamp) + floorLease
+			fl.m[sk] = e
+			renew.Reset(floorRenew)
+		}
+		fl.mu.Unlock()
+	})
+	res := run()
+	renew.Stop()
+
+	fl.mu.Lock()
+	if cur, ok := fl.m[sk]; ok && cur.pending && cur.token == token {
+		if res.status > 0 && res.status < 500 {
+			fl.m[sk] = floorEntry{status: res.status, header: floorStored(res.header), body: res.body, fp: req.fp,
+				expiry: floorLifetime + atomic.LoadUint32(&utils.Timestamp)}
+		} else {
+			delete(fl.m, sk)
+		}
+	}
+	fl.mu.Unlock()
+	if res.status > 0 {
+		floorSend(w, res.header, res.status, res.body, nil)
+	}
+}
+
+// answer answers from e if it is live: 422 for another
+// payload, 409 while pending, else a replay. It reports whether it did.
+func (fl *adapterFloor) answer(e floorEntry, req floorRequest, now uint32, w http.ResponseWriter) bool {
+	switch {
+	case e.expiry <= now:
+		return false
+	case e.fp != req.fp:
+		w.WriteHeader(http.StatusUnprocessableEntity)
+	case e.pending:
+		w.WriteHeader(http.StatusConflict)
+	default:
+		floorSend(w, e.header, e.status, e.body, floorReplayed)
+	}
+	return true
+}
+
+// floorSend writes a response: a copy of each header field (the stored
+// values stay the store's), the replay marker when given, status, body.
+func floorSend(w http.ResponseWriter, header http.Header, status int, body []byte, replayed []string) {
+	h := w.Header()
+	for k, v := range header {
+		h[k] = append([]string(nil), v...)
+	}
+	if replayed != nil {
+		h["Idempotency-Replayed"] = replayed // SPEC §3 marks a replay
+	}
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// floorStored is what SPEC §3 stores of a handler's header: all of it but
+// the hop-by-hop fields and Set-Cookie. The handler's map is the floor's
+// own (its buffer) and is sent as it is, so it is stored as it is unless
+// it holds such a field; then the store gets a copy without them.
+func floorStored(h http.Header) http.Header {
+	for _, name := range floorNotStored {
+		if _, ok := h[name]; ok {
+			h = h.Clone()
+			for _, name := range floorNotStored {
+				delete(h, name)
+			}
+			break
+		}
+	}
+	return h
+}
+
+var floorNotStored = [...]string{"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+	"Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Set-Cookie"}
+
+// floorRecorder buffers a handler's response: SPEC §3 sends it only once
+// it is stored.
 type floorRecorder struct {
-	http.ResponseWriter
+	header http.Header
 	status int
 	body   []byte
 }
+
+func (r *floorRecorder) Header() http.Header { return r.header }
 
 func (r *floorRecorder) WriteHeader(code int) {
 	if r.status == 0 {
 		r.status = code
 	}
-	r.ResponseWriter.WriteHeader(code)
 }
 
 func (r *floorRecorder) Write(p []byte) (int, error) {
@@ -156,27 +281,27 @@ func (r *floorRecorder) Write(p []byte) (int, error) {
 		r.status = http.StatusOK
 	}
 	r.body = append(r.body, p...)
-	return r.ResponseWriter.Write(p)
+	return len(p), nil
 }
 
 func (r *floorRecorder) entry() floorEntry {
-	return floorEntry{status: r.status, header: r.Header().Clone(), body: r.body}
+	return floorEntry{status: r.status, header: r.header, body: r.body}
 }
 
 func (fl *adapterFloor) nethttp() func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			key, ok := fl.begin(r)
+			req, guarded, ok := fl.begin(r)
 			if !ok {
-				http.Error(w, "invalid idempotency key", http.StatusBadRequest)
+				w.WriteHeader(http.StatusBadRequest)
 				return
 			}
-			if key == "" {
+			if !guarded {
 				next.ServeHTTP(w, r)
 				return
 			}
-			fl.serve(key, w, func() floorEntry {
-				rec := &floorRecorder{ResponseWriter: w}
+			fl.serve(req, w, func() floorEntry {
+				rec := &floorRecorder{header: make(http.Header)}
 				next.ServeHTTP(rec, r)
 				return rec.entry()
 			})
@@ -186,70 +311,81 @@ func (fl *adapterFloor) nethttp() func(http.Handler) http.Handler {
 
 func (fl *adapterFloor) chi() func(http.Handler) http.Handler { return fl.nethttp() }
 
-// ginFloorWriter is floorRecorder for gin, whose writer keeps the status
-// itself.
+// ginFloorWriter is floorRecorder for gin: a gin.ResponseWriter that
+// buffers what the handler writes.
 type ginFloorWriter struct {
 	gin.ResponseWriter
-	body []byte
+	floorRecorder
 }
 
-func (w *ginFloorWriter) Write(p []byte) (int, error) {
-	w.body = append(w.body, p...)
-	return w.ResponseWriter.Write(p)
+func (w *ginFloorWriter) Header() http.Header { return w.header }
+func (w *ginFloorWriter) WriteHeader(code int) {
+	if code > 0 {
+		w.floorRecorder.WriteHeader(code)
+	}
 }
-
-func (w *ginFloorWriter) WriteString(s string) (int, error) {
-	w.body = append(w.body, s...)
-	return w.ResponseWriter.WriteString(s)
-}
+func (w *ginFloorWriter) WriteHeaderNow()                   {}
+func (w *ginFloorWriter) Write(p []byte) (int, error)       { return w.floorRecorder.Write(p) }
+func (w *ginFloorWriter) WriteString(s string) (int, error) { return w.floorRecorder.Write([]byte(s)) }
+func (w *ginFloorWriter) Written() bool                     { return w.status != 0 }
+func (w *ginFloorWriter) Size() int                         { return len(w.body) }
+func (w *ginFloorWriter) Status() int                       { return cmp.Or(w.status, http.StatusOK) }
+func (w *ginFloorWriter) Flush()                            {}
+func (w *ginFloorWriter) Pusher() http.Pusher               { return nil }
+func (w *ginFloorWriter) CloseNotify() <-chan bool          { return nil }
 
 func (fl *adapterFloor) gin() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		key, ok := fl.begin(c.Request)
+		req, guarded, ok := fl.begin(c.Request)
 		if !ok {
 			c.AbortWithStatus(http.StatusBadRequest)
 			return
 		}
-		if key == "" {
+		if !guarded {
 			return
 		}
-		if fl.serve(key, c.Writer, func() floorEntry {
-			orig := c.Writer
-			cw := &ginFloorWriter{ResponseWriter: orig}
+		orig := c.Writer
+		fl.serve(req, orig, func() floorEntry {
+			cw := &ginFloorWriter{ResponseWriter: orig, floorRecorder: floorRecorder{header: make(http.Header)}}
 			c.Writer = cw
 			c.Next()
 			c.Writer = orig
-			return floorEntry{status: orig.Status(), header: orig.Header().Clone(), body: cw.body}
-		}) {
-			c.Abort()
-		}
+			return cw.entry()
+		})
+		c.Abort()
 	}
 }
 
 // echo: a native middleware that swaps the echo.Response's writer for a
 // floorRecorder, cheaper than echo.WrapMiddleware of the net/http one,
-// which builds a handler and a new echo.Response on every request.
+// which builds a handler and a new echo.Response on every request. The
+// buffered response is written to the writer beneath echo's Response,
+// which has marked itself committed already.
 func (fl *adapterFloor) echo() echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) (err error) {
-			key, ok := fl.begin(c.Request())
+			req, guarded, ok := fl.begin(c.Request())
 			if !ok {
 				return echo.ErrBadRequest
 			}
-			if key == "" {
+			if !guarded {
 				return next(c)
 			}
 			res := c.Response()
-			fl.serve(key, res, func() floorEntry {
-				rec := &floorRecorder{ResponseWriter: res.Writer}
+			orig := res.Writer
+			fl.serve(req, orig, func() floorEntry {
+				rec := &floorRecorder{header: make(http.Header)}
 				res.Writer = rec
 				err = next(c)
-				res.Writer = rec.ResponseWriter
+				res.Writer = orig
 				if err != nil {
 					return floorEntry{}
 				}
 				return rec.entry()
 			})
+			if err == nil {
+				res.Committed = true
+			}
 			return err
 		}
 	}
@@ -267,32 +403,36 @@ func (fl *adapterFloor) fiber() fiber.Handler {
 	}
 }
 
-// TestAdapterFloor checks that the floor does the peer's job on the
-// net/http frameworks: a retry gets the first response (status, header,
-// body) and the replay marker without running the handler, even with
-// another body (the floor compares no fingerprints), and a key of another
-// length is refused.
+// TestAdapterFloor checks that the floor does the job on the net/http
+// frameworks: a retry gets the first response (status, header, body) and
+// the replay marker without running the handler, a retry with another body
+// gets 422, a retry while the first request is in the handler gets 409,
+// and a key that breaks SPEC §1's grammar is refused.
 func TestAdapterFloor(t *testing.T) {
 	for _, fw := range frameworks {
-		c, ok := fw.build(newAdapterFloor(), newFixture())(false).(*httpClient)
+		f := newFixture()
+		c, ok := fw.build(newAdapterFloor(), f)(false).(*httpClient)
 		if !ok {
 			continue // fiber: the floor is the peer itself
 		}
 		t.Run(fw.name, func(t *testing.T) {
 			h := c.h
-			send := func(key string, body []byte) *httptest.ResponseRecorder {
+			send := func(key string, body []byte, hold bool) *httptest.ResponseRecorder {
 				req := httptest.NewRequest(http.MethodPost, "/payments", bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set(core.KeyHeader, key)
+				if hold {
+					req.Header.Set(holdHeader, "1")
+				}
 				rec := httptest.NewRecorder()
 				h.ServeHTTP(rec, req)
 				return rec
 			}
-			first := send(oneKey, payBody)
-			if first.Code != http.StatusCreated || !bytes.Contains(first.Body.Bytes(), []byte(`"amount":1200`)) {
-				t.Fatalf("first: %d %q", first.Code, first.Body)
+			first := send(oneKey, payBody, false)
+			if first.Code != http.StatusCreated || !bytes.Contains(first.Body.Bytes(), []byte(`"amount":1200`)) || first.Header().Get("Location") == "" {
+				t.Fatalf("first: %d %v %q", first.Code, first.Header(), first.Body)
 			}
-			again := send(oneKey, otherBody)
+			again := send(oneKey, payBody, false)
 			if got := again.Header().Values("Idempotency-Replayed"); len(got) != 1 || got[0] != "true" {
 				t.Errorf("replay: Idempotency-Replayed = %q; want [true]", got)
 			}
@@ -300,8 +440,24 @@ func TestAdapterFloor(t *testing.T) {
 			if again.Code != first.Code || !bytes.Equal(again.Body.Bytes(), first.Body.Bytes()) || !reflect.DeepEqual(again.Header(), first.Header()) {
 				t.Errorf("replay: %d %v %q; want %d %v %q", again.Code, again.Header(), again.Body, first.Code, first.Header(), first.Body)
 			}
-			if got := send("short", payBody).Code; got != http.StatusBadRequest {
-				t.Errorf("short key: status %d; want 400", got)
+			if got := send(oneKey, otherBody, false).Code; got != http.StatusUnprocessableEntity {
+				t.Errorf("other body: status %d; want 422", got)
+			}
+			for _, key := range []string{`""`, "a b", "k\\"} {
+				if got := send(key, payBody, false).Code; got != http.StatusBadRequest {
+					t.Errorf("key %q: status %d; want 400", key, got)
+				}
+			}
+			const heldKey = "00000000-0000-4000-8000-000000000002"
+			done := make(chan int, 1)
+			go func() { done <- send(heldKey, payBody, true).Code }()
+			<-f.started
+			if got := send(heldKey, payBody, false).Code; got != http.StatusConflict {
+				t.Errorf("in flight: status %d; want 409", got)
+			}
+			close(f.release)
+			if got := <-done; got != http.StatusCreated {
+				t.Errorf("held request: status %d; want 201", got)
 			}
 		})
 	}
