@@ -24,7 +24,7 @@ func ParseKey(values []string, strict bool, maxLen int) (string, error) {
 	default:
 		return "", invalidKey("more than one Idempotency-Key field")
 	}
-	v := strings.Trim(values[0], " \t")
+	v := trimOWS(values[0])
 	if v == "" {
 		return "", invalidKey("empty key")
 	}
@@ -127,14 +127,22 @@ func parseSFString(v string) (key, rest string, err error) {
 func invalidKey(reason string) error { return fmt.Errorf("%w: %s", ErrInvalidKey, reason) }
 
 // isKeyTokenChar reports RFC 9110 tchar, plus ':' and '/'.
-func isKeyTokenChar(c byte) bool {
-	switch {
-	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		return true
+func isKeyTokenChar(c byte) bool { return keyTokenChars[c] }
+
+// keyTokenChars is isKeyTokenChar as a table: one load per character of a
+// bare key instead of a chain of comparisons.
+var keyTokenChars = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
 	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~', ':', '/':
-		return true
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
 	}
-	return false
-}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~:/" {
+		t[c] = true
+	}
+	return t
+}()

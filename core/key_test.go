@@ -128,3 +128,17 @@ func FuzzParseKey(f *testing.F) {
 		}
 	})
 }
+
+// TestParseKeyBareCharacters checks every byte in a bare key against the
+// grammar in its other form: RFC 9110 tchar is any visible ASCII character
+// but the delimiters, and a bare key also allows ':' and '/'.
+func TestParseKeyBareCharacters(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		want := c > 0x20 && c < 0x7f && !strings.ContainsRune(`"(),;<=>?@[\]{}`, rune(c))
+		key := "a" + string([]byte{byte(c)}) + "b"
+		got, err := core.ParseKey([]string{key}, false, 255)
+		if ok := err == nil && got == key; ok != want {
+			t.Errorf("bare key with byte %#02x: accepted = %v (err %v); want %v", c, ok, err, want)
+		}
+	}
+}
