@@ -3,8 +3,10 @@ package core_test
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"io"
 	"net/http"
 	"os"
@@ -220,6 +222,36 @@ func TestReplayMarksWithoutModifyingTheStoredResponse(t *testing.T) {
 		}
 		if len(sent[1].Header["Idempotency-Replay"]) != 0 {
 			t.Errorf("%s: the omitted marker leaked into the stored header", tc.key)
+		}
+	}
+}
+
+// TestStorageKeyEncoding pins the storage key: stores keep records under
+// it, so a change here would orphan every record stored before an upgrade
+// (a retry would run the handler again). It is the lowercase hex of
+// SHA-256 over the length-prefixed scope and the key, or of HMAC-SHA-256
+// under the secret.
+func TestStorageKeyEncoding(t *testing.T) {
+	scope := func(x core.Exchange) string { return x.Header("X-Tenant")[0] }
+	input := binary.AppendUvarint(nil, uint64(len("tenant-7")))
+	input = append(input, "tenant-7"+"8e03978e-40d5-43e8-bc93-6894a57f9324"...)
+	plain := sha256.Sum256(input)
+	m := hmac.New(sha256.New, []byte("secret"))
+	m.Write(input)
+	for name, tc := range map[string]struct {
+		opts []core.Option
+		want string
+	}{
+		"sha256": {nil, hex.EncodeToString(plain[:])},
+		"hmac":   {[]core.Option{core.WithHMACSecret([]byte("secret"))}, hex.EncodeToString(m.Sum(nil))},
+	} {
+		rec := &recorder{}
+		e := core.New(newStore(t), append(tc.opts, core.WithKeyScope(scope), core.WithObserver(rec))...)
+		x := newFake(`"8e03978e-40d5-43e8-bc93-6894a57f9324"`, "", created)
+		x.header.Set("X-Tenant", "tenant-7")
+		e.Serve(x)
+		if hs := rec.keyHashes(core.OutcomeExecuted); len(hs) != 1 || hs[0] != tc.want {
+			t.Errorf("%s: storage key %q; want [%s]", name, hs, tc.want)
 		}
 	}
 }
