@@ -23,7 +23,7 @@ func Middleware(engine *core.Engine) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			r := c.Request()
-			x := &exchange{c: c, next: next, method: r.Method, path: r.URL.EscapedPath()}
+			x := &exchange{c: c, next: next, method: r.Method, path: idemhttp.EscapedPath(r.URL)}
 			engine.Serve(x)
 			return x.err
 		}

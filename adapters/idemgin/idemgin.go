@@ -22,7 +22,7 @@ func Middleware(engine *core.Engine) gin.HandlerFunc {
 		panic("idemgin: Middleware: nil Engine")
 	}
 	return func(c *gin.Context) {
-		x := &exchange{c: c, method: c.Request.Method, path: c.Request.URL.EscapedPath()}
+		x := &exchange{c: c, method: c.Request.Method, path: idemhttp.EscapedPath(c.Request.URL)}
 		engine.Serve(x)
 		if !x.ran {
 			// The engine answered by itself: nothing after us may run.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
@@ -235,5 +236,30 @@ func TestRequestWithBody(t *testing.T) {
 	}
 	if orig.TransferEncoding == nil || orig.ContentLength != 7 {
 		t.Errorf("the original request changed: %+v", orig)
+	}
+}
+
+// TestEscapedPath checks the fast path against net/url: every byte alone
+// and inside a path, paths with a RawPath, and paths parsed from request
+// targets, must give what url.URL.EscapedPath gives.
+func TestEscapedPath(t *testing.T) {
+	check := func(u *url.URL) {
+		t.Helper()
+		if got, want := idemhttp.EscapedPath(u), u.EscapedPath(); got != want {
+			t.Errorf("EscapedPath(Path %q, RawPath %q) = %q; want %q", u.Path, u.RawPath, got, want)
+		}
+	}
+	for c := 0; c < 256; c++ {
+		check(&url.URL{Path: string([]byte{byte(c)})})
+		check(&url.URL{Path: "/payments/" + string([]byte{byte(c)}) + "/x"})
+	}
+	check(&url.URL{})
+	check(&url.URL{Path: "*"})
+	for _, target := range []string{"/payments", "/a%2Fb/c", "/caf%C3%A9", "/a b", "/a;b=c,d", "/x?y=1", "/%7Euser", "/a%3Fb"} {
+		u, err := url.ParseRequestURI(target)
+		if err != nil {
+			t.Fatalf("%q: %v", target, err)
+		}
+		check(u)
 	}
 }
