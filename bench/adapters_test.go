@@ -658,6 +658,35 @@ func BenchmarkAdapterReplayGC(b *testing.B) {
 	}
 }
 
+// BenchmarkAdapterPairControl is a diagnostic, not part of make bench: it
+// checks that BenchmarkAdapterFloor's pairs have no side bias, on nethttp.
+// It pairs our adapter with itself and the floor with itself (each side
+// its own store), then ours with the floor both ways round. The first two
+// should read 1 and the last two each other's inverse; docs/performance.md
+// says what they read.
+func BenchmarkAdapterPairControl(b *testing.B) {
+	fw := frameworks[0]
+	bare := fw.build(nil, newFixture())(false)
+	static := fw.build(nil, &fixture{static: true})(false)
+	ours := func(b *testing.B) client {
+		s := memstore.New(memstore.WithMaxEntries(1 << 21))
+		b.Cleanup(func() { s.Close() })
+		return primed(b, fw.build(adapterGuard{core.New(s)}, newFixture())(false))
+	}
+	floor := func(b *testing.B) client { return primed(b, fw.build(newAdapterFloor(), newFixture())(false)) }
+	for _, pc := range []struct {
+		name  string
+		first func(*testing.B) client
+		other func(*testing.B) client
+	}{{"ours-vs-ours", ours, ours}, {"floor-vs-floor", floor, floor}, {"ours-vs-floor", ours, floor}, {"floor-vs-ours", floor, ours}} {
+		b.Run(pc.name, func(b *testing.B) {
+			nk, rp := pairOverheads(b, [2][3]client{{pc.first(b), bare, static}, {pc.other(b), bare, static}})
+			b.ReportMetric(nk, "newkey-x")
+			b.ReportMetric(rp, "replay-x")
+		})
+	}
+}
+
 // heapGrower is a client that keeps what it allocates: a record with a
 // key, a header map and a body per request, about what a store keeps for a
 // new key, so that the heap grows and the collector runs.
