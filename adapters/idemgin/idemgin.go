@@ -56,12 +56,14 @@ type exchange struct {
 	ran    bool // the rest of the chain ran (Next or Capture)
 }
 
-func (x *exchange) Context() context.Context    { return x.c.Request.Context() }
-func (x *exchange) Method() string              { return x.method }
-func (x *exchange) Path() string                { return x.path }
-func (x *exchange) RawQuery() string            { return x.c.Request.URL.RawQuery }
-func (x *exchange) Header(name string) []string { return x.c.Request.Header.Values(name) }
-func (x *exchange) Native() any                 { return x.c }
+func (x *exchange) Context() context.Context { return x.c.Request.Context() }
+func (x *exchange) Method() string           { return x.method }
+func (x *exchange) Path() string             { return x.path }
+func (x *exchange) RawQuery() string         { return x.c.Request.URL.RawQuery }
+func (x *exchange) Header(name string) []string {
+	return idemhttp.HeaderValues(x.c.Request.Header, name)
+}
+func (x *exchange) Native() any { return x.c }
 
 func (x *exchange) Body() (io.Reader, int64) {
 	r := x.c.Request

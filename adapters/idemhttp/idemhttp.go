@@ -51,14 +51,12 @@ type exchange struct {
 	next http.Handler
 }
 
-func (x *exchange) Context() context.Context { return x.r.Context() }
-func (x *exchange) Method() string           { return x.r.Method }
-func (x *exchange) Path() string             { return EscapedPath(x.r.URL) }
-func (x *exchange) RawQuery() string         { return x.r.URL.RawQuery }
-func (x *exchange) Header(name string) []string {
-	return x.r.Header.Values(name)
-}
-func (x *exchange) Native() any { return x.r }
+func (x *exchange) Context() context.Context    { return x.r.Context() }
+func (x *exchange) Method() string              { return x.r.Method }
+func (x *exchange) Path() string                { return EscapedPath(x.r.URL) }
+func (x *exchange) RawQuery() string            { return x.r.URL.RawQuery }
+func (x *exchange) Header(name string) []string { return HeaderValues(x.r.Header, name) }
+func (x *exchange) Native() any                 { return x.r }
 func (x *exchange) Body() (io.Reader, int64) {
 	if x.r.Body == nil || x.r.Body == http.NoBody {
 		return nil, 0
@@ -324,3 +322,14 @@ var plainPathBytes = func() (t [256]bool) {
 	}
 	return t
 }()
+
+// HeaderValues returns h.Values(name), the values an adapter reports to
+// the engine. The engine asks for [core.KeyHeader] on every request; that
+// name is canonical already, so it is looked up directly, without
+// net/textproto canonicalising it again.
+func HeaderValues(h http.Header, name string) []string {
+	if name == core.KeyHeader {
+		return h[core.KeyHeader]
+	}
+	return h.Values(name)
+}

@@ -263,3 +263,18 @@ func TestEscapedPath(t *testing.T) {
 		check(u)
 	}
 }
+
+// TestHeaderValues checks HeaderValues against http.Header.Values for the
+// key header and for other names, canonical or not.
+func TestHeaderValues(t *testing.T) {
+	h := http.Header{}
+	h.Add(core.KeyHeader, `"k"`)
+	h.Add("X-Tenant", "a")
+	h.Add("X-Tenant", "b")
+	h["x-raw"] = []string{"not canonical"}
+	for _, name := range []string{core.KeyHeader, "idempotency-key", "X-Tenant", "x-tenant", "x-raw", "X-Raw", "Missing"} {
+		if got, want := idemhttp.HeaderValues(h, name), h.Values(name); !reflect.DeepEqual(got, want) {
+			t.Errorf("HeaderValues(%q) = %q; want %q", name, got, want)
+		}
+	}
+}
