@@ -132,16 +132,7 @@ func isKeyTokenChar(c byte) bool { return keyTokenChars[c] }
 // keyTokenChars is isKeyTokenChar as a table: one load per character of a
 // bare key instead of a chain of comparisons.
 var keyTokenChars = func() (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~:/" {
+	for _, c := range []byte("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~:/") {
 		t[c] = true
 	}
 	return t

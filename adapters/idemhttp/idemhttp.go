@@ -308,16 +308,7 @@ func plainPath(p string) bool {
 // plainPathBytes are the bytes net/url leaves unescaped in a path: the
 // unreserved characters of RFC 3986 and the reserved ones but '?'.
 var plainPathBytes = func() (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range "-_.~$&+,/:;=@" {
+	for _, c := range []byte("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~$&+,/:;=@") {
 		t[c] = true
 	}
 	return t
