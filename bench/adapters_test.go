@@ -618,46 +618,6 @@ func BenchmarkAdapterFloor(b *testing.B) {
 	}
 }
 
-// BenchmarkAdapterReplayGC is a diagnostic, not part of make bench: our
-// replay cost against the floor's on each framework, paired as in
-// BenchmarkAdapterFloor but without the new-key cases, once with replays
-// and statics alone ("quiet") and once with a heapGrower in the same
-// cycles ("collecting"), which keeps the collector busy as the new-key
-// cases do without running either middleware's code. It reports ours over
-// the floor (replay-x) and both costs in ns. docs/performance.md says what
-// it showed.
-func BenchmarkAdapterReplayGC(b *testing.B) {
-	for _, fw := range frameworks {
-		for _, collecting := range []bool{false, true} {
-			name := fw.name + "/quiet"
-			if collecting {
-				name = fw.name + "/collecting"
-			}
-			b.Run(name, func(b *testing.B) {
-				static := fw.build(nil, &fixture{static: true})(false)
-				s := memstore.New()
-				b.Cleanup(func() { s.Close() })
-				ours := primed(b, fw.build(adapterGuard{core.New(s)}, newFixture())(false))
-				floor := primed(b, fw.build(newAdapterFloor(), newFixture())(false))
-				one := func() string { return oneKey }
-				none := func() string { return "" }
-				cases := []timedCase{{c: ours, key: one}, {c: static, key: none}, {c: floor, key: one}, {c: static, key: none}}
-				if collecting {
-					cases = append(cases, timedCase{c: new(heapGrower), key: none})
-				}
-				var d [2][]float64
-				for _, ns := range runCycles(b, nil, cases) {
-					d[0] = append(d[0], ns[0]-ns[1])
-					d[1] = append(d[1], ns[2]-ns[3])
-				}
-				b.ReportMetric(medianOf(d[0])/medianOf(d[1]), "replay-x")
-				b.ReportMetric(medianOf(d[0]), "ours-ns")
-				b.ReportMetric(medianOf(d[1]), "floor-ns")
-			})
-		}
-	}
-}
-
 // BenchmarkAdapterPairControl is a diagnostic, not part of make bench: it
 // checks that BenchmarkAdapterFloor's pairs have no side bias, on nethttp.
 // It pairs our adapter with itself and the floor with itself (each side
@@ -685,16 +645,6 @@ func BenchmarkAdapterPairControl(b *testing.B) {
 			b.ReportMetric(rp, "replay-x")
 		})
 	}
-}
-
-// heapGrower is a client that keeps what it allocates: a record with a
-// key, a header map and a body per request, about what a store keeps for a
-// new key, so that the heap grows and the collector runs.
-type heapGrower struct{ kept []*floorEntry }
-
-func (g *heapGrower) do(string, []byte) int {
-	g.kept = append(g.kept, &floorEntry{status: http.StatusCreated, header: http.Header{"Content-Type": {"application/json"}}, body: make([]byte, 80)})
-	return http.StatusCreated
 }
 
 var floorSink atomic.Uint64

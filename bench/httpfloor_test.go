@@ -90,9 +90,8 @@ func newAdapterFloor() *adapterFloor {
 
 // floorRequest is what begin derives from a guarded request.
 type floorRequest struct {
-	key string // the raw key: the map is keyed by its digest, as a store is
-	sk  [sha256.Size]byte
-	fp  [sha256.Size]byte
+	sk [sha256.Size]byte // the key's digest: the map is keyed by it, as a store is
+	fp [sha256.Size]byte
 }
 
 // begin does the request side. It returns ok false for a request the
@@ -122,7 +121,6 @@ func (fl *adapterFloor) begin(r *http.Request) (req floorRequest, guarded, ok bo
 	b = append(b, core.CanonicalQuery(r.URL.RawQuery)...)
 	req.fp = sha256.Sum256(append(b, body...))
 	req.sk = sha256.Sum256([]byte(key))
-	req.key = key
 	return req, true, true
 }
 
