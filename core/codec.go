@@ -4,8 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -114,8 +116,10 @@ func DecodeResponse(b []byte) (*Response, error) {
 // modified afterwards, and the result is read-only, as the [Store] contract
 // has every replayed response. It suits a store decoding a reply of its
 // driver that nothing else holds (redisstore decodes its Lua script's
-// reply with it): a replay then allocates the Response, the header map and
-// its value slices, and no bytes.
+// reply with it): a replay then allocates the Response and, unless its
+// header encoding repeats, the header map and its value slices, and no
+// bytes. A header whose encoding repeats is decoded once and its map
+// shared by the results, which must therefore never modify it.
 func DecodeResponseInPlace(b []byte) (*Response, error) {
 	return decodeResponse(b, true)
 }
@@ -134,7 +138,14 @@ func decodeResponse(b []byte, alias bool) (*Response, error) {
 	if status < 100 || status > 999 {
 		return nil, corrupt("status out of range")
 	}
-	h, n, err := decodeHeader(b[4:], alias)
+	var h http.Header
+	var n int
+	var err error
+	if alias {
+		h, n, err = decodeSharedHeader(b[4:])
+	} else {
+		h, n, err = decodeHeader(b[4:], false)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -149,6 +160,68 @@ func decodeResponse(b []byte, alias bool) (*Response, error) {
 		resp.Body = append([]byte(nil), body...)
 	}
 	return resp, nil
+}
+
+// decodeSharedHeader decodes a header for [DecodeResponseInPlace], whose
+// result is read-only: a header whose encoding repeats (the same
+// Content-Type on every record of an endpoint, say) is decoded once and
+// its map shared by every response decoded from those bytes. On a Redis
+// replay, building the map and its values was most of the decoding, and
+// decoding was the part of the client's work that a raw GET of the record
+// does not do. A header is interned when its hash is seen twice in a row
+// at its slot, so headers that never repeat (a Location per resource)
+// cost a pass over their varints and a hash, and allocate nothing more
+// than before. The interned map is a copy, so it keeps no reply alive.
+func decodeSharedHeader(b []byte) (http.Header, int, error) {
+	n, ok := headerLen(b)
+	if !ok {
+		return decodeHeader(b, true) // reports where it is malformed
+	}
+	enc := b[:n]
+	sum := maphash.Bytes(sharedSeed, enc)
+	slot := &sharedHeaders[sum%uint64(len(sharedHeaders))]
+	if set := slot.set.Load(); set != nil && set.enc == string(enc) {
+		return set.h, n, nil
+	}
+	if slot.seen.Swap(sum) != sum {
+		return decodeHeader(b, true)
+	}
+	h, _, err := decodeHeader(enc, false)
+	if err != nil {
+		return nil, 0, err
+	}
+	slot.set.Store(&sharedHeader{enc: string(enc), h: h})
+	return h, n, nil
+}
+
+// headerLen returns the length of the header encoding at the start of b,
+// walking its varints without decoding a string.
+func headerLen(b []byte) (int, bool) {
+	d := decoder{b: b}
+	fields := d.uvarint()
+	for i := uint64(0); i < fields && d.err == nil; i++ {
+		d.skip()
+		vals := d.uvarint()
+		for j := uint64(0); j < vals && d.err == nil; j++ {
+			d.skip()
+		}
+	}
+	return d.off, d.err == nil
+}
+
+var (
+	sharedHeaders [64]sharedSlot
+	sharedSeed    = maphash.MakeSeed()
+)
+
+type sharedSlot struct {
+	seen atomic.Uint64
+	set  atomic.Pointer[sharedHeader]
+}
+
+type sharedHeader struct {
+	enc string // the header's encoding
+	h   http.Header
 }
 
 func corrupt(what string) error { return fmt.Errorf("%w: %s", ErrCorruptRecord, what) }
@@ -171,6 +244,17 @@ func (d *decoder) uvarint() uint64 {
 	}
 	d.off += n
 	return v
+}
+
+// skip steps over one length-prefixed string.
+func (d *decoder) skip() {
+	n := d.uvarint()
+	if d.err == nil && n > uint64(len(d.b)-d.off) {
+		d.err = ErrCorruptRecord
+	}
+	if d.err == nil {
+		d.off += int(n)
+	}
 }
 
 func (d *decoder) str() string {

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"net/http"
 	"reflect"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/idemkit/idemkit/core"
 )
@@ -37,7 +39,10 @@ func TestEncodeDecodeResponse(t *testing.T) {
 // TestDecodedFieldsAreSeparate checks that the single-valued fields, which
 // share one slab of values, cannot reach each other through append.
 func TestDecodedFieldsAreSeparate(t *testing.T) {
-	h := http.Header{"A": {"1"}, "B": {"2"}, "C": {"3"}}
+	// A header of its own per run: an in-place result whose encoding
+	// repeats shares an interned map, which nobody may modify.
+	run := strconv.FormatInt(time.Now().UnixNano(), 10)
+	h := http.Header{"A": {"1"}, "B": {"2"}, "C": {"3"}, "Run": {run}}
 	for _, alias := range []bool{false, true} {
 		b := core.EncodeResponse(&core.Response{Status: 200, Header: h, Body: []byte{}})
 		decode := core.DecodeResponse
@@ -50,7 +55,7 @@ func TestDecodedFieldsAreSeparate(t *testing.T) {
 		}
 		got.Header["A"] = append(got.Header["A"], "x")
 		got.Header.Add("B", "y")
-		if !reflect.DeepEqual(got.Header, http.Header{"A": {"1", "x"}, "B": {"2", "y"}, "C": {"3"}}) {
+		if !reflect.DeepEqual(got.Header, http.Header{"A": {"1", "x"}, "B": {"2", "y"}, "C": {"3"}, "Run": {run}}) {
 			t.Errorf("alias %v: after appending to A and B: %v", alias, got.Header)
 		}
 	}
@@ -61,6 +66,56 @@ func TestDecodeResponseCorrupt(t *testing.T) {
 	for _, b := range [][]byte{nil, {1}, {9, 0, 0, 200}, {1, 4, 0, 200}, {1, 0, 0, 1}, good[:6], append([]byte{1, 0, 0, 200}, 0xff, 0xff, 0xff)} {
 		if _, err := core.DecodeResponse(b); !errors.Is(err, core.ErrCorruptRecord) {
 			t.Errorf("DecodeResponse(%x) error %v; want ErrCorruptRecord", b, err)
+		}
+		for range 3 { // the in-place decoder, also once it has seen the bytes
+			if _, err := core.DecodeResponseInPlace(bytes.Clone(b)); !errors.Is(err, core.ErrCorruptRecord) {
+				t.Errorf("DecodeResponseInPlace(%x) error %v; want ErrCorruptRecord", b, err)
+			}
+		}
+	}
+}
+
+// TestDecodeResponseInPlaceSharesRepeatedHeaders checks that the in-place
+// decoder decodes a header encoding it sees again once and shares the map,
+// that the shared map is a copy that no record's bytes can change, and that
+// headers meeting in one slot of the table never answer for each other.
+func TestDecodeResponseInPlaceSharesRepeatedHeaders(t *testing.T) {
+	run := strconv.FormatInt(time.Now().UnixNano(), 10)
+	want := http.Header{"Content-Type": {"application/json"}, "X-Run": {run}, "Vary": {"A", "B"}}
+	enc := core.EncodeResponse(&core.Response{Status: 201, Header: want, Body: []byte(`{"id":1}`)})
+	var bufs [][]byte
+	var maps []http.Header
+	for range 4 {
+		b := bytes.Clone(enc)
+		got, err := core.DecodeResponseInPlace(b)
+		if err != nil || got.Status != 201 || string(got.Body) != `{"id":1}` || !reflect.DeepEqual(got.Header, want) {
+			t.Fatalf("DecodeResponseInPlace = %+v, %v", got, err)
+		}
+		bufs, maps = append(bufs, b), append(maps, got.Header)
+	}
+	same := func(a, b http.Header) bool {
+		return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+	}
+	if same(maps[0], maps[1]) || !same(maps[1], maps[2]) || !same(maps[2], maps[3]) {
+		t.Errorf("header maps shared as %v %v %v; want the first apart, the rest one map",
+			same(maps[0], maps[1]), same(maps[1], maps[2]), same(maps[2], maps[3]))
+	}
+	for _, b := range bufs[1:] {
+		clear(b)
+	}
+	if !reflect.DeepEqual(maps[3], want) {
+		t.Errorf("shared header after its records' bytes were overwritten = %v; want %v", maps[3], want)
+	}
+
+	// Four times as many encodings as the table has slots, each seen three
+	// times: every decode answers with its own header.
+	for round := range 3 {
+		for i := range 256 {
+			h := http.Header{"Location": {"/r/" + strconv.Itoa(i) + "/" + run}}
+			got, err := core.DecodeResponseInPlace(core.EncodeResponse(&core.Response{Status: 200, Header: h}))
+			if err != nil || !reflect.DeepEqual(got.Header, h) {
+				t.Fatalf("round %d, header %d: got %v, %v; want %v", round, i, got.Header, err, h)
+			}
 		}
 	}
 }

@@ -154,7 +154,7 @@ func (e *Engine) serveKey(ctx context.Context, x Exchange, skey string, fp Finge
 				e.storeDown(ctx, x, skey, body, latency, fmt.Errorf("%w: replay without a response", ErrStoreUnavailable))
 				return
 			}
-			e.replay(ctx, x, skey, claim.Response, latency)
+			e.replay(ctx, x, slot, skey, claim.Response, latency)
 			return
 		case ClaimMismatch:
 			e.refuse(ctx, x, Event{Outcome: OutcomeMismatch, KeyHash: skey, StoreLatency: latency, Err: ErrFingerprintMismatch}, CodeFingerprintMismatch, "")
@@ -244,16 +244,21 @@ func (e *Engine) storeDown(ctx context.Context, x Exchange, skey string, body []
 
 // replay sends a stored response with the replay markers. The stored
 // response is read-only (a store may share it between requests): the
-// markers travel in a shallow copy's Extra, so no header map is built.
-func (e *Engine) replay(ctx context.Context, x Exchange, skey string, stored *Response, latency time.Duration) {
-	out := *stored
+// markers travel in a shallow copy's Extra, so no header map is built. The
+// copy lives in the request's pooled slot (Send keeps nothing it is given),
+// not in an allocation of its own.
+func (e *Engine) replay(ctx context.Context, x Exchange, slot *tokenSlot, skey string, stored *Response, latency time.Duration) {
+	out := &slot.out
+	*out = *stored
 	out.Extra = e.replayMarks
 	if stored.BodyOmitted {
 		out.Extra = e.omittedMarks
 		out.Body = nil
 	}
-	x.Send(&out)
-	e.observe(ctx, x, Event{Outcome: OutcomeReplayed, KeyHash: skey, Status: out.Status, StoreLatency: latency})
+	x.Send(out)
+	status := out.Status
+	*out = Response{} // the pool keeps no stored response alive
+	e.observe(ctx, x, Event{Outcome: OutcomeReplayed, KeyHash: skey, Status: status, StoreLatency: latency})
 }
 
 func (e *Engine) refuse(ctx context.Context, x Exchange, ev Event, code, detail string) {
@@ -535,7 +540,11 @@ var (
 // their token goes back to the pool with the slot and is offered to the
 // next claim, so only an acquired claim costs a draw. A token fences the
 // one claim that holds it (SPEC §3); one that no store kept fences nothing.
-type tokenSlot struct{ token Token }
+// A replay also builds its marked copy of the stored response in the slot.
+type tokenSlot struct {
+	token Token
+	out   Response
+}
 
 var tokenSlots = sync.Pool{New: func() any { return new(tokenSlot) }}
 

@@ -51,7 +51,10 @@ func (x *fakeExchange) Header(name string) []string { return x.header.Values(nam
 func (x *fakeExchange) Native() any                 { return x }
 func (x *fakeExchange) Body() (io.Reader, int64)    { return bytes.NewReader(x.body), int64(len(x.body)) }
 func (x *fakeExchange) Next()                       { x.nexted = true }
-func (x *fakeExchange) Send(resp *core.Response)    { x.sent = resp }
+func (x *fakeExchange) Send(resp *core.Response) {
+	cp := *resp // Send must not keep resp: the Engine reuses a replay's
+	x.sent = &cp
+}
 func (x *fakeExchange) Capture(body []byte) (*core.Response, error) {
 	x.runs++
 	return x.handler(body)

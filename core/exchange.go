@@ -46,7 +46,9 @@ type Exchange interface {
 	// resp.Header, then of resp.Extra (replacing fields of the same name),
 	// and body. It must not modify resp, its header maps, value slices or
 	// body: the Engine shares prebuilt problem responses between requests,
-	// and a store may share a replayed response between them.
+	// and a store may share a replayed response between them. Nor may it
+	// keep resp once it returns: the Engine reuses the Response it passes
+	// for a replay.
 	Send(resp *Response)
 }
 
