@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 
 	"github.com/idemkit/idemkit/adapters/idemhttp"
 	"github.com/idemkit/idemkit/core"
@@ -23,12 +24,21 @@ func Middleware(engine *core.Engine) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			r := c.Request()
-			x := &exchange{c: c, next: next, method: r.Method, path: idemhttp.EscapedPath(r.URL)}
+			// Exchanges are pooled: the engine never keeps one after Serve.
+			// One that a panicking handler leaves behind is left to the
+			// collector.
+			x := exchanges.Get().(*exchange)
+			*x = exchange{c: c, next: next, method: r.Method, path: idemhttp.EscapedPath(r.URL)}
 			engine.Serve(x)
-			return x.err
+			err := x.err
+			*x = exchange{}
+			exchanges.Put(x)
+			return err
 		}
 	}
 }
+
+var exchanges = sync.Pool{New: func() any { return new(exchange) }}
 
 // Scope returns a [core.Option] that scopes keys with f, called with the
 // request's [echo.Context]. Typical scopes are the authenticated user,

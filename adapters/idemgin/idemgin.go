@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 	"github.com/idemkit/idemkit/adapters/idemhttp"
@@ -22,14 +23,22 @@ func Middleware(engine *core.Engine) gin.HandlerFunc {
 		panic("idemgin: Middleware: nil Engine")
 	}
 	return func(c *gin.Context) {
-		x := &exchange{c: c, method: c.Request.Method, path: idemhttp.EscapedPath(c.Request.URL)}
+		// Exchanges are pooled: the engine never keeps one after Serve. One
+		// that a panicking handler leaves behind is left to the collector.
+		x := exchanges.Get().(*exchange)
+		*x = exchange{c: c, method: c.Request.Method, path: idemhttp.EscapedPath(c.Request.URL)}
 		engine.Serve(x)
-		if !x.ran {
+		ran := x.ran
+		*x = exchange{}
+		exchanges.Put(x)
+		if !ran {
 			// The engine answered by itself: nothing after us may run.
 			c.Abort()
 		}
 	}
 }
+
+var exchanges = sync.Pool{New: func() any { return new(exchange) }}
 
 // Scope returns a [core.Option] that scopes keys with f, called with the
 // request's [gin.Context]. Typical scopes are the authenticated user,

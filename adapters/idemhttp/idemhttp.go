@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sync"
 
 	"github.com/idemkit/idemkit/core"
 )
@@ -41,8 +42,16 @@ type handler struct {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.engine.Serve(&exchange{w: w, r: r, next: h.next})
+	// Exchanges are pooled: the engine never keeps one after Serve. One
+	// that a panicking handler leaves behind is left to the collector.
+	x := exchanges.Get().(*exchange)
+	*x = exchange{w: w, r: r, next: h.next}
+	h.engine.Serve(x)
+	*x = exchange{}
+	exchanges.Put(x)
 }
+
+var exchanges = sync.Pool{New: func() any { return new(exchange) }}
 
 // exchange presents one net/http request to the engine.
 type exchange struct {
