@@ -52,7 +52,7 @@ func (x *fakeExchange) Native() any                 { return x }
 func (x *fakeExchange) Body() (io.Reader, int64)    { return bytes.NewReader(x.body), int64(len(x.body)) }
 func (x *fakeExchange) Next()                       { x.nexted = true }
 func (x *fakeExchange) Send(resp *core.Response) {
-	cp := *resp // Send must not keep resp: the Engine reuses a replay's
+	cp := *resp // Send must not keep resp: the Engine reuses the Response of a replay
 	x.sent = &cp
 }
 func (x *fakeExchange) Capture(body []byte) (*core.Response, error) {
