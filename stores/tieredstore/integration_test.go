@@ -217,6 +217,7 @@ func TestRedisKilledMidLoad(t *testing.T) {
 		t.Errorf("store did not recover after Redis came back (degraded=%v)", st.Degraded())
 	}
 	raw := redisClient(t, rs.URL())
+	st.Flush() // the probes' background writes to Redis land before the count
 	before, err := raw.DBSize(context.Background()).Result()
 	if err != nil {
 		t.Fatal(err)
