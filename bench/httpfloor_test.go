@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"cmp"
 	"crypto/sha256"
+	"encoding/json"
 	"io"
 	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,7 +22,9 @@ import (
 	"github.com/gofiber/fiber/v2/utils"
 	"github.com/labstack/echo/v4"
 
+	"github.com/idemkit/idemkit/adapters/idemhttp"
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/memstore"
 )
 
 // adapterFloor is the floor of the adapter budget lines ("≤ the fiber
@@ -38,9 +42,11 @@ import (
 //     CanonicalQuery) and body (§2), a SHA-256 of the key (stores see no
 //     raw key);
 //   - one map under one RW lock, read first without the write lock: a live
-//     record with another fingerprint is a 422, a pending one a 409, a
-//     completed one a replay: its header copied into the response, the
-//     marker §3 requires added, status and body written;
+//     record with another fingerprint is a 422, a pending one a 409 with
+//     Retry-After from the remaining lease, each a prebuilt SPEC §4
+//     problem+json response with Cache-Control: no-store; a completed one
+//     a replay: its header copied into the response, the marker §3
+//     requires added, status and body written;
 //   - a new key: a pending record with a 128-bit fencing token and a 30 s
 //     lease, renewed by a timer while the handler runs (§3); the handler
 //     writes into a buffer (its own header map, status and body); a status
@@ -49,11 +55,15 @@ import (
 //     token still holds the record, anything else releases it; only then
 //     is the buffered response sent (§3: stored, then sent).
 //
+// Every response goes out through idemhttp.WriteResponse, as our net/http
+// adapters send theirs: one block of copied header values per response.
+//
 // It leaves out what the engine adds beyond SPEC's minimum: the Store
 // contract and its interface calls, the framework-agnostic Exchange, the
-// length prefixes in the fingerprint, the hex storage key, the observer, the store timeout, body and stored-size limits,
-// waiting for an in-flight result, problem+json bodies (it answers bare
-// statuses) and panics.
+// length prefixes in the fingerprint, the hex storage key, the observer,
+// the store timeout, body and stored-size limits, waiting for an in-flight
+// result, the other problem responses (400s answer bare statuses) and
+// panics.
 //
 // On fiber it is the peer itself behind the request-side SPEC work; fiber
 // buffers every response and the peer stores it before fiber sends it.
@@ -73,7 +83,8 @@ type floorEntry struct {
 	expiry  uint32 // utils.Timestamp seconds: the lease, then the lifetime
 }
 
-var floorReplayed = []string{"true"}
+// floorReplayed is the replay marker SPEC §3 requires.
+var floorReplayed = http.Header{"Idempotency-Replayed": {"true"}}
 
 const (
 	// floorLifetime is the peer's default lifetime, 30 minutes, in seconds.
@@ -208,34 +219,57 @@ func (fl *adapterFloor) serve(req floorRequest, w http.ResponseWriter, run func(
 	}
 }
 
-// answer answers from e if it is live: 422 for another
-// payload, 409 while pending, else a replay. It reports whether it did.
+// answer answers from e if it is live: 422 for another payload, 409
+// while pending (Retry-After from the remaining lease), else a replay. It
+// reports whether it did.
 func (fl *adapterFloor) answer(e floorEntry, req floorRequest, now uint32, w http.ResponseWriter) bool {
 	switch {
 	case e.expiry <= now:
 		return false
 	case e.fp != req.fp:
-		w.WriteHeader(http.StatusUnprocessableEntity)
+		idemhttp.WriteResponse(w, floorMismatch)
 	case e.pending:
-		w.WriteHeader(http.StatusConflict)
+		idemhttp.WriteResponse(w, floorInFlight[min(e.expiry-now, floorLease)])
 	default:
 		floorSend(w, e.header, e.status, e.body, floorReplayed)
 	}
 	return true
 }
 
-// floorSend writes a response: a copy of each header field (the stored
-// values stay the store's), the replay marker when given, status, body.
-func floorSend(w http.ResponseWriter, header http.Header, status int, body []byte, replayed []string) {
-	h := w.Header()
-	for k, v := range header {
-		h[k] = append([]string(nil), v...)
+// floorSend writes a response with idemhttp.WriteResponse, as the floor
+// writes its refusals: the header values are copied (one block per
+// response), so the stored ones stay the store's; extra is the replay
+// marker on a replay, nil on the first response.
+func floorSend(w http.ResponseWriter, header http.Header, status int, body []byte, extra http.Header) {
+	idemhttp.WriteResponse(w, &core.Response{Status: status, Header: header, Body: body, Extra: extra})
+}
+
+// The floor's refusals, built once: SPEC §4's problem+json with the
+// members it names and Cache-Control: no-store; §3's Retry-After on a 409,
+// one response per whole second of the lease. The texts are the engine's
+// (TestAdapterFloor compares the bodies), so both write the same bytes.
+var (
+	floorMismatch = floorProblem(http.StatusUnprocessableEntity, core.CodeFingerprintMismatch,
+		"Idempotency-Key reused", "This Idempotency-Key was already used with a different request.", 0)
+	floorInFlight = func() (rs [floorLease + 1]*core.Response) {
+		for s := range rs {
+			rs[s] = floorProblem(http.StatusConflict, core.CodeInFlight, "Request in progress",
+				"A request with this Idempotency-Key is still being processed; retry later.", max(s, 1))
+		}
+		return rs
+	}()
+)
+
+func floorProblem(status int, code, title, detail string, retryAfter int) *core.Response {
+	body, err := json.Marshal(core.Problem{Type: core.DefaultProblemTypeBase + code, Title: title, Status: status, Detail: detail, Code: code})
+	if err != nil {
+		panic(err)
 	}
-	if replayed != nil {
-		h["Idempotency-Replayed"] = replayed // SPEC §3 marks a replay
+	h := http.Header{"Content-Type": {"application/problem+json"}, "Cache-Control": {"no-store"}}
+	if retryAfter > 0 {
+		h["Retry-After"] = []string{strconv.Itoa(retryAfter)}
 	}
-	w.WriteHeader(status)
-	w.Write(body)
+	return &core.Response{Status: status, Header: h, Body: body}
 }
 
 // floorStored is what SPEC §3 stores of a handler's header: all of it but
@@ -404,9 +438,17 @@ func (fl *adapterFloor) fiber() fiber.Handler {
 // TestAdapterFloor checks that the floor does the job on the net/http
 // frameworks: a retry gets the first response (status, header, body) and
 // the replay marker without running the handler, a retry with another body
-// gets 422, a retry while the first request is in the handler gets 409,
-// and a key that breaks SPEC §1's grammar is refused.
+// gets 422, a retry while the first request is in the handler gets 409
+// with Retry-After, both as our adapter writes them, and a key that breaks
+// SPEC §1's grammar is refused.
 func TestAdapterFloor(t *testing.T) {
+	s := memstore.New()
+	t.Cleanup(func() { s.Close() })
+	f := newFixture()
+	ours := floorSender(frameworks[0].build(adapterGuard{core.New(s)}, f)(false).(*httpClient).h)
+	ours(oneKey, payBody, false)
+	want422 := ours(oneKey, otherBody, false)
+	want409 := heldConflict(t, f, ours)
 	for _, fw := range frameworks {
 		f := newFixture()
 		c, ok := fw.build(newAdapterFloor(), f)(false).(*httpClient)
@@ -414,18 +456,7 @@ func TestAdapterFloor(t *testing.T) {
 			continue // fiber: the floor is the peer itself
 		}
 		t.Run(fw.name, func(t *testing.T) {
-			h := c.h
-			send := func(key string, body []byte, hold bool) *httptest.ResponseRecorder {
-				req := httptest.NewRequest(http.MethodPost, "/payments", bytes.NewReader(body))
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set(core.KeyHeader, key)
-				if hold {
-					req.Header.Set(holdHeader, "1")
-				}
-				rec := httptest.NewRecorder()
-				h.ServeHTTP(rec, req)
-				return rec
-			}
+			send := floorSender(c.h)
 			first := send(oneKey, payBody, false)
 			if first.Code != http.StatusCreated || !bytes.Contains(first.Body.Bytes(), []byte(`"amount":1200`)) || first.Header().Get("Location") == "" {
 				t.Fatalf("first: %d %v %q", first.Code, first.Header(), first.Body)
@@ -438,25 +469,62 @@ func TestAdapterFloor(t *testing.T) {
 			if again.Code != first.Code || !bytes.Equal(again.Body.Bytes(), first.Body.Bytes()) || !reflect.DeepEqual(again.Header(), first.Header()) {
 				t.Errorf("replay: %d %v %q; want %d %v %q", again.Code, again.Header(), again.Body, first.Code, first.Header(), first.Body)
 			}
-			if got := send(oneKey, otherBody, false).Code; got != http.StatusUnprocessableEntity {
-				t.Errorf("other body: status %d; want 422", got)
-			}
+			sameRefusal(t, "other body", send(oneKey, otherBody, false), want422)
 			for _, key := range []string{`""`, "a b", "k\\"} {
 				if got := send(key, payBody, false).Code; got != http.StatusBadRequest {
 					t.Errorf("key %q: status %d; want 400", key, got)
 				}
 			}
-			const heldKey = "00000000-0000-4000-8000-000000000002"
-			done := make(chan int, 1)
-			go func() { done <- send(heldKey, payBody, true).Code }()
-			<-f.started
-			if got := send(heldKey, payBody, false).Code; got != http.StatusConflict {
-				t.Errorf("in flight: status %d; want 409", got)
-			}
-			close(f.release)
-			if got := <-done; got != http.StatusCreated {
-				t.Errorf("held request: status %d; want 201", got)
-			}
+			sameRefusal(t, "in flight", heldConflict(t, f, send), want409)
 		})
+	}
+}
+
+// floorSender returns a function sending a payment to h.
+func floorSender(h http.Handler) func(key string, body []byte, hold bool) *httptest.ResponseRecorder {
+	return func(key string, body []byte, hold bool) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, "/payments", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(core.KeyHeader, key)
+		if hold {
+			req.Header.Set(holdHeader, "1")
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+}
+
+// heldConflict holds a key's first request in f's handler and returns
+// what a retry gets meanwhile; the first request must then end in 201.
+func heldConflict(t *testing.T, f *fixture, send func(string, []byte, bool) *httptest.ResponseRecorder) *httptest.ResponseRecorder {
+	t.Helper()
+	const heldKey = "00000000-0000-4000-8000-000000000002"
+	done := make(chan int, 1)
+	go func() { done <- send(heldKey, payBody, true).Code }()
+	<-f.started
+	rec := send(heldKey, payBody, false)
+	close(f.release)
+	if got := <-done; got != http.StatusCreated {
+		t.Errorf("held request: status %d; want 201", got)
+	}
+	return rec
+}
+
+// sameRefusal checks that the floor's refusal got is our adapter's want:
+// status, body, and every header field (Retry-After: a whole number of
+// seconds within the lease).
+func sameRefusal(t *testing.T, what string, got, want *httptest.ResponseRecorder) {
+	t.Helper()
+	gh, wh := got.Header().Clone(), want.Header().Clone()
+	if ra := gh.Get("Retry-After"); ra != "" || wh.Get("Retry-After") != "" {
+		if n, err := strconv.Atoi(ra); err != nil || n < 1 || n > floorLease {
+			t.Errorf("%s: Retry-After %q; want 1–%d", what, ra, floorLease)
+		}
+		gh.Del("Retry-After")
+		wh.Del("Retry-After")
+	}
+	if got.Code != want.Code || !bytes.Equal(got.Body.Bytes(), want.Body.Bytes()) || !reflect.DeepEqual(gh, wh) {
+		t.Errorf("%s: %d %v %s; want %d %v %s", what, got.Code, got.Header(), got.Body, want.Code, want.Header(), want.Body)
 	}
 }
