@@ -22,7 +22,7 @@ import (
 type Engine struct {
 	store    Store
 	cfg      config
-	problems map[string]*problemSet
+	problems [numProblemKinds][]*Response // prebuilt, by kind and Retry-After seconds
 	// The replay markers, shared read-only by every replay as its
 	// Response.Extra: with the body kept, and with the body omitted.
 	replayMarks, omittedMarks http.Header
@@ -82,21 +82,21 @@ func (e *Engine) Serve(x Exchange) {
 			x.Next()
 			return
 		}
-		e.refuse(ctx, x, Event{Outcome: OutcomeMissingKey, Err: ErrMissingKey}, CodeMissingKey, "")
+		e.refuse(ctx, x, Event{Outcome: OutcomeMissingKey, Err: ErrMissingKey}, problemMissingKey, "")
 		return
 	}
 	key, err := ParseKey(values, e.cfg.strict, e.cfg.maxKeyLen)
 	if err != nil {
-		e.refuse(ctx, x, Event{Outcome: OutcomeInvalidKey, Err: err}, CodeInvalidKey, invalidKeyDetail(err))
+		e.refuse(ctx, x, Event{Outcome: OutcomeInvalidKey, Err: err}, problemInvalidKey, invalidKeyDetail(err))
 		return
 	}
 
 	body, err := e.readBody(x)
 	if err != nil {
 		if errors.Is(err, ErrBodyTooLarge) {
-			e.refuse(ctx, x, Event{Outcome: OutcomeBodyTooLarge, Err: err}, CodeBodyTooLarge, "")
+			e.refuse(ctx, x, Event{Outcome: OutcomeBodyTooLarge, Err: err}, problemBodyTooLarge, "")
 		} else {
-			e.refuse(ctx, x, Event{Outcome: OutcomeInvalidBody, Err: err}, CodeInvalidBody, "")
+			e.refuse(ctx, x, Event{Outcome: OutcomeInvalidBody, Err: err}, problemInvalidBody, "")
 		}
 		return
 	}
@@ -157,7 +157,7 @@ func (e *Engine) serveKey(ctx context.Context, x Exchange, skey string, fp Finge
 			e.replay(ctx, x, slot, skey, claim.Response, latency)
 			return
 		case ClaimMismatch:
-			e.refuse(ctx, x, Event{Outcome: OutcomeMismatch, KeyHash: skey, StoreLatency: latency, Err: ErrFingerprintMismatch}, CodeFingerprintMismatch, "")
+			e.refuse(ctx, x, Event{Outcome: OutcomeMismatch, KeyHash: skey, StoreLatency: latency, Err: ErrFingerprintMismatch}, problemMismatch, "")
 			return
 		case ClaimInFlight:
 			if !deadline.IsZero() {
@@ -177,7 +177,7 @@ func (e *Engine) serveKey(ctx context.Context, x Exchange, skey string, fp Finge
 			if ra <= 0 {
 				ra = e.cfg.retryAfter
 			}
-			resp := e.problemResponse(CodeInFlight, "", ra)
+			resp := e.problemResponse(problemInFlight, "", ra)
 			x.Send(resp)
 			e.observe(ctx, x, Event{Outcome: OutcomeInFlight, KeyHash: skey, Status: resp.Status, StoreLatency: latency, Err: ErrInFlight})
 			return
@@ -237,7 +237,7 @@ func (e *Engine) storeDown(ctx context.Context, x Exchange, skey string, body []
 		}
 		return
 	}
-	resp := e.problemResponse(CodeStoreUnavailable, "", e.cfg.retryAfter)
+	resp := e.problemResponse(problemStoreUnavailable, "", e.cfg.retryAfter)
 	x.Send(resp)
 	e.observe(ctx, x, Event{Outcome: OutcomeStoreUnavailable, KeyHash: skey, Status: resp.Status, StoreLatency: latency, Err: err})
 }
@@ -261,8 +261,8 @@ func (e *Engine) replay(ctx context.Context, x Exchange, slot *tokenSlot, skey s
 	e.observe(ctx, x, Event{Outcome: OutcomeReplayed, KeyHash: skey, Status: status, StoreLatency: latency})
 }
 
-func (e *Engine) refuse(ctx context.Context, x Exchange, ev Event, code, detail string) {
-	resp := e.problemResponse(code, detail, 0)
+func (e *Engine) refuse(ctx context.Context, x Exchange, ev Event, kind problemKind, detail string) {
+	resp := e.problemResponse(kind, detail, 0)
 	x.Send(resp)
 	ev.Status = resp.Status
 	e.observe(ctx, x, ev)
