@@ -333,6 +333,10 @@ func benchKeys(n int) []string {
 
 const oneKey = "00000000-0000-4000-8000-000000000001"
 
+// heldKey is the key whose first request a refusal benchmark or test holds
+// in the handler, so that its retries get 409.
+const heldKey = "00000000-0000-4000-8000-000000000002"
+
 // loop runs c.do b.N times with the key of round i and checks the status.
 func loop(b *testing.B, c client, want int, key func(i int) string, body []byte) {
 	b.Helper()
@@ -568,7 +572,6 @@ func BenchmarkAdapterRefusals(b *testing.B) {
 
 // benchRefusals runs BenchmarkAdapterRefusals' cycles on the app mk builds.
 func benchRefusals(b *testing.B, mk func(f *fixture) func(hold bool) client) {
-	const heldKey = "00000000-0000-4000-8000-000000000002"
 	f := newFixture()
 	app := mk(f)
 	c := primed(b, app(false))

@@ -499,7 +499,6 @@ func floorSender(h http.Handler) func(key string, body []byte, hold bool) *httpt
 // what a retry gets meanwhile; the first request must then end in 201.
 func heldConflict(t *testing.T, f *fixture, send func(string, []byte, bool) *httptest.ResponseRecorder) *httptest.ResponseRecorder {
 	t.Helper()
-	const heldKey = "00000000-0000-4000-8000-000000000002"
 	done := make(chan int, 1)
 	go func() { done <- send(heldKey, payBody, true).Code }()
 	<-f.started
