@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -235,7 +236,7 @@ func (s *Store) Put(ctx context.Context, key string, fp core.Fingerprint, resp *
 		return unavailable("put", err)
 	}
 	// One buffer for the record: its header, then the encoded response.
-	buf := getRecordBuf()
+	buf := getRecordBuf(headerLen + encodedSize(resp))
 	defer putRecordBuf(buf)
 	buf.b = core.AppendResponse(append(append(buf.b, stateCompleted), fp[:]...), resp)
 	rkey := s.recordKey(key)
@@ -253,7 +254,7 @@ func (s *Store) Complete(ctx context.Context, key string, token core.Token, resp
 	if err := ctx.Err(); err != nil {
 		return unavailable("complete", err)
 	}
-	buf := getRecordBuf()
+	buf := getRecordBuf(encodedSize(resp))
 	defer putRecordBuf(buf)
 	buf.b = core.AppendResponse(buf.b, resp)
 	return s.fenced(ctx, "complete", completeScript, key, string(token), buf.b, millis(ttl))
@@ -278,7 +279,19 @@ const maxPooledRecord = 64 << 10
 
 var recordBufs = sync.Pool{New: func() any { return &recordBuf{b: make([]byte, 0, 2048)} }}
 
-func getRecordBuf() *recordBuf { return recordBufs.Get().(*recordBuf) }
+// getRecordBuf returns a pooled buffer with room for n bytes, so that a
+// large body is copied into it once.
+func getRecordBuf(n int) *recordBuf {
+	r := recordBufs.Get().(*recordBuf)
+	r.b = slices.Grow(r.b[:0], n)
+	return r
+}
+
+// encodedSize estimates the length of resp's encoding: the body, plus room
+// for the status and a typical header field.
+func encodedSize(resp *core.Response) int {
+	return 16 + 64*len(resp.Header) + len(resp.Body)
+}
 
 func putRecordBuf(r *recordBuf) {
 	if cap(r.b) > maxPooledRecord {
