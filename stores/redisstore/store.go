@@ -287,18 +287,20 @@ func getRecordBuf(n int) *recordBuf {
 	return r
 }
 
-// encodedSize estimates the length of resp's encoding: the body, plus room
-// for the status and a typical header field.
-func encodedSize(resp *core.Response) int {
-	return 16 + 64*len(resp.Header) + len(resp.Body)
-}
-
+// putRecordBuf returns a buffer to the pool, unless it grew past
+// maxPooledRecord.
 func putRecordBuf(r *recordBuf) {
 	if cap(r.b) > maxPooledRecord {
 		return
 	}
 	r.b = r.b[:0]
 	recordBufs.Put(r)
+}
+
+// encodedSize estimates the length of resp's encoding: the body, plus room
+// for the status and a typical header field.
+func encodedSize(resp *core.Response) int {
+	return 16 + 64*len(resp.Header) + len(resp.Body)
 }
 
 // Release implements [core.Store] in one round trip.
