@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/idemkit/idemkit/core"
@@ -159,9 +160,11 @@ func New(pool *pgxpool.Pool, opts ...Option) *Store {
 // conflict path may still carry one).
 //
 // The token is unique per attempt, so "the row holds $3 and is pending"
-// means this statement acquired it.
+// means this statement acquired it. lease_expires_at is not returned: the
+// table's CHECK constraint keeps it equal to expires_at while a row is
+// pending, and NULL once it is completed.
 const claimSQL = `WITH cur AS (
-	SELECT fingerprint, state, lease_token, lease_expires_at, status, headers,
+	SELECT fingerprint, state, lease_token, status, headers,
 		CASE WHEN fingerprint = $2 THEN body END, body_omitted, expires_at
 	FROM %[1]s
 	WHERE key = $1 AND expires_at > now()
@@ -172,7 +175,7 @@ const claimSQL = `WITH cur AS (
 		now() + $4::bigint * interval '1 microsecond'
 	WHERE NOT EXISTS (SELECT FROM cur)
 	ON CONFLICT (key) DO UPDATE SET %[2]s
-	RETURNING r.fingerprint, r.state, r.lease_token, r.lease_expires_at, r.status, r.headers, r.body, r.body_omitted, r.expires_at
+	RETURNING r.fingerprint, r.state, r.lease_token, r.status, r.headers, r.body, r.body_omitted, r.expires_at
 )
 SELECT *, now() FROM up
 UNION ALL
@@ -193,6 +196,19 @@ func claimTakeover() string {
 		parts[i] = fmt.Sprintf("%[1]s = CASE WHEN r.expires_at <= now() THEN excluded.%[1]s ELSE r.%[1]s END", c)
 	}
 	return strings.Join(parts, ",\n\t\t")
+}
+
+// claimRow is one row of claimSQL. The nullable columns scan into pgtype
+// values and the row into one struct, so that a claim allocates one
+// destination and pgx plans each column without wrapping a pointer to a
+// pointer.
+type claimRow struct {
+	fp, headers, body []byte
+	state             string
+	token             pgtype.Text // NULL once completed
+	status            pgtype.Int4 // NULL while pending
+	omitted           bool
+	expires, now      pgtype.Timestamptz
 }
 
 // completeSQL: $1 key, $2 token, $3 status, $4 headers, $5 body,
@@ -235,20 +251,12 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 	if err := checkText("token", string(req.Token)); err != nil {
 		return core.Claim{}, fmt.Errorf("pgxstore: claim: %w", err)
 	}
-	var (
-		fp, headers, body []byte
-		state             string
-		token             *string
-		leaseExpires      *time.Time
-		status            *int32
-		omitted           bool
-		expires, now      time.Time
-	)
+	var r claimRow
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	err := retry(ctx, func() error {
 		return s.pool.QueryRow(ctx, s.claimSQL, req.Key, req.Fingerprint[:], string(req.Token), micros(req.Lease)).
-			Scan(&fp, &state, &token, &leaseExpires, &status, &headers, &body, &omitted, &expires, &now)
+			Scan(&r.fp, &r.state, &r.token, &r.status, &r.headers, &r.body, &r.omitted, &r.expires, &r.now)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Cannot happen: the statement yields one row by construction.
@@ -257,23 +265,24 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 	if err != nil {
 		return core.Claim{}, wrap("claim", err)
 	}
-	pending := state == "pending"
-	acquired := pending && token != nil && *token == string(req.Token)
-	same := bytes.Equal(fp, req.Fingerprint[:])
-	// Time left on the record: its lease while pending, its retention once
-	// completed, both measured against the statement's own now().
-	end := expires
-	if pending && leaseExpires != nil {
-		end = *leaseExpires
+	if !r.expires.Valid || r.expires.InfinityModifier != pgtype.Finite || !r.now.Valid {
+		return core.Claim{}, fmt.Errorf("pgxstore: claim: %w: row without a finite expiry", core.ErrCorruptRecord)
 	}
-	remaining := max(0, end.Sub(now).Truncate(time.Microsecond))
+	pending := r.state == "pending"
+	acquired := pending && r.token.Valid && r.token.String == string(req.Token)
+	same := bytes.Equal(r.fp, req.Fingerprint[:])
+	// Time left on the record, measured against the statement's own now():
+	// expires_at is the lease's end while the row is pending (the CHECK
+	// constraint keeps lease_expires_at equal to it) and the retention's
+	// once it is completed.
+	remaining := max(0, r.expires.Time.Sub(r.now.Time).Truncate(time.Microsecond))
 	switch {
 	case acquired:
 		return core.Claim{Status: core.ClaimAcquired}, nil
 	case !same:
 		return core.Claim{Status: core.ClaimMismatch}, nil
-	case state == "completed":
-		resp, err := decode(status, headers, body, omitted)
+	case r.state == "completed":
+		resp, err := decode(r.status, r.headers, r.body, r.omitted)
 		if err != nil {
 			return core.Claim{}, fmt.Errorf("pgxstore: claim: %w", err)
 		}
@@ -354,8 +363,8 @@ func (s *Store) Renew(ctx context.Context, key string, token core.Token, lease t
 	return nil
 }
 
-func decode(status *int32, headers, body []byte, omitted bool) (*core.Response, error) {
-	if status == nil || headers == nil {
+func decode(status pgtype.Int4, headers, body []byte, omitted bool) (*core.Response, error) {
+	if !status.Valid || headers == nil {
 		return nil, fmt.Errorf("%w: completed row without a response", core.ErrCorruptRecord)
 	}
 	h, n, err := core.DecodeHeader(headers)
@@ -371,7 +380,7 @@ func decode(status *int32, headers, body []byte, omitted bool) (*core.Response, 
 	if body == nil {
 		body = []byte{}
 	}
-	return &core.Response{Status: int(*status), Header: h, Body: body, BodyOmitted: omitted}, nil
+	return &core.Response{Status: int(status.Int32), Header: h, Body: body, BodyOmitted: omitted}, nil
 }
 
 // micros converts d to whole microseconds, the resolution of timestamptz.

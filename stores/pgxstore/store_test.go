@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/migrations"
 	"github.com/idemkit/idemkit/svctest"
 )
 
@@ -231,6 +233,35 @@ func TestClaimDecisions(t *testing.T) {
 // TestClaimRace runs many rounds of 64 simultaneous claims of one key, and
 // of 64 simultaneous takeovers of an expired record: exactly one must win,
 // and every other claim must get a decision.
+// TestClaimCorruptRows: a stored row the store cannot read back as a
+// record (written by hand, the CHECK constraints allow it) is reported as
+// core.ErrCorruptRecord, never replayed and never a panic.
+func TestClaimCorruptRows(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	db := newTestDB(t, 4)
+	s := db.store()
+	tbl := pgx.Identifier{db.schema, migrations.DefaultTable}.Sanitize()
+	for _, tc := range []struct{ name, headers, expires string }{
+		{"InfiniteExpiry", `'\x00'::bytea`, `'infinity'`},
+		{"GarbageHeaders", `'\xffff'::bytea`, `now() + interval '1 day'`},
+		{"TrailingHeaderBytes", `'\x0000'::bytea`, `now() + interval '1 day'`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := claimReq(t, "payload")
+			_, err := db.pool.Exec(ctx, `INSERT INTO `+tbl+` (key, fingerprint, state, status, headers, body, completed_at, expires_at)
+				VALUES ($1, $2, 'completed', 201, `+tc.headers+`, '\x'::bytea, now(), `+tc.expires+`)`, req.Key, req.Fingerprint[:])
+			if err != nil {
+				t.Fatalf("inserting the row: %v", err)
+			}
+			c, err := s.Claim(ctx, req)
+			if !errors.Is(err, core.ErrCorruptRecord) {
+				t.Fatalf("Claim = %v, %v; want core.ErrCorruptRecord", c.Status, err)
+			}
+		})
+	}
+}
+
 func TestClaimRace(t *testing.T) {
 	t.Parallel()
 	// 32 connections: 64 goroutines still race, with 32 statements in the
