@@ -272,9 +272,8 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 	acquired := pending && r.token.Valid && r.token.String == string(req.Token)
 	same := bytes.Equal(r.fp, req.Fingerprint[:])
 	// Time left on the record, measured against the statement's own now():
-	// expires_at is the lease's end while the row is pending (the CHECK
-	// constraint keeps lease_expires_at equal to it) and the retention's
-	// once it is completed.
+	// expires_at is the lease's end while the row is pending (see claimSQL)
+	// and the retention's once it is completed.
 	remaining := max(0, r.expires.Time.Sub(r.now.Time).Truncate(time.Microsecond))
 	switch {
 	case acquired:
