@@ -10,10 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/idemkit/idemkit/core"
-	"github.com/idemkit/idemkit/migrations"
 )
 
 // The benchmarks compare the store with raw pgx statements doing the same
@@ -103,7 +100,7 @@ func BenchmarkReplay(b *testing.B) {
 type rawSQL struct{ insert, complete, replay string }
 
 func newRaw(db *testDB) rawSQL {
-	t := pgx.Identifier{db.schema, migrations.DefaultTable}.Sanitize()
+	t := db.table()
 	return rawSQL{
 		insert: `INSERT INTO ` + t + ` (key, fingerprint, state, lease_token, lease_expires_at, expires_at)
 			VALUES ($1, $2, 'pending', $3, now() + $4::bigint * interval '1 microsecond', now() + $4::bigint * interval '1 microsecond')

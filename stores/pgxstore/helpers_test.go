@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/idemkit/idemkit/migrations"
 	"github.com/idemkit/idemkit/svctest"
 )
 
@@ -81,6 +82,12 @@ func newTestDBOn(t testing.TB, pool *pgxpool.Pool, opts ...Option) *testDB {
 
 func (db *testDB) store(extra ...Option) *Store {
 	return New(db.pool, append(append([]Option{}, db.opts...), extra...)...)
+}
+
+// table is the quoted, schema-qualified name of the test table, for
+// statements a test writes by hand.
+func (db *testDB) table() string {
+	return pgx.Identifier{db.schema, migrations.DefaultTable}.Sanitize()
 }
 
 func ctxT(t testing.TB) context.Context {

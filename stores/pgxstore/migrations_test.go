@@ -114,7 +114,7 @@ func TestMigrationsRejectImpossibleRows(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)
 	db := newTestDB(t, 4)
-	tbl := pgx.Identifier{db.schema, migrations.DefaultTable}.Sanitize()
+	tbl := db.table()
 	fp := `'\x` + strings.Repeat("ab", 32) + `'::bytea`
 	cols := `(key, fingerprint, state, lease_token, lease_expires_at, status, headers, body, body_omitted, completed_at, expires_at)`
 	pend := `'pending', 'tok', now() + interval '1 minute', NULL, NULL, NULL, false, NULL, now() + interval '1 minute'`

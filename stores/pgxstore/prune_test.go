@@ -7,10 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/idemkit/idemkit/core"
-	"github.com/idemkit/idemkit/migrations"
 )
 
 // seed inserts n completed rows named prefix-1…n, expired (or live when
@@ -21,7 +18,7 @@ func seed(ctx context.Context, t *testing.T, db *testDB, prefix string, n int, l
 	if live {
 		expires = "now() + interval '1 day'"
 	}
-	tbl := pgx.Identifier{db.schema, migrations.DefaultTable}.Sanitize()
+	tbl := db.table()
 	_, err := db.pool.Exec(ctx, `INSERT INTO `+tbl+` (key, fingerprint, state, status, headers, body, created_at, completed_at, expires_at)
 		SELECT $1 || g, sha256(g::text::bytea), 'completed', 200, '\x00'::bytea, convert_to('{"n":' || g || '}', 'UTF8'),
 			now() - interval '2 days', now() - interval '2 days', `+expires+`
@@ -34,7 +31,7 @@ func seed(ctx context.Context, t *testing.T, db *testDB, prefix string, n int, l
 func countRows(ctx context.Context, t *testing.T, db *testDB) int64 {
 	t.Helper()
 	var n int64
-	tbl := pgx.Identifier{db.schema, migrations.DefaultTable}.Sanitize()
+	tbl := db.table()
 	if err := db.pool.QueryRow(ctx, "SELECT count(*) FROM "+tbl).Scan(&n); err != nil {
 		t.Fatal(err)
 	}

@@ -12,11 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/idemkit/idemkit/core"
-	"github.com/idemkit/idemkit/migrations"
 	"github.com/idemkit/idemkit/svctest"
 )
 
@@ -241,7 +239,7 @@ func TestClaimCorruptRows(t *testing.T) {
 	ctx := ctxT(t)
 	db := newTestDB(t, 4)
 	s := db.store()
-	tbl := pgx.Identifier{db.schema, migrations.DefaultTable}.Sanitize()
+	tbl := db.table()
 	for _, tc := range []struct{ name, headers, expires string }{
 		{"InfiniteExpiry", `'\x00'::bytea`, `'infinity'`},
 		{"GarbageHeaders", `'\xffff'::bytea`, `now() + interval '1 day'`},
