@@ -88,11 +88,27 @@ func FormatKey(key string) string {
 }
 
 func parseSFString(v string) (key, rest string, err error) {
-	// v[0] == '"'
+	// v[0] == '"'. Most keys hold no escape: skip their plain bytes eight
+	// at a time, then one at a time, and return the key in place when a
+	// quote ends them. Anything else resumes below at the first byte that
+	// is not plain.
+	i := 1
+	for i+8 <= len(v) && plain8(load64(v, i)) {
+		i += 8
+	}
+	for i < len(v) && sfPlain[v[i]] {
+		i++
+	}
+	if i < len(v) && v[i] == '"' {
+		return v[1:i], v[i+1:], nil
+	}
 	var b []byte
 	start := 1
-	for i := 1; i < len(v); i++ {
+	for ; i < len(v); i++ {
 		c := v[i]
+		if sfPlain[c] {
+			continue
+		}
 		switch {
 		case c == '\\':
 			if i+1 >= len(v) {
@@ -122,6 +138,44 @@ func parseSFString(v string) (key, rest string, err error) {
 		}
 	}
 	return "", "", invalidKey("unterminated quoted string")
+}
+
+// sfPlain marks the bytes a quoted key holds as they are: printable ASCII
+// but the quote and the backslash. One load per byte of the usual key; the
+// others take parseSFString's slower checks.
+var sfPlain = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// load64 returns the 8 bytes of s from i as a little-endian uint64 (the
+// compiler makes it one load).
+func load64(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+const (
+	lanes    = 0x0101010101010101 // one in every byte
+	laneHigh = 0x8080808080808080 // the top bit of every byte
+)
+
+// plain8 reports whether all 8 bytes of x are sfPlain: each test sets a
+// byte's top bit where some byte is below 0x20, above 0x7e, a quote or a
+// backslash. The tests can flag a plain byte next to one that is not,
+// never miss one that is not: a false "no" only sends the caller to the
+// byte-by-byte checks.
+func plain8(x uint64) bool {
+	below := (x - lanes*0x20) & ^x & laneHigh
+	above := ((x + lanes) | x) & laneHigh // 0x7f + 1 and anything ≥ 0x80
+	q := x ^ (lanes * '"')
+	q = (q - lanes) & ^q & laneHigh
+	bs := x ^ (lanes * '\\')
+	bs = (bs - lanes) & ^bs & laneHigh
+	return below|above|q|bs == 0
 }
 
 func invalidKey(reason string) error { return fmt.Errorf("%w: %s", ErrInvalidKey, reason) }

@@ -142,3 +142,26 @@ func TestParseKeyBareCharacters(t *testing.T) {
 		}
 	}
 }
+
+// TestParseKeyQuotedBytes puts every byte value at every position of a
+// 24-character quoted key (three 8-byte words, then the closing quote)
+// and checks ParseKey against SPEC §1's grammar written out byte by byte.
+func TestParseKeyQuotedBytes(t *testing.T) {
+	const n = 24
+	for pos := 0; pos < n; pos++ {
+		for c := 0; c < 256; c++ {
+			inner := []byte(strings.Repeat("k", n))
+			inner[pos] = byte(c)
+			v := `"` + string(inner) + `"`
+			var want string
+			ok := c >= 0x20 && c < 0x7f && c != '"' && c != '\\'
+			if ok {
+				want = string(inner)
+			}
+			got, err := core.ParseKey([]string{v}, true, 255)
+			if (err == nil) != ok || got != want {
+				t.Errorf("quoted key with byte %#02x at %d: got %q, %v; want %q, accepted %v", c, pos, got, err, want, ok)
+			}
+		}
+	}
+}
