@@ -10,6 +10,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -70,7 +71,7 @@ func (e *Engine) Store() Store { return e.store }
 // re-raised.
 func (e *Engine) Serve(x Exchange) {
 	method := x.Method()
-	if !e.cfg.methods[method] {
+	if !slices.Contains(e.cfg.methods, method) {
 		x.Next()
 		return
 	}

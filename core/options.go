@@ -2,6 +2,7 @@ package core
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -53,7 +54,7 @@ func DefaultHeaderFilter(name string) bool { return name != "Set-Cookie" }
 type Option func(*config)
 
 type config struct {
-	methods          map[string]bool
+	methods          []string // upper case, no repeats: a scan of a few is cheaper than a map lookup
 	required         bool
 	strict           bool
 	maxKeyLen        int
@@ -78,7 +79,7 @@ type config struct {
 
 func defaultConfig() config {
 	c := config{
-		methods:          map[string]bool{},
+		methods:          slices.Clone(DefaultMethods),
 		required:         true,
 		maxKeyLen:        DefaultMaxKeyLength,
 		ttl:              DefaultTTL,
@@ -94,9 +95,6 @@ func defaultConfig() config {
 		retryAfter:       DefaultRetryAfter,
 		completeAttempts: 3,
 	}
-	for _, m := range DefaultMethods {
-		c.methods[m] = true
-	}
 	return c
 }
 
@@ -104,9 +102,11 @@ func defaultConfig() config {
 // with other methods pass straight through.
 func WithMethods(methods ...string) Option {
 	return func(c *config) {
-		c.methods = make(map[string]bool, len(methods))
+		c.methods = make([]string, 0, len(methods))
 		for _, m := range methods {
-			c.methods[strings.ToUpper(m)] = true
+			if m = strings.ToUpper(m); !slices.Contains(c.methods, m) {
+				c.methods = append(c.methods, m)
+			}
 		}
 	}
 }
