@@ -4,10 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"net/http"
 	"slices"
-	"sync/atomic"
 	"unsafe"
 )
 
@@ -165,34 +163,33 @@ func decodeResponse(b []byte, alias bool) (*Response, error) {
 // decodeSharedHeader decodes a header for [DecodeResponseInPlace], whose
 // result is read-only: a header whose encoding repeats (the same
 // Content-Type on every record of an endpoint, say) is decoded once and
-// its map shared by every response decoded from those bytes. On a Redis
-// replay, building the map and its values was most of the decoding, and
-// decoding was the part of the client's work that a raw GET of the record
-// does not do. A header is interned when its hash is seen twice in a row
-// at its slot, so headers that never repeat (a Location per resource)
-// cost a pass over their varints and a hash, and allocate nothing more
-// than before. The interned map is a copy, so it keeps no reply alive.
+// its map shared, through [HeaderSets], by every response decoded from
+// those bytes. A header that is not kept (yet) is decoded aliasing b, as
+// the rest of the record is; one that is kept is a copy, so it keeps no
+// reply alive.
 func decodeSharedHeader(b []byte) (http.Header, int, error) {
 	n, ok := headerLen(b)
 	if !ok {
 		return decodeHeader(b, true) // reports where it is malformed
 	}
 	enc := b[:n]
-	sum := maphash.Bytes(sharedSeed, enc)
-	slot := &sharedHeaders[sum%uint64(len(sharedHeaders))]
-	if set := slot.set.Load(); set != nil && set.enc == string(enc) {
-		return set.h, n, nil
+	h, keep := decodedHeaders.Lookup(enc)
+	if h != nil {
+		return h, n, nil
 	}
-	if slot.seen.Swap(sum) != sum {
+	if !keep {
 		return decodeHeader(b, true)
 	}
 	h, _, err := decodeHeader(enc, false)
 	if err != nil {
 		return nil, 0, err
 	}
-	slot.set.Store(&sharedHeader{enc: string(enc), h: h})
+	decodedHeaders.Keep(enc, h)
 	return h, n, nil
 }
+
+// decodedHeaders are the headers decodeSharedHeader shares.
+var decodedHeaders HeaderSets
 
 // headerLen returns the length of the header encoding at the start of b,
 // walking its varints without decoding a string.
@@ -207,21 +204,6 @@ func headerLen(b []byte) (int, bool) {
 		}
 	}
 	return d.off, d.err == nil
-}
-
-var (
-	sharedHeaders [64]sharedSlot
-	sharedSeed    = maphash.MakeSeed()
-)
-
-type sharedSlot struct {
-	seen atomic.Uint64
-	set  atomic.Pointer[sharedHeader]
-}
-
-type sharedHeader struct {
-	enc string // the header's encoding
-	h   http.Header
 }
 
 func corrupt(what string) error { return fmt.Errorf("%w: %s", ErrCorruptRecord, what) }

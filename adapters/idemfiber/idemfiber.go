@@ -5,13 +5,11 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"hash/maphash"
 	"io"
 	"net/http"
 	"net/textproto"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/idemkit/idemkit/core"
@@ -299,13 +297,11 @@ func copyResponse(resp *fasthttp.Response) *core.Response {
 			start = f.end
 		}
 	}
-	var slot *headerSlot
-	var sum uint64
+	var keep bool
 	if len(key) > 0 {
-		sum = maphash.Bytes(headerSeed, key)
-		slot = &headerSets[sum%uint64(len(headerSets))]
-		if set := slot.set.Load(); set != nil && set.key == string(key) {
-			out.Header = set.h
+		var h http.Header
+		if h, keep = headerSets.Lookup(key); h != nil {
+			out.Header = h
 			return out
 		}
 	}
@@ -328,40 +324,21 @@ func copyResponse(resp *fasthttp.Response) *core.Response {
 			out.Header[f.name] = append(vals[:len(vals):len(vals)], slab[i])
 		}
 	}
-	if slot != nil {
-		if slot.seen.Swap(sum) == sum {
-			slot.set.Store(&headerSet{key: string(key), h: out.Header})
-		}
+	if keep {
+		headerSets.Keep(key, out.Header)
 	}
 	return out
 }
 
-// headerSets interns the header sets that responses repeat (the same
-// Content-Type on every response of a JSON API, say): a captured response
-// whose fields and values, in order, equal an interned set's shares its
-// http.Header instead of building one. That is safe because a captured
-// response is read-only once made: the Store contract forbids the engine
-// and the store to modify a response handed to Complete, and Send only
-// reads it, as it already does for a replay that memstore shares between
-// requests. The saving is a map, its first group (about 330 B) and two
-// more allocations per new key, and as much less for memstore to keep and
-// the collector to scan (the map was a quarter of this adapter's own CPU
-// on a new key). A set is interned when its hash is seen twice in a row
-// at its slot, so header sets that never repeat (a Location per resource)
-// cost one hash and no allocation, and a slot holds the set seen last.
-var headerSets [64]headerSlot
-
-type headerSlot struct {
-	seen atomic.Uint64
-	set  atomic.Pointer[headerSet]
-}
-
-type headerSet struct {
-	key string // length and bytes of name and value, for each field as visited
-	h   http.Header
-}
-
-var headerSeed = maphash.MakeSeed()
+// headerSets shares the header maps of captured responses whose fields
+// and values, in order, repeat (the same Content-Type on every response of
+// a JSON API, say). That is safe because a captured response is read-only
+// once made: the Store contract forbids the engine and the store to modify
+// a response handed to Complete, and Send only reads it, as it already
+// does for a replay that memstore shares between requests. A shared header
+// saves a map, its first group (about 330 B) and two more allocations per
+// new key, and as much less for memstore to keep and the collector to scan.
+var headerSets core.HeaderSets
 
 // commonNames interns the response field names most handlers set, in
 // canonical form, so copying them allocates nothing.
