@@ -228,9 +228,6 @@ func TestClaimDecisions(t *testing.T) {
 	})
 }
 
-// TestClaimRace runs many rounds of 64 simultaneous claims of one key, and
-// of 64 simultaneous takeovers of an expired record: exactly one must win,
-// and every other claim must get a decision.
 // TestClaimCorruptRows: a stored row the store cannot read back as a
 // record (written by hand, the CHECK constraints allow it) is reported as
 // core.ErrCorruptRecord, never replayed and never a panic.
@@ -260,6 +257,9 @@ func TestClaimCorruptRows(t *testing.T) {
 	}
 }
 
+// TestClaimRace runs many rounds of 64 simultaneous claims of one key, and
+// of 64 simultaneous takeovers of an expired record: exactly one must win,
+// and every other claim must get a decision.
 func TestClaimRace(t *testing.T) {
 	t.Parallel()
 	// 32 connections: 64 goroutines still race, with 32 statements in the
