@@ -84,7 +84,15 @@ func decodeHeader(b []byte, alias bool) (http.Header, int, error) {
 // byte, flags, the status, the headers and the raw body, without base64 or
 // any other inflation. [DecodeResponse] reverses it exactly.
 func EncodeResponse(resp *Response) []byte {
-	return AppendResponse(make([]byte, 0, 16+64*len(resp.Header)+len(resp.Body)), resp)
+	return AppendResponse(make([]byte, 0, EncodedSizeHint(resp)), resp)
+}
+
+// EncodedSizeHint estimates the length of resp's [EncodeResponse]
+// encoding: the body, plus room for the status and a typical header
+// field. A store sizes a buffer for [AppendResponse] with it, so that the
+// body is copied once.
+func EncodedSizeHint(resp *Response) int {
+	return 16 + 64*len(resp.Header) + len(resp.Body)
 }
 
 // AppendResponse appends the [EncodeResponse] encoding of resp to dst, so

@@ -236,7 +236,7 @@ func (s *Store) Put(ctx context.Context, key string, fp core.Fingerprint, resp *
 		return unavailable("put", err)
 	}
 	// One buffer for the record: its header, then the encoded response.
-	buf := getRecordBuf(headerLen + encodedSize(resp))
+	buf := getRecordBuf(headerLen + core.EncodedSizeHint(resp))
 	defer putRecordBuf(buf)
 	buf.b = core.AppendResponse(append(append(buf.b, stateCompleted), fp[:]...), resp)
 	rkey := s.recordKey(key)
@@ -254,7 +254,7 @@ func (s *Store) Complete(ctx context.Context, key string, token core.Token, resp
 	if err := ctx.Err(); err != nil {
 		return unavailable("complete", err)
 	}
-	buf := getRecordBuf(encodedSize(resp))
+	buf := getRecordBuf(core.EncodedSizeHint(resp))
 	defer putRecordBuf(buf)
 	buf.b = core.AppendResponse(buf.b, resp)
 	return s.fenced(ctx, "complete", completeScript, key, string(token), buf.b, millis(ttl))
@@ -295,12 +295,6 @@ func putRecordBuf(r *recordBuf) {
 	}
 	r.b = r.b[:0]
 	recordBufs.Put(r)
-}
-
-// encodedSize estimates the length of resp's encoding: the body, plus room
-// for the status and a typical header field.
-func encodedSize(resp *core.Response) int {
-	return 16 + 64*len(resp.Header) + len(resp.Body)
 }
 
 // Release implements [core.Store] in one round trip.
