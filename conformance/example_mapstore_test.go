@@ -2,6 +2,7 @@ package conformance_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -22,7 +23,7 @@ type mapStore struct {
 
 type mapRecord struct {
 	fp      core.Fingerprint
-	token   core.Token // of the pending claim; empty once completed
+	token   core.Token // of the pending claim, then of the completion; empty once released
 	resp    []byte     // encoded response; nil while pending
 	expires time.Time  // end of the lease, or of the retention
 }
@@ -61,6 +62,10 @@ func (s *mapStore) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim
 			return core.Claim{}, fmt.Errorf("mapstore: claim: %w", err)
 		}
 		return core.Claim{Status: core.ClaimReplay, Response: resp}, nil
+	case r.token == req.Token: // the holder's claim, sent again
+		r.expires = now.Add(req.Lease)
+		s.m[req.Key] = r
+		return core.Claim{Status: core.ClaimAcquired}, nil
 	default:
 		return core.Claim{Status: core.ClaimInFlight, RetryAfter: r.expires.Sub(now)}, nil
 	}
@@ -89,9 +94,21 @@ func (s *mapStore) held(ctx context.Context, key string, token core.Token, f fun
 
 func (s *mapStore) Complete(ctx context.Context, key string, token core.Token, resp *core.Response, ttl time.Duration) error {
 	enc := core.EncodeResponse(resp) // the record keeps its own encoding
-	return s.held(ctx, key, token, func(r *mapRecord, now time.Time) {
-		r.token, r.resp, r.expires = "", enc, now.Add(ttl)
+	err := s.held(ctx, key, token, func(r *mapRecord, now time.Time) {
+		r.resp, r.expires = enc, now.Add(ttl)
 	})
+	if errors.Is(err, core.ErrLeaseLost) && s.completedWith(key, token) {
+		return nil // a retried Complete: the record holds this token's completion
+	}
+	return err
+}
+
+// completedWith reports whether key holds a live completion made with token.
+func (s *mapStore) completedWith(key string, token core.Token) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.live(key, time.Now())
+	return ok && r.resp != nil && r.token == token
 }
 
 func (s *mapStore) Release(ctx context.Context, key string, token core.Token) error {

@@ -92,6 +92,7 @@ var storeGroups = []suiteGroup[*storeT]{
 		{"MismatchCompleted", testClaimMismatchCompleted},
 		{"MismatchInFlight", testClaimMismatchInFlight},
 		{"InFlightRetryAfter", testClaimInFlightRetryAfter},
+		{"ResentToken", testClaimResentToken},
 	}},
 	{"Release", []storeCase{
 		{"ThenReclaim", testReleaseThenReclaim},
@@ -103,7 +104,7 @@ var storeGroups = []suiteGroup[*storeT]{
 	}},
 	{"Fencing", []storeCase{
 		{"StaleCompleteRejected", testFencingStaleCompleteRejected},
-		{"CompleteTwiceRejected", testFencingCompleteTwiceRejected},
+		{"CompleteRetried", testFencingCompleteRetried},
 		{"WrongToken", testFencingWrongToken},
 		{"UnknownKey", testFencingUnknownKey},
 	}},
@@ -148,6 +149,9 @@ const (
 	ruleBytes      = "stored bytes come back exactly (SPEC §5)"
 	ruleExactlyOne = "exactly one of any number of concurrent claims may acquire a key (Store.Claim)"
 	ruleContext    = "every method must honour its context's cancellation and deadline (Store)"
+
+	ruleResent          = "a claim re-sent with the holder's own token is the same claim: acquired again, never in flight (Store.Claim)"
+	ruleCompleteRetried = "completing is idempotent for its holder: a Complete retried with the same token succeeds (Store.Complete)"
 )
 
 // storeT is one subtest's view of the store under test.
@@ -395,6 +399,20 @@ func testClaimInFlightRetryAfter(s *storeT) {
 	}
 }
 
+func testClaimResentToken(s *storeT) {
+	key, fp, tok := s.newKey(), s.newFingerprint(), s.newToken()
+	s.expect(core.ClaimAcquired, ruleAcquire, key, fp, tok, shortLease)
+	// The same claim again, as a client library re-sends a command that
+	// timed out, this time with a long lease.
+	s.expect(core.ClaimAcquired, ruleResent, key, fp, tok, longLease)
+	s.expect(core.ClaimInFlight, ruleInFlight+": a re-sent claim is still the only holder", key, fp, s.newToken(), longLease)
+	time.Sleep(pastShort)
+	s.expect(core.ClaimInFlight, ruleResent+": the re-sent claim extends the lease to its own", key, fp, s.newToken(), longLease)
+	resp := sampleResponse("resent")
+	s.complete(key, tok, resp, longTTL)
+	s.expectReplay(key, fp, resp, ruleReplay)
+}
+
 // Release
 
 func testReleaseThenReclaim(s *storeT) {
@@ -471,12 +489,27 @@ func testFencingStaleCompleteRejected(s *storeT) {
 	s.expectReplay(key, fp, resp, ruleFencing)
 }
 
-func testFencingCompleteTwiceRejected(s *storeT) {
+func testFencingCompleteRetried(s *storeT) {
 	key, fp, tok := s.newKey(), s.newFingerprint(), s.newToken()
 	s.expect(core.ClaimAcquired, ruleAcquire, key, fp, tok, longLease)
 	resp := sampleResponse("first")
 	s.complete(key, tok, resp, longTTL)
-	s.expectLeaseLost(key, tok, ruleFencing+": a completed record is no longer held by any token")
+	// The same Complete again, as a holder retries it after losing the reply.
+	if err := s.st.Complete(s.ctx(), key, tok, cloneResponse(resp), longTTL); err != nil {
+		s.Errorf("second %s = %v; want nil: %s", tokCall("Complete", key, tok), err, ruleCompleteRetried)
+	}
+	s.expectReplay(key, fp, resp, "the first completion must stand")
+	ctx := s.ctx()
+	if err := s.st.Renew(ctx, key, tok, longLease); !errors.Is(err, core.ErrLeaseLost) {
+		s.Errorf("%s after Complete = %v; want an error wrapping core.ErrLeaseLost: a completed record holds no lease", tokCall("Renew", key, tok), err)
+	}
+	if err := s.st.Release(ctx, key, tok); !errors.Is(err, core.ErrLeaseLost) {
+		s.Errorf("%s after Complete = %v; want an error wrapping core.ErrLeaseLost: a completed record is never released", tokCall("Release", key, tok), err)
+	}
+	other := s.newToken()
+	if err := s.st.Complete(ctx, key, other, sampleResponse("other"), longTTL); !errors.Is(err, core.ErrLeaseLost) {
+		s.Errorf("%s on a record completed with another token = %v; want an error wrapping core.ErrLeaseLost: %s", tokCall("Complete", key, other), err, ruleFencing)
+	}
 	s.expectReplay(key, fp, resp, "the first completion must stand")
 }
 

@@ -135,8 +135,13 @@ type Store interface {
 	//     and return ClaimAcquired;
 	//   - any live record with another fingerprint: ClaimMismatch;
 	//   - completed with the same fingerprint: ClaimReplay with the response;
-	//   - pending with a live lease and the same fingerprint: ClaimInFlight
-	//     with the remaining lease.
+	//   - pending with a live lease held with req.Token and the same
+	//     fingerprint: ClaimAcquired again, the lease extended to req.Lease.
+	//     This is the same claim sent twice (a client library re-sends a
+	//     command that timed out): it never becomes a second holder, nor an
+	//     in-flight answer to its own sender;
+	//   - pending with a live lease, another token and the same fingerprint:
+	//     ClaimInFlight with the remaining lease.
 	// A returned Response is read-only: the caller never modifies it, its
 	// header map, value slices or body, so a store may return one shared
 	// value to every replay of a record (memstore does).
@@ -145,9 +150,13 @@ type Store interface {
 	Claim(ctx context.Context, req ClaimRequest) (Claim, error)
 
 	// Complete replaces the pending record for key, if and only if it is still
-	// held with token, by the completed response, retained for ttl. It returns
-	// an error wrapping [ErrLeaseLost] when the record is absent, completed,
-	// or held with another token. The stored bytes must come back exactly.
+	// held with token, by the completed response, retained for ttl. Completing
+	// is idempotent for its holder: when the record is already completed
+	// with token (a Complete retried after its reply was lost), Complete
+	// returns nil and leaves the stored record as it is. It returns an error
+	// wrapping [ErrLeaseLost] when the record is absent, completed with
+	// another token, or held with another token. The stored bytes must come
+	// back exactly.
 	// The caller hands resp over: it never modifies resp, its header map,
 	// value slices or body afterwards, so a store may keep them as they are
 	// (memstore does) instead of copying. The store must not modify them

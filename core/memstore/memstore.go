@@ -135,6 +135,14 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 			ttl := time.Duration(r.expires - now)
 			sh.mu.Unlock()
 			return core.Claim{Status: core.ClaimReplay, Response: &r.resp, TTL: ttl}, nil
+		case r.token == req.Token:
+			// The holder's own claim, sent again: the same claim, with
+			// the lease it asks for.
+			r.expires = now + int64(req.Lease)
+			sh.pending[r.index].exp = r.expires
+			heap.Fix(&sh.pending, r.index)
+			sh.mu.Unlock()
+			return core.Claim{Status: core.ClaimAcquired}, nil
 		default:
 			ra := time.Duration(r.expires - now)
 			sh.mu.Unlock()
@@ -164,11 +172,15 @@ func (s *Store) Complete(ctx context.Context, key string, token core.Token, resp
 	st := kept(resp)
 	sh, r, now, err := s.lockHeld(ctx, "complete", key, token)
 	if err != nil {
+		if r != nil {
+			// Completed with token already: a retried Complete.
+			sh.mu.Unlock()
+			return nil
+		}
 		return err
 	}
 	heap.Remove(&sh.pending, r.index)
-	r.token = ""
-	r.done = true
+	r.done = true // r.token stays: it names the completion
 	r.resp = st
 	r.expires = now + int64(ttl)
 	heap.Push(&sh.completed, r)
@@ -267,8 +279,10 @@ func (s *Store) Renew(ctx context.Context, key string, token core.Token, lease t
 // lockHeld locks the shard of key and returns it with the record if key is
 // pending with a live lease held with token; the caller then unlocks the
 // shard. Otherwise it returns an error (ErrLeaseLost for a lost lease) with
-// the shard unlocked. (No callback: a closure would be one more allocation
-// per call on the hot path.)
+// the shard unlocked — except for a record completed with token: for
+// complete (a retried Complete), it returns that record with the
+// ErrLeaseLost error and the shard still locked. (No callback: a closure
+// would be one more allocation per call on the hot path.)
 func (s *Store) lockHeld(ctx context.Context, op, key string, token core.Token) (*shard, *record, int64, error) {
 	sh, r, _, now, err := s.lockLive(ctx, op, key)
 	if err != nil {
@@ -279,6 +293,9 @@ func (s *Store) lockHeld(ctx context.Context, op, key string, token core.Token) 
 		err = fmt.Errorf("memstore: %s: %w: no live record", op, core.ErrLeaseLost)
 	case r.done:
 		err = fmt.Errorf("memstore: %s: %w: record already completed", op, core.ErrLeaseLost)
+		if op == "complete" && r.token == token {
+			return sh, r, now, err
+		}
 	case r.token != token:
 		err = fmt.Errorf("memstore: %s: %w: held with another token", op, core.ErrLeaseLost)
 	}
@@ -384,7 +401,8 @@ func ctxErr(ctx context.Context) error {
 }
 
 // record is a pending claim (!done: fingerprint, token, lease expiry)
-// or a completed response (fingerprint, response, retention expiry).
+// or a completed response (fingerprint, the token that completed it,
+// response, retention expiry).
 type record struct {
 	key   string
 	hash  uint64  // Store.hash(key): its shard and its slot in the shard's map
