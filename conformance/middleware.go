@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,14 +28,16 @@ import (
 // Headers the suite's app reads to decide how to answer. They are request
 // headers, so they are not part of the fingerprint.
 const (
-	hdrStatus = "X-Test-Status"   // status to answer (default 201)
-	hdrDelay  = "X-Test-Delay-Ms" // sleep before answering
-	hdrHold   = "X-Test-Hold"     // wait until the test calls env.release (at most holdLimit)
-	hdrPanic  = "X-Test-Panic"    // panic instead of answering
-	hdrBytes  = "X-Test-Bytes"    // answer N pseudo-random binary bytes instead of JSON
-	hdrCookie = "X-Test-Cookie"   // add a Set-Cookie header
-	hdrGzip   = "X-Test-Gzip"     // gzip the body and set Content-Encoding, as a compression layer would
-	scopeHdr  = "X-Api-Key"
+	hdrStatus      = "X-Test-Status"       // status to answer (default 201)
+	hdrDelay       = "X-Test-Delay-Ms"     // sleep before answering
+	hdrHold        = "X-Test-Hold"         // wait until the test calls env.release (at most holdLimit)
+	hdrPanic       = "X-Test-Panic"        // panic instead of answering
+	hdrBytes       = "X-Test-Bytes"        // answer N pseudo-random binary bytes instead of JSON
+	hdrCookie      = "X-Test-Cookie"       // add a Set-Cookie header
+	hdrGzip        = "X-Test-Gzip"         // gzip the body and set Content-Encoding, as a compression layer would
+	hdrDeclare     = "X-Test-Declare"      // "applied" or "not-applied": declare the outcome with core.MarkApplied / MarkNotApplied
+	hdrUntilCancel = "X-Test-Until-Cancel" // wait until the request is cancelled (at most cancelLimit), then return writing nothing
+	scopeHdr       = "X-Api-Key"
 )
 
 // appResult is the JSON body the suite's app answers with.
@@ -48,9 +51,15 @@ type appResult struct {
 
 // app is the handler the suite mounts behind the middleware under test.
 type app struct {
-	runs atomic.Int64
-	gate chan struct{} // closed by env.release: held requests answer
+	runs      atomic.Int64
+	cancelled atomic.Int64  // requests the app saw cancelled (hdrUntilCancel)
+	gate      chan struct{} // closed by env.release: held requests answer
 }
+
+// cancelLimit bounds how long an hdrUntilCancel request waits for its
+// cancellation: a framework that never cancels a request (fiber) then
+// gets a handler that returns without writing, uncancelled.
+const cancelLimit = 2 * time.Second
 
 // holdLimit bounds how long a held request waits for env.release, so a
 // failing test cannot hang the suite.
@@ -72,8 +81,28 @@ func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(holdLimit):
 		}
 	}
+	if r.Header.Get(hdrUntilCancel) != "" {
+		select {
+		case <-r.Context().Done():
+			a.cancelled.Add(1)
+		case <-time.After(cancelLimit):
+		}
+		return // nothing written
+	}
 	if r.Header.Get(hdrPanic) != "" {
 		panic("conformance: app panics on purpose")
+	}
+	switch r.Header.Get(hdrDeclare) {
+	case "applied":
+		if !core.MarkApplied(r.Context()) {
+			http.Error(w, "core.MarkApplied: the request context carries no claim", http.StatusTeapot)
+			return
+		}
+	case "not-applied":
+		if !core.MarkNotApplied(r.Context()) {
+			http.Error(w, "core.MarkNotApplied: the request context carries no claim", http.StatusTeapot)
+			return
+		}
 	}
 	status := http.StatusCreated
 	if s, _ := strconv.Atoi(r.Header.Get(hdrStatus)); s != 0 {
@@ -166,6 +195,7 @@ func (l *eventLog) all() []core.Event {
 type faultStore struct {
 	core.Store
 	failClaim    atomic.Bool
+	lateClaim    atomic.Bool // Claim runs, but its caller gets an error (a timed-out call that landed)
 	failComplete atomic.Bool
 }
 
@@ -173,6 +203,10 @@ var errInjected = fmt.Errorf("conformance: injected outage: %w", core.ErrStoreUn
 
 func (s *faultStore) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, error) {
 	if s.failClaim.Load() {
+		return core.Claim{}, errInjected
+	}
+	if s.lateClaim.Load() {
+		s.Store.Claim(ctx, req)
 		return core.Claim{}, errInjected
 	}
 	return s.Store.Claim(ctx, req)
@@ -215,6 +249,12 @@ type req struct {
 var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 20 * time.Second}
 
 func (e *env) do(r req) reply {
+	return e.doCtx(context.Background(), r)
+}
+
+// doCtx sends r with ctx, so a test can give up on a request as a client
+// with a timeout does.
+func (e *env) doCtx(ctx context.Context, r req) reply {
 	method := r.method
 	if method == "" {
 		method = http.MethodPost
@@ -223,7 +263,7 @@ func (e *env) do(r req) reply {
 	if path == "" {
 		path = "/things"
 	}
-	hr, err := http.NewRequest(method, e.base+path, bytes.NewReader(r.body))
+	hr, err := http.NewRequestWithContext(ctx, method, e.base+path, bytes.NewReader(r.body))
 	if err != nil {
 		e.t.Fatalf("building request: %v", err)
 	}
@@ -828,18 +868,113 @@ func TestMiddleware(t *testing.T, h Harness) {
 		e.wantRuns("fail-open", 1, "SPEC §3 fail-open runs the handler")
 	})
 
-	run("Store/CompleteFailsResponseDelivered", func(t *testing.T) {
-		e := newEnv(t, h)
+	run("Store/CompleteDeferredThenReplayed", func(t *testing.T) {
+		e := newEnv(t, h, core.WithCompleteWait(20*time.Millisecond))
 		e.store.failComplete.Store(true)
-		r := e.do(req{key: newKey(), body: []byte(`{}`)})
-		e.wantStatus("complete fails", r, http.StatusCreated, "SPEC §3: the client still gets the real response")
-		found := false
-		for _, o := range e.events.outcomes() {
-			found = found || o == core.OutcomeStoreFailed
+		k := newKey()
+		r := e.do(req{key: k, body: []byte(`{}`)})
+		e.wantProblem("storing fails after the handler ran", r, http.StatusServiceUnavailable, core.CodeStoreUnavailable, k)
+		r = e.do(req{key: k, body: []byte(`{}`)})
+		e.wantProblem("retry while storing goes on", r, http.StatusConflict, core.CodeInFlight, k)
+		e.store.failComplete.Store(false) // the store is back within the lease
+		first := e.eventually("the deferred response replayed", req{key: k, body: []byte(`{}`)}, func(r reply) bool { return r.status != http.StatusConflict })
+		e.wantStatus("retry after the outage", first, http.StatusCreated, ruleNeverLost)
+		if first.header.Get(core.DefaultReplayHeader) != "true" {
+			t.Errorf("retry after the outage: not a replay; want the stored response (%s)", ruleNeverLost)
 		}
-		if !found {
-			t.Errorf("observer saw %v; want %q (SPEC §3: the failure is reported to the observer)", e.events.outcomes(), core.OutcomeStoreFailed)
+		e.wantRuns("outage after the handler", 1, ruleNeverLost)
+		e.wantEvent(core.EventStoredLate, ruleNeverLost)
+	})
+
+	run("Store/CompleteLostPastTheLease", func(t *testing.T) {
+		e := newEnv(t, h, core.WithCompleteWait(0), core.WithLease(300*time.Millisecond))
+		e.store.failComplete.Store(true)
+		k := newKey()
+		r := e.do(req{key: k, body: []byte(`{}`)})
+		e.wantProblem("storing fails after the handler ran", r, http.StatusServiceUnavailable, core.CodeStoreUnavailable, k)
+		e.waitEvent(core.EventCompletionLost)
+		e.store.failComplete.Store(false)
+		r = e.do(req{key: k, body: []byte(`{}`)})
+		e.wantStatus("retry after the window closed", r, http.StatusCreated, "docs/contract.md §3: past the lease the key is released, never stuck")
+		e.wantFresh("retry after the window closed", r)
+	})
+
+	run("Store/ClaimLandedAfterFailure", func(t *testing.T) {
+		e := newEnv(t, h)
+		e.store.lateClaim.Store(true)
+		k := newKey()
+		r := e.do(req{key: k, body: []byte(`{}`)})
+		e.wantProblem("claim call failed", r, http.StatusServiceUnavailable, core.CodeStoreUnavailable, k)
+		e.store.lateClaim.Store(false)
+		// The claim landed although its call failed: the engine releases
+		// it, so the key is free within moments, not after a 30 s lease.
+		r = e.eventually("the key free again", req{key: k, body: []byte(`{}`)}, func(r reply) bool { return r.status != http.StatusConflict })
+		e.wantStatus("retry after a failed claim that landed", r, http.StatusCreated, "docs/contract.md §3: an engine that gave up on a claim leaves no lease behind")
+		e.wantRuns("failed claim, then retry", 1, "docs/contract.md §3")
+	})
+
+	run("Completion/ClientGoneStored", func(t *testing.T) {
+		e := newEnv(t, h)
+		k := newKey()
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		// The handler finishes after its client gave up, as a provider
+		// call that does not watch the request context does.
+		r := e.doCtx(ctx, req{key: k, body: []byte(`{}`), header: map[string]string{hdrDelay: "400"}})
+		if r.err == nil {
+			t.Fatalf("the client should have timed out; got status %d", r.status)
 		}
+		again := e.eventually("the retry answered", req{key: k, body: []byte(`{}`), header: map[string]string{hdrDelay: "400"}}, func(r reply) bool { return r.status != http.StatusConflict })
+		e.wantStatus("retry after the client timed out", again, http.StatusCreated, ruleClientGone)
+		if again.header.Get(core.DefaultReplayHeader) != "true" {
+			t.Errorf("retry after the client timed out: a fresh response; want the first one replayed (%s)", ruleClientGone)
+		}
+		e.wantRuns("client timed out, then retried", 1, ruleClientGone)
+	})
+
+	run("Completion/ClientGoneNothingWritten", func(t *testing.T) {
+		e := newEnv(t, h)
+		k := newKey()
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		e.doCtx(ctx, req{key: k, body: []byte(`{}`), header: map[string]string{hdrUntilCancel: "1"}})
+		waitRuns(t, e, 1)
+		again := e.eventually("the retry answered", req{key: k, body: []byte(`{}`)}, func(r reply) bool { return r.status != http.StatusConflict })
+		if e.app.cancelled.Load() > 0 {
+			// The framework cancelled the request, and the handler wrote
+			// nothing: it counts as not run.
+			e.wantStatus("retry after a cancelled request that wrote nothing", again, http.StatusCreated, ruleNothingWritten)
+			e.wantFresh("retry after a cancelled request that wrote nothing", again)
+			e.wantRuns("cancelled request, then retry", 2, ruleNothingWritten)
+		} else {
+			// A framework that never cancels a request: the handler
+			// returned uncancelled, and its implicit response is stored.
+			e.wantStatus("retry after an uncancelled handler that wrote nothing", again, http.StatusOK, ruleNothingWritten)
+			e.wantRuns("uncancelled request, then retry", 1, ruleNothingWritten)
+		}
+	})
+
+	run("Completion/DeclaredApplied", func(t *testing.T) {
+		e := newEnv(t, h)
+		k := newKey()
+		hdr := map[string]string{hdrStatus: "502", hdrDeclare: "applied"}
+		first := e.do(req{key: k, body: []byte(`{}`), header: hdr})
+		e.wantStatus("handler declares applied, answers 502", first, http.StatusBadGateway, ruleDeclared)
+		again := e.do(req{key: k, body: []byte(`{}`), header: hdr})
+		e.wantReplay("retry after a declared-applied 502", first, again)
+		e.wantRuns("declared applied", 1, ruleDeclared)
+	})
+
+	run("Completion/DeclaredNotApplied", func(t *testing.T) {
+		e := newEnv(t, h)
+		k := newKey()
+		hdr := map[string]string{hdrDeclare: "not-applied"}
+		first := e.do(req{key: k, body: []byte(`{}`), header: hdr})
+		e.wantStatus("handler declares not applied, answers 201", first, http.StatusCreated, ruleDeclared)
+		again := e.do(req{key: k, body: []byte(`{}`), header: hdr})
+		e.wantStatus("retry after a declared-not-applied 201", again, http.StatusCreated, ruleDeclared)
+		e.wantFresh("retry after a declared-not-applied 201", again)
+		e.wantRuns("declared not applied", 2, ruleDeclared)
 	})
 
 	run("Observer/NoRawKey", func(t *testing.T) {
@@ -863,6 +998,51 @@ func TestMiddleware(t *testing.T, h Harness) {
 			t.Errorf("observer saw %v; want executed and replayed (SPEC §6 every decision)", e.events.outcomes())
 		}
 	})
+}
+
+// Rules of docs/contract.md §3 that the cases above quote.
+const (
+	ruleNeverLost      = "docs/contract.md §3: a store outage shorter than the lease loses no response"
+	ruleClientGone     = "docs/contract.md §3: a client that goes away decides nothing"
+	ruleNothingWritten = "docs/contract.md §3: only a handler that wrote nothing while its request was cancelled is released"
+	ruleDeclared       = "docs/contract.md §3: a declared outcome overrides the completion policy"
+)
+
+// eventually sends r until done accepts the reply or 10 s pass, and
+// returns the last reply.
+func (e *env) eventually(what string, r req, done func(reply) bool) reply {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := e.do(r)
+		if got.err == nil && done(got) || time.Now().After(deadline) {
+			if !done(got) {
+				e.t.Errorf("%s: still status %d after 10s", what, got.status)
+			}
+			return got
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitEvent waits up to 10 s for the observer to see o.
+func (e *env) waitEvent(o core.Outcome) {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.Contains(e.events.outcomes(), o) {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the observer did not see %q within 10s; saw %v", o, e.events.outcomes())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// wantEvent checks that the observer saw o.
+func (e *env) wantEvent(o core.Outcome, rule string) {
+	e.t.Helper()
+	if !slices.Contains(e.events.outcomes(), o) {
+		e.t.Errorf("observer saw %v; want %q (%s)", e.events.outcomes(), o, rule)
+	}
 }
 
 // release lets every request held with hdrHold answer; call it once.

@@ -28,6 +28,7 @@ type Engine struct {
 	// Response.Extra: with the body kept, and with the body omitted.
 	replayMarks, omittedMarks http.Header
 	renewers                  sync.Pool // of *renewer, each with its timer
+	bg                        background
 }
 
 // New returns an Engine over store with the given options. It panics if
@@ -54,8 +55,11 @@ func New(store Store, opts ...Option) *Engine {
 		panic("core: New: nil fingerprint, completion policy or header filter")
 	case c.storeTimeout < 0:
 		panic("core: New: store timeout must not be negative")
+	case c.completeWait < 0:
+		panic("core: New: complete wait must not be negative")
 	}
 	e.buildProblems()
+	e.bg.init(e)
 	e.replayMarks = http.Header{c.replayHeader: valTrue}
 	e.omittedMarks = http.Header{c.replayHeader: valTrue, "Idempotency-Replay": valOmitted}
 	return e
@@ -134,21 +138,27 @@ func (e *Engine) serveKey(ctx context.Context, x Exchange, skey string, fp Finge
 			slot.token = newToken()
 		}
 		token := slot.token
-		start := e.clock()
+		sent := time.Now() // the lease runs from no earlier than this
 		claim, err := e.claim(ctx, ClaimRequest{Key: skey, Fingerprint: fp, Token: token, Lease: e.cfg.lease})
-		latency += e.since(start)
+		if e.cfg.observer != nil {
+			latency += time.Since(sent)
+		}
 		if claim.Status == ClaimAcquired || err != nil {
 			// The store holds the token now, or may: it is never offered
 			// again. Any other answer stored nothing (see [Token]).
 			slot.token = ""
 		}
 		if err != nil {
+			// The claim may still land (a client library re-sends it, a
+			// stalled backend runs it late): release it in the background,
+			// so that no lease this engine cannot see locks the key.
+			e.bg.releaseOrphan(ctx, x, skey, token)
 			e.storeDown(ctx, x, skey, body, latency, err)
 			return
 		}
 		switch claim.Status {
 		case ClaimAcquired:
-			e.execute(ctx, x, skey, token, body, latency)
+			e.execute(ctx, x, skey, token, body, latency, sent)
 			return
 		case ClaimReplay:
 			if claim.Response == nil {
@@ -229,7 +239,7 @@ func (e *Engine) claim(ctx context.Context, req ClaimRequest) (Claim, error) {
 // unguarded when fail-open is configured.
 func (e *Engine) storeDown(ctx context.Context, x Exchange, skey string, body []byte, latency time.Duration, err error) {
 	if e.cfg.failOpen {
-		resp, cerr := x.Capture(body)
+		resp, _, cerr := x.Capture(ctx, body)
 		if cerr == nil {
 			x.Send(resp)
 			e.observe(ctx, x, Event{Outcome: OutcomeFailOpen, KeyHash: skey, Status: resp.Status, StoreLatency: latency, Err: err})
@@ -269,12 +279,14 @@ func (e *Engine) refuse(ctx context.Context, x Exchange, ev Event, kind problemK
 	e.observe(ctx, x, ev)
 }
 
-// execute runs the handler under a claim held with token, then stores or
-// releases, then sends.
-func (e *Engine) execute(ctx context.Context, x Exchange, skey string, token Token, body []byte, latency time.Duration) {
+// execute runs the handler under a claim held with token (acquired by a
+// claim sent at claimed), then stores or releases, then sends.
+func (e *Engine) execute(ctx context.Context, x Exchange, skey string, token Token, body []byte, latency time.Duration, claimed time.Time) {
 	bg := context.WithoutCancel(ctx)
-	r := e.startRenewer(bg, x, skey, token)
+	hc := &heldClaim{key: skey, token: token}
+	r := e.startRenewer(bg, x, skey, token, claimed)
 	var resp *Response
+	var wrote bool
 	var capErr error
 	func() {
 		defer func() {
@@ -285,14 +297,14 @@ func (e *Engine) execute(ctx context.Context, x Exchange, skey string, token Tok
 				panic(p)
 			}
 		}()
-		resp, capErr = x.Capture(body)
+		resp, wrote, capErr = x.Capture(withHeldClaim(ctx, hc), body)
 	}()
-	r.stop()
+	confirmed := r.stop()
 
-	if capErr != nil || resp == nil || ctx.Err() != nil || !e.cfg.policy(resp) {
+	if release, why := e.releases(ctx, hc, resp, wrote, capErr); release {
 		start := e.clock()
 		rerr := e.release(bg, skey, token)
-		ev := Event{Outcome: OutcomeReleased, KeyHash: skey, StoreLatency: latency + e.since(start), Err: errors.Join(capErr, ctx.Err(), rerr)}
+		ev := Event{Outcome: OutcomeReleased, KeyHash: skey, StoreLatency: latency + e.since(start), Err: errors.Join(why, rerr)}
 		if resp != nil {
 			x.Send(resp)
 			ev.Status = resp.Status
@@ -301,11 +313,27 @@ func (e *Engine) execute(ctx context.Context, x Exchange, skey string, token Tok
 		return
 	}
 
-	stored := e.storable(resp)
 	start := e.clock()
-	err := e.complete(bg, skey, token, stored)
+	c := e.newCompletion(skey, token, e.storable(resp), confirmed)
+	err := c.run(bg, time.Now().Add(e.cfg.completeWait))
+	if errors.Is(err, ErrStoreUnavailable) && c.open() {
+		if e.bg.hand(ctx, x, c) {
+			// Storing goes on in the background; the client is told to
+			// come back for the response rather than shown one that is
+			// not stored yet (a response is stored before it is sent).
+			p := e.problemResponse(problemStoreDeferred, "", e.cfg.retryAfter)
+			x.Send(p)
+			e.observe(ctx, x, Event{Outcome: OutcomeStoreDeferred, KeyHash: skey, Status: p.Status, StoreLatency: latency + e.since(start), Err: err})
+			return
+		}
+		// No room for more background work: wait here instead.
+		err = c.run(bg, c.until)
+	}
 	ev := Event{Outcome: OutcomeExecuted, KeyHash: skey, Status: resp.Status, StoreLatency: latency + e.since(start)}
 	if err != nil {
+		// The claim was taken over, or the store stayed down for the
+		// whole window: the response is sent unstored, and a retry may run
+		// the handler again (the documented at-least-once case).
 		ev.Outcome, ev.Err = OutcomeStoreFailed, err
 		if errors.Is(err, ErrLeaseLost) {
 			e.observe(ctx, x, Event{Outcome: EventLeaseLost, KeyHash: skey, Err: err})
@@ -315,22 +343,30 @@ func (e *Engine) execute(ctx context.Context, x Exchange, skey string, token Tok
 	e.observe(ctx, x, ev)
 }
 
-// complete stores resp, retrying briefly while the store is unavailable.
-func (e *Engine) complete(ctx context.Context, skey string, token Token, resp *Response) error {
-	var err error
-	for attempt := 0; attempt < e.cfg.completeAttempts; attempt++ {
-		if attempt > 0 {
-			time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
-		}
-		cctx, cancel := e.storeCtx(ctx)
-		err = e.store.Complete(cctx, skey, token, resp, e.cfg.ttl)
-		cancel()
-		if err == nil || errors.Is(err, ErrLeaseLost) {
-			return err
-		}
+// releases decides whether a handler's outcome releases the claim instead
+// of being stored, and why. A declaration by the handler overrides the
+// completion policy; a client that went away decides nothing, unless the
+// handler wrote nothing at all while its request was cancelled.
+func (e *Engine) releases(ctx context.Context, hc *heldClaim, resp *Response, wrote bool, capErr error) (bool, error) {
+	switch {
+	case capErr != nil:
+		return true, capErr
+	case resp == nil:
+		return true, errors.New("core: the adapter captured no response")
 	}
-	return err
+	switch hc.declared.Load() {
+	case declaredApplied:
+		return false, nil
+	case declaredNotApplied:
+		return true, errDeclaredNotApplied
+	}
+	if !wrote && ctx.Err() != nil {
+		return true, fmt.Errorf("core: request cancelled before the handler wrote anything: %w", ctx.Err())
+	}
+	return !e.cfg.policy(resp), nil
 }
+
+var errDeclaredNotApplied = errors.New("core: the handler declared the request not applied")
 
 func (e *Engine) release(ctx context.Context, skey string, token Token) error {
 	ctx, cancel := e.storeCtx(ctx)
@@ -460,11 +496,14 @@ type renewer struct {
 	mu      sync.Mutex
 	timer   *time.Timer
 	stopped bool
+	// confirmed is when the lease was last known held: the sending of the
+	// claim, then of each successful renewal.
+	confirmed time.Time
 }
 
 // startRenewer starts renewing the claim; ctx must not be cancelled with the
 // request (execute passes the request context WithoutCancel).
-func (e *Engine) startRenewer(ctx context.Context, x Exchange, key string, token Token) *renewer {
+func (e *Engine) startRenewer(ctx context.Context, x Exchange, key string, token Token, claimed time.Time) *renewer {
 	r, _ := e.renewers.Get().(*renewer)
 	if r == nil {
 		r = &renewer{e: e, every: e.cfg.lease / 3}
@@ -472,7 +511,7 @@ func (e *Engine) startRenewer(ctx context.Context, x Exchange, key string, token
 		r.timer.Stop()
 	}
 	r.mu.Lock()
-	r.ctx, r.key, r.token, r.stopped = ctx, key, token, false
+	r.ctx, r.key, r.token, r.stopped, r.confirmed = ctx, key, token, false, claimed
 	if e.cfg.observer != nil {
 		r.method, r.path = x.Method(), x.Path()
 	}
@@ -505,6 +544,7 @@ func (r *renewer) renew() {
 	}
 	switch {
 	case err == nil:
+		r.confirmed = start
 		r.emit(Event{Outcome: EventLeaseRenewed, KeyHash: r.key, StoreLatency: time.Since(start)})
 	case errors.Is(err, ErrLeaseLost):
 		r.emit(Event{Outcome: EventLeaseLost, KeyHash: r.key, StoreLatency: time.Since(start), Err: err})
@@ -515,12 +555,14 @@ func (r *renewer) renew() {
 	r.timer.Reset(r.every)
 }
 
-// stop ends the renewals. The renewer goes back to the pool only when its
-// timer was still pending, so no renewal of this claim has started and none
-// can: a renewer whose callback ran (or runs) is left to the collector.
-func (r *renewer) stop() {
+// stop ends the renewals and returns when the lease was last known held.
+// The renewer goes back to the pool only when its timer was still pending,
+// so no renewal of this claim has started and none can: a renewer whose
+// callback ran (or runs) is left to the collector.
+func (r *renewer) stop() time.Time {
 	r.mu.Lock()
 	r.stopped = true
+	confirmed := r.confirmed
 	pending := r.timer.Stop()
 	if pending {
 		r.ctx, r.key, r.token, r.method, r.path = nil, "", "", "", ""
@@ -529,6 +571,7 @@ func (r *renewer) stop() {
 	if pending {
 		r.e.renewers.Put(r)
 	}
+	return confirmed
 }
 
 var (

@@ -33,15 +33,22 @@ type Exchange interface {
 	// Next runs the downstream handler unguarded: it reads the original body
 	// and writes straight to the client.
 	Next()
-	// Capture runs the downstream handler with body as its request body (the
-	// whole body, with the matching length), buffering the response instead
-	// of sending it, and returns it. The returned Response must not alias
-	// memory the framework reuses after the request; it is read-only from
-	// then on (the Engine and the stores never modify it), so it may share
-	// a header map with other captured responses. Capture returns an
-	// error wrapping [ErrNotReplayable] if the handler took over the
-	// connection. A panic in the handler propagates.
-	Capture(body []byte) (*Response, error)
+	// Capture runs the downstream handler with ctx as its request context
+	// (the request's own, carrying the claim the handler runs under: see
+	// [HeldClaim], [MarkApplied]) and body as its request body (the whole
+	// body, with the matching length), buffering the response instead of
+	// sending it, and returns it. wrote reports whether the handler wrote
+	// anything at all — a status, a body byte, a flush; headers set without
+	// a write do not count — which decides whether a handler whose request
+	// was cancelled ran: one that wrote nothing is released. An adapter
+	// whose framework never cancels a request may always report true. The
+	// returned Response must not alias memory the framework reuses after
+	// the request; it is read-only from then on (the Engine and the stores
+	// never modify it), so it may share a header map with other captured
+	// responses. Capture returns an error wrapping [ErrNotReplayable] if
+	// the handler took over the connection. A panic in the handler
+	// propagates.
+	Capture(ctx context.Context, body []byte) (resp *Response, wrote bool, err error)
 	// Send writes resp to the client: status, every header value of
 	// resp.Header, then of resp.Extra (replacing fields of the same name),
 	// and body. It must not modify resp, its header maps, value slices or

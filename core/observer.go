@@ -24,11 +24,16 @@ const (
 	OutcomeInFlight         Outcome = "in-flight"            // 409
 	OutcomeStoreUnavailable Outcome = "store-unavailable"    // 503
 	OutcomeFailOpen         Outcome = "fail-open"            // store unavailable, handler ran unguarded
-	OutcomeStoreFailed      Outcome = "store-failed"         // handler ran, storing failed; response sent anyway
+	OutcomeStoreFailed      Outcome = "store-failed"         // handler ran, storing failed for good (lease lost, or the store down for a whole lease); response sent unstored
+	OutcomeStoreDeferred    Outcome = "store-deferred"       // handler ran, storing failed for now: 503 sent, storing goes on in the background
 
 	EventLeaseRenewed Outcome = "lease-renewed"      // a background renewal succeeded
 	EventLeaseLost    Outcome = "lease-lost"         // a renewal or completion found the claim taken over
 	EventRenewFailed  Outcome = "lease-renew-failed" // a renewal failed on a store error; it is retried
+
+	EventStoredLate     Outcome = "stored-late"     // a deferred response was stored in the background
+	EventCompletionLost Outcome = "completion-lost" // a deferred response could not be stored within the lease: a retry may run the handler again
+	EventOrphanReleased Outcome = "orphan-released" // a claim whose call had failed landed anyway and was released in the background
 
 	EventStoreDegraded  Outcome = "store-degraded"  // a store lost an optional part (a cache tier) and serves without it
 	EventStoreRecovered Outcome = "store-recovered" // that part is back
@@ -69,9 +74,9 @@ func SlogObserver(logger *slog.Logger) Observer {
 	return ObserverFunc(func(ctx context.Context, ev Event) {
 		level := slog.LevelDebug
 		switch ev.Outcome {
-		case OutcomeStoreUnavailable, OutcomeStoreFailed, OutcomeFailOpen:
+		case OutcomeStoreUnavailable, OutcomeStoreFailed, OutcomeFailOpen, EventCompletionLost:
 			level = slog.LevelError
-		case EventLeaseLost, EventRenewFailed, EventStoreDegraded:
+		case EventLeaseLost, EventRenewFailed, EventStoreDegraded, OutcomeStoreDeferred:
 			level = slog.LevelWarn
 		}
 		if !logger.Enabled(ctx, level) {

@@ -16,6 +16,7 @@ const (
 	DefaultMaxResponseBytes = 1 << 20
 	DefaultStoreTimeout     = 0 // no engine-side bound: the stores bound their own calls
 	DefaultRetryAfter       = time.Second
+	DefaultCompleteWait     = time.Second
 	DefaultReplayHeader     = "Idempotency-Replayed"
 	DefaultProblemTypeBase  = "https://github.com/idemkit/idemkit/blob/main/docs/problems.md#"
 )
@@ -54,46 +55,46 @@ func DefaultHeaderFilter(name string) bool { return name != "Set-Cookie" }
 type Option func(*config)
 
 type config struct {
-	methods          []string // upper case, no repeats: a scan of a few is cheaper than a map lookup
-	required         bool
-	strict           bool
-	maxKeyLen        int
-	ttl              time.Duration
-	lease            time.Duration
-	maxBody          int64
-	maxResponse      int
-	headerFilter     HeaderFilter
-	replayHeader     string
-	wait             time.Duration
-	failOpen         bool
-	problemBase      string
-	fingerprint      FingerprintFunc
-	scope            KeyScopeFunc
-	secret           []byte
-	policy           CompletionPolicy
-	observer         Observer
-	storeTimeout     time.Duration
-	retryAfter       time.Duration
-	completeAttempts int
+	methods      []string // upper case, no repeats: a scan of a few is cheaper than a map lookup
+	required     bool
+	strict       bool
+	maxKeyLen    int
+	ttl          time.Duration
+	lease        time.Duration
+	maxBody      int64
+	maxResponse  int
+	headerFilter HeaderFilter
+	replayHeader string
+	wait         time.Duration
+	failOpen     bool
+	problemBase  string
+	fingerprint  FingerprintFunc
+	scope        KeyScopeFunc
+	secret       []byte
+	policy       CompletionPolicy
+	observer     Observer
+	storeTimeout time.Duration
+	retryAfter   time.Duration
+	completeWait time.Duration
 }
 
 func defaultConfig() config {
 	c := config{
-		methods:          slices.Clone(DefaultMethods),
-		required:         true,
-		maxKeyLen:        DefaultMaxKeyLength,
-		ttl:              DefaultTTL,
-		lease:            DefaultLease,
-		maxBody:          DefaultMaxBodyBytes,
-		maxResponse:      DefaultMaxResponseBytes,
-		headerFilter:     DefaultHeaderFilter,
-		replayHeader:     DefaultReplayHeader,
-		problemBase:      DefaultProblemTypeBase,
-		fingerprint:      DefaultFingerprint,
-		policy:           DefaultCompletionPolicy,
-		storeTimeout:     DefaultStoreTimeout,
-		retryAfter:       DefaultRetryAfter,
-		completeAttempts: 3,
+		methods:      slices.Clone(DefaultMethods),
+		required:     true,
+		maxKeyLen:    DefaultMaxKeyLength,
+		ttl:          DefaultTTL,
+		lease:        DefaultLease,
+		maxBody:      DefaultMaxBodyBytes,
+		maxResponse:  DefaultMaxResponseBytes,
+		headerFilter: DefaultHeaderFilter,
+		replayHeader: DefaultReplayHeader,
+		problemBase:  DefaultProblemTypeBase,
+		fingerprint:  DefaultFingerprint,
+		policy:       DefaultCompletionPolicy,
+		storeTimeout: DefaultStoreTimeout,
+		retryAfter:   DefaultRetryAfter,
+		completeWait: DefaultCompleteWait,
 	}
 	return c
 }
@@ -207,3 +208,16 @@ func WithStoreTimeout(d time.Duration) Option { return func(c *config) { c.store
 
 // WithRetryAfter sets the Retry-After sent with 503 responses [1s].
 func WithRetryAfter(d time.Duration) Option { return func(c *config) { c.retryAfter = d } }
+
+// WithCompleteWait sets how long a request whose handler has run waits for
+// its response to be stored [1s] while the store fails or does not answer.
+// Past that the client gets 503 store-unavailable, telling it to retry with
+// the same key, and storing goes on in the background — renewing the claim
+// whenever the store answers — until it succeeds or one lease has passed.
+// Meanwhile duplicates get 409, and a retry after the response is stored
+// gets it replayed: a store outage shorter than the lease loses no
+// response. Past the lease the failure is reported to the observer
+// ([EventCompletionLost]) and a retry may run the handler again.
+// [Engine.Shutdown] waits for that background work. d must not be
+// negative; 0 hands storing to the background at the first failure.
+func WithCompleteWait(d time.Duration) Option { return func(c *config) { c.completeWait = d } }

@@ -41,6 +41,7 @@ const (
 	problemMismatch
 	problemInFlight
 	problemStoreUnavailable
+	problemStoreDeferred // the handler ran; its response is not stored yet
 	numProblemKinds
 )
 
@@ -57,6 +58,7 @@ var problemDefs = [numProblemKinds]struct {
 	problemMismatch:         {CodeFingerprintMismatch, http.StatusUnprocessableEntity, "Idempotency-Key reused", "This Idempotency-Key was already used with a different request."},
 	problemInFlight:         {CodeInFlight, http.StatusConflict, "Request in progress", "A request with this Idempotency-Key is still being processed; retry later."},
 	problemStoreUnavailable: {CodeStoreUnavailable, http.StatusServiceUnavailable, "Idempotency store unavailable", "The request cannot be processed safely right now; retry later."},
+	problemStoreDeferred:    {CodeStoreUnavailable, http.StatusServiceUnavailable, "Idempotency store unavailable", "The request was processed, but its response could not be stored yet; retry with the same Idempotency-Key to receive it."},
 }
 
 // problemResponse returns the problem+json response of kind. detail, when
@@ -116,7 +118,7 @@ func (e *Engine) buildProblems() {
 			for s := int64(1); s <= maxSharedRetryAfter; s++ {
 				set[s] = e.buildProblem(kind, "", s)
 			}
-		case problemStoreUnavailable:
+		case problemStoreUnavailable, problemStoreDeferred:
 			s := retryAfterSecs(e.cfg.retryAfter)
 			if s <= maxSharedRetryAfter {
 				set = make([]*Response, s+1)

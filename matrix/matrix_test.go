@@ -14,7 +14,6 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/go-chi/chi/v5"
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	fiberrecover "github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -78,7 +77,7 @@ var adapters = []struct {
 	{"fiber", func(t *testing.T, e *core.Engine, app http.Handler) string {
 		f := fiber.New(fiber.Config{DisableStartupMessage: true})
 		f.Use(fiberrecover.New(), idemfiber.Middleware(e))
-		f.All("/*", adaptor.HTTPHandler(app))
+		f.All("/*", idemfiber.HTTPHandler(app))
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatalf("listen: %v", err)

@@ -85,10 +85,10 @@ func (x *exchange) Body() (io.Reader, int64) {
 
 func (x *exchange) Next() { x.err = x.next(x.c) }
 
-func (x *exchange) Capture(body []byte) (*core.Response, error) {
+func (x *exchange) Capture(ctx context.Context, body []byte) (*core.Response, bool, error) {
 	c := x.c
 	orig, origRes := c.Request(), c.Response()
-	r := idemhttp.RequestWithBody(orig, body)
+	r := idemhttp.RequestWithBody(ctx, orig, body)
 	// The recorder writes informational responses and hijacks through the
 	// net/http writer under echo's Response: echo would count a 1xx as the
 	// committed final status.
@@ -109,11 +109,20 @@ func (x *exchange) Capture(body []byte) (*core.Response, error) {
 		c.Error(err)
 	}
 	if rec.Hijacked() {
-		return nil, fmt.Errorf("idemecho: handler hijacked the connection: %w", core.ErrNotReplayable)
+		return nil, true, fmt.Errorf("idemecho: handler hijacked the connection: %w", core.ErrNotReplayable)
 	}
-	return rec.Response(), nil
+	return rec.Response(), rec.Wrote(), nil
 }
 
 func (x *exchange) Send(resp *core.Response) {
 	idemhttp.WriteResponse(x.c.Response(), resp)
 }
+
+// MarkApplied declares that c's request had its side effect, whatever the
+// handler answers: see [core.MarkApplied]. It reports false for a request
+// the middleware does not guard.
+func MarkApplied(c echo.Context) bool { return core.MarkApplied(c.Request().Context()) }
+
+// MarkNotApplied declares that c's request had no effect, whatever the
+// handler answers: see [core.MarkNotApplied].
+func MarkNotApplied(c echo.Context) bool { return core.MarkNotApplied(c.Request().Context()) }

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/idemkit/idemkit/core"
 	"github.com/valyala/fasthttp"
 )
@@ -145,8 +146,12 @@ func (x *exchange) Next() { x.err = x.c.Next() }
 // When no outer middleware had written anything, the handler's output is
 // left in place for Send. The request body is left as it is: body is
 // c.Body() (see BodyBytes), which the handler reads again.
-func (x *exchange) Capture(body []byte) (*core.Response, error) {
+func (x *exchange) Capture(ctx context.Context, body []byte) (*core.Response, bool, error) {
 	c := x.c
+	// The handler sees ctx, which carries its claim, as c.UserContext().
+	orig := c.UserContext()
+	c.SetUserContext(ctx)
+	defer c.SetUserContext(orig)
 	fctx := c.Context()
 	resp := &fctx.Response
 	hijacked := fctx.Hijacked()
@@ -166,8 +171,9 @@ func (x *exchange) Capture(body []byte) (*core.Response, error) {
 			}
 		}()
 		if err := x.run(fctx, hijacked); err != nil {
-			return nil, err
+			return nil, true, err
 		}
+		wrote := !pristine(resp)
 		out := copyResponse(resp)
 		if ct := out.Header[fiber.HeaderContentType]; len(ct) > 0 {
 			// The copy holds the Content-Type fasthttp reports, its default
@@ -177,7 +183,7 @@ func (x *exchange) Capture(body []byte) (*core.Response, error) {
 			resp.Header.SetContentType(ct[0])
 		}
 		x.inPlace, kept = out, true
-		return out, nil
+		return out, wrote, nil
 	} else {
 		// Set aside what outer middleware wrote, so that only the handler's
 		// output is captured; put it back afterwards, also on panic, for
@@ -192,9 +198,9 @@ func (x *exchange) Capture(body []byte) (*core.Response, error) {
 	}
 
 	if err := x.run(fctx, hijacked); err != nil {
-		return nil, err
+		return nil, true, err
 	}
-	return copyResponse(resp), nil
+	return copyResponse(resp), !pristine(resp), nil
 }
 
 // run runs the rest of the chain for Capture. A handler's error is rendered
@@ -406,3 +412,27 @@ func (x *exchange) Send(resp *core.Response) {
 	}
 	r.SetBody(resp.Body)
 }
+
+// HTTPHandler mounts a net/http handler on fiber, as fiber's
+// adaptor.HTTPHandler does, with c.UserContext() as the request's context:
+// the context that carries a guarded request's claim, so that
+// [core.MarkApplied], [core.MarkNotApplied] and [core.HeldClaim] work in
+// h with r.Context(). (adaptor.HTTPHandler gives h fasthttp's request
+// context instead, which carries none of that.)
+func HTTPHandler(h http.Handler) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		ctx := c.UserContext()
+		return adaptor.HTTPHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h.ServeHTTP(w, r.WithContext(ctx))
+		}))(c)
+	}
+}
+
+// MarkApplied declares that c's request had its side effect, whatever the
+// handler answers: see [core.MarkApplied]. It reports false for a request
+// the middleware does not guard.
+func MarkApplied(c *fiber.Ctx) bool { return core.MarkApplied(c.UserContext()) }
+
+// MarkNotApplied declares that c's request had no effect, whatever the
+// handler answers: see [core.MarkNotApplied].
+func MarkNotApplied(c *fiber.Ctx) bool { return core.MarkNotApplied(c.UserContext()) }

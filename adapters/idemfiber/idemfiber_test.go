@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
 	"github.com/idemkit/idemkit/adapters/idemfiber"
@@ -50,7 +49,7 @@ func listen(t *testing.T, app *fiber.App) string {
 func newServer(t *testing.T, engine *core.Engine, app http.Handler) string {
 	f := fiber.New(fiber.Config{DisableStartupMessage: true})
 	f.Use(recover.New(), idemfiber.Middleware(engine))
-	f.All("/*", adaptor.HTTPHandler(app))
+	f.All("/*", idemfiber.HTTPHandler(app))
 	return listen(t, f)
 }
 

@@ -87,10 +87,10 @@ func (x *exchange) Next() {
 	x.c.Next()
 }
 
-func (x *exchange) Capture(body []byte) (*core.Response, error) {
+func (x *exchange) Capture(ctx context.Context, body []byte) (*core.Response, bool, error) {
 	c := x.c
 	orig, origW := c.Request, c.Writer
-	r := idemhttp.RequestWithBody(orig, body)
+	r := idemhttp.RequestWithBody(ctx, orig, body)
 	rec := newRecorder(origW)
 	c.Request, c.Writer = r, rec
 	defer func() {
@@ -104,9 +104,9 @@ func (x *exchange) Capture(body []byte) (*core.Response, error) {
 	x.ran = true
 	c.Next()
 	if rec.hijacked {
-		return nil, fmt.Errorf("idemgin: handler hijacked the connection: %w", core.ErrNotReplayable)
+		return nil, true, fmt.Errorf("idemgin: handler hijacked the connection: %w", core.ErrNotReplayable)
 	}
-	return rec.response(), nil
+	return rec.response(), rec.wrote, nil
 }
 
 func (x *exchange) Send(resp *core.Response) {
@@ -137,6 +137,7 @@ type recorder struct {
 	size     int
 	body     bytes.Buffer
 	hijacked bool
+	wrote    bool          // anything written: a status, a body byte, a flush
 	resp     core.Response // what response returns, in rec's allocation
 }
 
@@ -158,6 +159,7 @@ func (rec *recorder) WriteHeader(code int) {
 	}
 	if code > 0 && !rec.Written() && !rec.hijacked {
 		rec.status = code
+		rec.wrote = true
 	}
 }
 
@@ -168,6 +170,7 @@ func (rec *recorder) informational(code int) {
 	if !ok || rec.hijacked {
 		return
 	}
+	rec.wrote = true
 	w := u.Unwrap()
 	dst := w.Header()
 	for k, v := range rec.header {
@@ -183,6 +186,7 @@ func (rec *recorder) informational(code int) {
 func (rec *recorder) WriteHeaderNow() {
 	if !rec.Written() {
 		rec.size = 0
+		rec.wrote = true
 	}
 }
 
@@ -245,3 +249,12 @@ func (rec *recorder) response() *core.Response {
 	rec.resp = core.Response{Status: rec.status, Header: rec.header, Body: rec.body.Bytes()}
 	return &rec.resp
 }
+
+// MarkApplied declares that c's request had its side effect, whatever the
+// handler answers: see [core.MarkApplied]. It reports false for a request
+// the middleware does not guard.
+func MarkApplied(c *gin.Context) bool { return core.MarkApplied(c.Request.Context()) }
+
+// MarkNotApplied declares that c's request had no effect, whatever the
+// handler answers: see [core.MarkNotApplied].
+func MarkNotApplied(c *gin.Context) bool { return core.MarkNotApplied(c.Request.Context()) }

@@ -75,17 +75,16 @@ func (x *exchange) Body() (io.Reader, int64) {
 
 func (x *exchange) Next() { x.next.ServeHTTP(x.w, x.r) }
 
-func (x *exchange) Capture(body []byte) (*core.Response, error) {
+func (x *exchange) Capture(ctx context.Context, body []byte) (*core.Response, bool, error) {
 	// One allocation holds the recorder, the captured response and the
-	// request the handler sees: with the recorder's header map and
-	// GetBody's closure, three where there were seven.
+	// reader of the body the handler sees.
 	c := new(capture)
 	c.rec.Reset(x.w)
-	x.next.ServeHTTP(&c.rec, c.req.init(x.r, body))
+	x.next.ServeHTTP(&c.rec, c.req.init(ctx, x.r, body))
 	if c.rec.Hijacked() {
-		return nil, fmt.Errorf("idemhttp: handler hijacked the connection: %w", core.ErrNotReplayable)
+		return nil, true, fmt.Errorf("idemhttp: handler hijacked the connection: %w", core.ErrNotReplayable)
 	}
-	return c.rec.Response(), nil
+	return c.rec.Response(), c.rec.Wrote(), nil
 }
 
 // capture is what Capture needs for one handler run.
@@ -94,26 +93,24 @@ type capture struct {
 	req bodyRequest
 }
 
-// RequestWithBody returns a shallow copy of r whose body is body, with the
-// matching ContentLength and GetBody and no transfer encoding: the request
-// a guarded handler sees after the engine has read the original body.
-// Adapters of net/http-based frameworks share it.
-func RequestWithBody(r *http.Request, body []byte) *http.Request {
-	return new(bodyRequest).init(r, body)
+// RequestWithBody returns a shallow copy of r with context ctx whose body
+// is body, with the matching ContentLength and GetBody and no transfer
+// encoding: the request a guarded handler sees after the engine has read
+// the original body. Adapters of net/http-based frameworks share it.
+func RequestWithBody(ctx context.Context, r *http.Request, body []byte) *http.Request {
+	return new(bodyRequest).init(ctx, r, body)
 }
 
-// bodyRequest is a request copy and the reader of its body, in one
-// allocation.
+// bodyRequest is the reader of a request copy's body.
 type bodyRequest struct {
-	req  http.Request
 	body bytesBody
 }
 
-// init makes br a shallow copy of r whose body is body and returns it.
-// GetBody's closure is the one allocation left for a non-empty body.
-func (br *bodyRequest) init(r *http.Request, body []byte) *http.Request {
-	c := &br.req
-	*c = *r
+// init returns a shallow copy of r with context ctx whose body is body.
+// GetBody's closure is the one allocation besides the copy for a
+// non-empty body.
+func (br *bodyRequest) init(ctx context.Context, r *http.Request, body []byte) *http.Request {
+	c := r.WithContext(ctx)
 	c.ContentLength = int64(len(body))
 	c.TransferEncoding = nil
 	if len(body) == 0 {
@@ -188,6 +185,7 @@ type headerField struct {
 type Recorder struct {
 	w        http.ResponseWriter
 	header   http.Header
+	wrote    bool // anything written: a status, a body byte, a flush
 	status   int
 	body     bytes.Buffer
 	hijacked bool
@@ -211,6 +209,11 @@ func (rec *Recorder) Reset(w http.ResponseWriter) {
 	*rec = Recorder{w: w, header: make(http.Header)}
 }
 
+// Wrote reports whether the handler wrote anything: a status (an
+// informational one included), a body byte, a flush. Headers set without
+// a write do not count.
+func (rec *Recorder) Wrote() bool { return rec.wrote }
+
 // Hijacked reports whether the handler took over the connection.
 func (rec *Recorder) Hijacked() bool { return rec.hijacked }
 
@@ -223,6 +226,7 @@ func (rec *Recorder) WriteHeader(code int) {
 	if rec.status != 0 || rec.hijacked {
 		return
 	}
+	rec.wrote = true
 	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
 		dst := rec.w.Header()
 		for k, v := range rec.header {

@@ -2,6 +2,7 @@ package idemhttp_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -213,10 +214,15 @@ func TestWriteResponseManyFields(t *testing.T) {
 func TestRequestWithBody(t *testing.T) {
 	orig := httptest.NewRequest(http.MethodPost, "/p?q=1", strings.NewReader("ignored"))
 	orig.TransferEncoding = []string{"chunked"}
+	type ctxKey struct{}
+	ctx := context.WithValue(orig.Context(), ctxKey{}, "claim")
 	for _, body := range []string{"", `{"amount":1}`} {
-		r := idemhttp.RequestWithBody(orig, []byte(body))
+		r := idemhttp.RequestWithBody(ctx, orig, []byte(body))
 		if r == orig || r.URL != orig.URL || r.Method != http.MethodPost {
 			t.Fatalf("body %q: not a shallow copy of the original request", body)
+		}
+		if r.Context().Value(ctxKey{}) != "claim" {
+			t.Errorf("body %q: the copy does not carry the given context", body)
 		}
 		if r.ContentLength != int64(len(body)) || r.TransferEncoding != nil {
 			t.Errorf("body %q: ContentLength %d, TransferEncoding %v", body, r.ContentLength, r.TransferEncoding)

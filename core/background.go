@@ -1,0 +1,249 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+)
+
+// completion is a handler's response on its way into the store: Complete
+// is tried until it succeeds, the claim is found lost, or the storing
+// window closes. Between attempts the claim is renewed whenever a third of
+// the lease has passed since it was last known held, so a store outage
+// shorter than the lease loses no response.
+type completion struct {
+	e     *Engine
+	key   string
+	token Token
+	resp  *Response // as stored
+	// confirmed is when the lease was last known held (the sending of the
+	// claim or of a successful renewal); the lease cannot be counted on
+	// past confirmed + lease.
+	confirmed time.Time
+	// until closes the storing window: one lease after the handler ended.
+	// A store that answers renewals but refuses the record cannot keep
+	// the key in flight for longer.
+	until time.Time
+}
+
+func (e *Engine) newCompletion(key string, token Token, resp *Response, confirmed time.Time) *completion {
+	return &completion{e: e, key: key, token: token, resp: resp, confirmed: confirmed, until: time.Now().Add(e.cfg.lease)}
+}
+
+// end is when attempting must stop: the storing window or the lease,
+// whichever closes first.
+func (c *completion) end() time.Time {
+	end := c.confirmed.Add(c.e.cfg.lease)
+	if c.until.Before(end) {
+		return c.until
+	}
+	return end
+}
+
+// open reports whether there is still time to store the response.
+func (c *completion) open() bool { return time.Now().Before(c.end()) }
+
+// run tries to store the response until stop (or the end of the window,
+// if earlier), at least once while the window is open. It returns nil
+// once stored, an error wrapping ErrLeaseLost when the claim is held by
+// nobody or someone else, or the last error (wrapping
+// ErrStoreUnavailable) when time ran out.
+func (c *completion) run(ctx context.Context, stop time.Time) error {
+	e := c.e
+	backoff := 20 * time.Millisecond
+	err := fmt.Errorf("%w: no time left to store the response", ErrStoreUnavailable)
+	for first := true; ; first = false {
+		end := c.end()
+		now := time.Now()
+		if !now.Before(end) {
+			return err
+		}
+		if stop.Before(end) {
+			switch {
+			case now.Before(stop):
+				end = stop
+			case !first:
+				return err
+			default:
+				// No wait at all: one attempt still, bounded like a renewal.
+				if d := now.Add(e.cfg.lease / 3); d.Before(end) {
+					end = d
+				}
+			}
+		}
+		if now.Sub(c.confirmed) >= e.cfg.lease/3 {
+			// A failed renewal decides nothing: ErrLeaseLost may mean an
+			// earlier Complete landed and lost its reply, which the next
+			// Complete tells (completing is idempotent for its holder).
+			if e.storeCall(ctx, end, func(ctx context.Context) error {
+				return e.store.Renew(ctx, c.key, c.token, e.cfg.lease)
+			}) == nil {
+				c.confirmed = now
+			}
+		}
+		err = e.storeCall(ctx, end, func(ctx context.Context) error {
+			return e.store.Complete(ctx, c.key, c.token, c.resp, e.cfg.ttl)
+		})
+		if err == nil || errors.Is(err, ErrLeaseLost) {
+			return err
+		}
+		if !errors.Is(err, ErrStoreUnavailable) {
+			err = fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+		}
+		// Sleep no longer than until the next renewal is due.
+		wait := min(backoff, time.Until(end), time.Until(c.confirmed.Add(e.cfg.lease/3)))
+		if time.Until(end) <= 0 {
+			return err
+		}
+		wait = max(wait, time.Millisecond)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// storeCall runs f with ctx bounded by end and by the store timeout.
+func (e *Engine) storeCall(ctx context.Context, end time.Time, f func(context.Context) error) error {
+	if t := e.cfg.storeTimeout; t > 0 {
+		if d := time.Now().Add(t); d.Before(end) {
+			end = d
+		}
+	}
+	ctx, cancel := context.WithDeadline(ctx, end)
+	defer cancel()
+	return f(ctx)
+}
+
+// background runs the work an Engine does after a request has been
+// answered: completions deferred by a store outage, and the release of
+// claims whose Claim call failed but may still land. It is bounded: past
+// maxBackground tasks, a completion is finished by its request instead,
+// and an orphan release is skipped (its lease lapses by itself).
+type background struct {
+	e     *Engine
+	wg    sync.WaitGroup
+	slots chan struct{}
+	stop  chan struct{} // closed by Shutdown: orphan releases stop waiting
+	once  sync.Once
+}
+
+const maxBackground = 1024
+
+func (b *background) init(e *Engine) {
+	b.e = e
+	b.slots = make(chan struct{}, maxBackground)
+	b.stop = make(chan struct{})
+}
+
+// start runs f in a goroutine if a slot is free.
+func (b *background) start(f func()) bool {
+	select {
+	case b.slots <- struct{}{}:
+	default:
+		return false
+	}
+	b.wg.Add(1)
+	go func() {
+		defer func() { <-b.slots; b.wg.Done() }()
+		f()
+	}()
+	return true
+}
+
+// hand continues c in the background, reporting its end to the observer.
+// It returns false when no slot is free.
+func (b *background) hand(ctx context.Context, x Exchange, c *completion) bool {
+	e := b.e
+	method, path := x.Method(), strings.Clone(x.Path())
+	ctx = context.WithoutCancel(ctx)
+	return b.start(func() {
+		err := c.run(ctx, c.until)
+		ev := Event{Outcome: EventStoredLate, KeyHash: c.key, Method: method, Path: path, Status: c.resp.Status}
+		if err != nil {
+			ev.Outcome, ev.Err = EventCompletionLost, err
+			if !errors.Is(err, ErrLeaseLost) {
+				// Let a retry run at once rather than wait for the lease:
+				// the client was never shown this response.
+				ev.Err = errors.Join(err, e.storeCall(ctx, time.Now().Add(e.cfg.lease/3), func(ctx context.Context) error {
+					return e.store.Release(ctx, c.key, c.token)
+				}))
+			}
+		}
+		e.emit(ctx, ev)
+	})
+}
+
+// orphanSchedule is when a claim whose call failed is released, counted
+// from the failure: once soon, then after the delays in which a client
+// library's re-sent copies or a stalled backend's queue may still run it.
+var orphanSchedule = []time.Duration{100 * time.Millisecond, time.Second, 5 * time.Second}
+
+// releaseOrphan releases, in the background, a claim whose Claim call
+// failed: it may still land, and a lease nobody holds would answer 409 to
+// every retry until it lapsed. The release is a compare-and-set on the
+// token, so it never touches another holder's claim.
+func (b *background) releaseOrphan(ctx context.Context, x Exchange, key string, token Token) {
+	e := b.e
+	method, path := x.Method(), strings.Clone(x.Path())
+	ctx = context.WithoutCancel(ctx)
+	b.start(func() {
+		begin := time.Now()
+		for _, at := range orphanSchedule {
+			if at >= e.cfg.lease {
+				break
+			}
+			if wait := time.Until(begin.Add(at)); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-t.C:
+				case <-b.stop:
+					t.Stop()
+				}
+			}
+			err := e.storeCall(ctx, time.Now().Add(e.cfg.lease/3), func(ctx context.Context) error {
+				return e.store.Release(ctx, key, token)
+			})
+			if err == nil {
+				e.emit(ctx, Event{Outcome: EventOrphanReleased, KeyHash: key, Method: method, Path: path})
+			}
+			select {
+			case <-b.stop:
+				return
+			default:
+			}
+		}
+	})
+}
+
+// Shutdown waits until the engine's background work is done: responses
+// whose storing a store outage deferred, and the release of claims whose
+// call failed. Call it after the server has stopped taking requests
+// (after [net/http.Server.Shutdown]); until ctx ends, it returns nil once
+// that work is done, and ctx's error otherwise. Pending orphan releases
+// are attempted once more at once. The Engine stays usable.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	e.bg.once.Do(func() { close(e.bg.stop) })
+	done := make(chan struct{})
+	go func() { e.bg.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// emit reports an event that no request carries any more.
+func (e *Engine) emit(ctx context.Context, ev Event) {
+	if e.cfg.observer != nil {
+		e.cfg.observer.Observe(ctx, ev)
+	}
+}
