@@ -27,7 +27,7 @@ func routes(engine *core.Engine, payments *service.Payments) http.Handler {
 		if err := c.Bind(&req); err != nil {
 			return c.JSON(http.StatusBadRequest, map[string]string{"error": "invalid JSON body"})
 		}
-		pay, status, err := payments.Create(c.Request().Context(), req, c.QueryParam("delay_ms"), c.QueryParam("fail") == "1")
+		pay, status, err := payments.Create(c.Request().Context(), req, service.QueryFrom(c.QueryParam))
 		if err != nil {
 			// A returned echo.HTTPError would be stored (4xx) or released
 			// (5xx) the same way; the JSON body matches the other examples.

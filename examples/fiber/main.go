@@ -41,7 +41,7 @@ func routes(engine *core.Engine, payments *service.Payments) *fiber.App {
 		}
 		// fasthttp has no request context that ends with the client; the
 		// user context is the request's context here (see idemfiber).
-		pay, status, err := payments.Create(c.UserContext(), req, c.Query("delay_ms"), c.Query("fail") == "1")
+		pay, status, err := payments.Create(c.UserContext(), req, service.QueryFrom(func(name string) string { return c.Query(name) }))
 		if err != nil {
 			return c.Status(status).JSON(fiber.Map{"error": err.Error()})
 		}

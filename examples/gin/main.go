@@ -27,7 +27,7 @@ func routes(engine *core.Engine, payments *service.Payments) http.Handler {
 			c.JSON(http.StatusBadRequest, gin.H{"error": "invalid JSON body"})
 			return
 		}
-		pay, status, err := payments.Create(c.Request.Context(), req, c.Query("delay_ms"), c.Query("fail") == "1")
+		pay, status, err := payments.Create(c.Request.Context(), req, service.QueryFrom(c.Query))
 		if err != nil {
 			c.JSON(status, gin.H{"error": err.Error()})
 			return

@@ -14,7 +14,7 @@ func (p *Payments) CreatePaymentHandler(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	q := r.URL.Query()
-	pay, status, err := p.Create(r.Context(), req, q.Get("delay_ms"), q.Get("fail") == "1")
+	pay, status, err := p.Create(r.Context(), req, QueryFrom(q.Get))
 	if err != nil {
 		WriteJSON(w, status, map[string]string{"error": err.Error()})
 		return

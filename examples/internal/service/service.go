@@ -50,18 +50,34 @@ type Payments struct {
 // ErrInvalidPayment is returned for a body that is not a payment.
 var ErrInvalidPayment = errors.New("amount must be positive and currency three letters")
 
-// Create runs one execution of the handler: it honours delay_ms and fail
-// (from the query), then creates the payment. fail=1 answers 500.
-func (p *Payments) Create(ctx context.Context, req PaymentRequest, delayMS string, fail bool) (Payment, int, error) {
+// Query holds the query parameters of POST /payments that change how the
+// handler runs.
+type Query struct {
+	DelayMS string // delay_ms: sleep first, giving up with 503 if the request is cancelled
+	HoldMS  string // hold_ms: sleep first without watching the request, as a provider call that finishes after its client left
+	Fail    bool   // fail=1: answer 500
+}
+
+// QueryFrom reads a Query with get, a framework's query accessor.
+func QueryFrom(get func(name string) string) Query {
+	return Query{DelayMS: get("delay_ms"), HoldMS: get("hold_ms"), Fail: get("fail") == "1"}
+}
+
+// Create runs one execution of the handler: it honours q, then creates the
+// payment.
+func (p *Payments) Create(ctx context.Context, req PaymentRequest, q Query) (Payment, int, error) {
 	n := p.executions.Add(1)
-	if d, err := strconv.Atoi(delayMS); err == nil && d > 0 {
+	if d, err := strconv.Atoi(q.DelayMS); err == nil && d > 0 {
 		select {
 		case <-time.After(time.Duration(d) * time.Millisecond):
 		case <-ctx.Done():
 			return Payment{}, http.StatusServiceUnavailable, ctx.Err()
 		}
 	}
-	if fail {
+	if d, err := strconv.Atoi(q.HoldMS); err == nil && d > 0 {
+		time.Sleep(time.Duration(d) * time.Millisecond)
+	}
+	if q.Fail {
 		return Payment{}, http.StatusInternalServerError, errors.New("payment processor failed (fail=1)")
 	}
 	if req.Amount <= 0 || len(req.Currency) != 3 {
@@ -139,7 +155,9 @@ func RunUntilSignal(logger *slog.Logger, serve func() error, shutdown func(conte
 
 // Setup parses the command line, opens the store and builds the engine
 // with the examples' options. It exits the process if the store cannot be
-// opened. The returned function closes the store.
+// opened. The returned function, for after the server has stopped, waits
+// (up to 10 s) for the engine's background work — responses whose storing
+// a store outage deferred — and then closes the store.
 func Setup() (Flags, *slog.Logger, *core.Engine, func()) {
 	flags := ParseFlags()
 	logger := Logger()
@@ -148,7 +166,15 @@ func Setup() (Flags, *slog.Logger, *core.Engine, func()) {
 		logger.Error("opening store", "err", err)
 		os.Exit(2)
 	}
-	return flags, logger, core.New(store, EngineOptions(logger)...), closeStore
+	engine := core.New(store, EngineOptions(logger)...)
+	return flags, logger, engine, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := engine.Shutdown(ctx); err != nil {
+			logger.Error("background work left unfinished", "err", err)
+		}
+		closeStore()
+	}
 }
 
 // Main runs a net/http-based example: routes over the engine, served on

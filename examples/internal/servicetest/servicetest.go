@@ -5,6 +5,7 @@
 package servicetest
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -108,8 +109,33 @@ func Check(t *testing.T, base string) {
 		t.Errorf("duplicate in flight: %d; want 409", r.status)
 	}
 	wg.Wait()
-	if n := executions(t, base); n != 5 {
-		t.Errorf("executions = %d; want 5 (first, client-b, two fail=1, slow)", n)
+	// hold_ms: the handler finishes after its client gave up; the retry
+	// gets that response replayed, not a second run.
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/payments?hold_ms=400", strings.NewReader(payment))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Idempotency-Key", `"svc-key-hold"`)
+	req.Header.Set("X-Api-Key", "client-a")
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Errorf("hold_ms=400 with a 100 ms client timeout: got status %d; want the client to time out", resp.StatusCode)
+	}
+	var held reply
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		held = do(t, http.MethodPost, base+"/payments?hold_ms=400", `"svc-key-hold"`, "client-a", payment)
+		if held.status != http.StatusConflict || time.Now().After(deadline) {
+			break
+		}
+	}
+	if held.status != http.StatusCreated || held.header.Get("Idempotency-Replayed") != "true" {
+		t.Errorf("retry after the client timed out: %d replayed=%q; want the first 201 replayed (a client that goes away decides nothing)", held.status, held.header.Get("Idempotency-Replayed"))
+	}
+	if n := executions(t, base); n != 6 {
+		t.Errorf("executions = %d; want 6 (first, client-b, two fail=1, slow, held)", n)
 	}
 }
 
