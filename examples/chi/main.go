@@ -17,7 +17,7 @@ func main() { service.Main(routes) }
 
 func routes(engine *core.Engine, payments *service.Payments) http.Handler {
 	r := chi.NewRouter()
-	r.Get("/healthz", service.Healthz)
+	r.Get("/healthz", service.Healthz(engine))
 	r.Get("/stats", payments.StatsHandler)
 	r.Group(func(r chi.Router) {
 		r.Use(idemchi.Middleware(engine))

@@ -20,7 +20,7 @@ func routes(engine *core.Engine, payments *service.Payments) http.Handler {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.Use(middleware.Recover())
-	e.GET("/healthz", func(c echo.Context) error { return c.NoContent(http.StatusOK) })
+	e.GET("/healthz", echo.WrapHandler(service.Healthz(engine)))
 	e.GET("/stats", func(c echo.Context) error { return c.JSON(http.StatusOK, payments.Stats()) })
 	e.POST("/payments", func(c echo.Context) error {
 		var req service.PaymentRequest

@@ -32,7 +32,7 @@ func main() {
 func routes(engine *core.Engine, payments *service.Payments) *fiber.App {
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Use(recover.New())
-	app.Get("/healthz", func(c *fiber.Ctx) error { c.Status(fiber.StatusOK); return nil })
+	app.Get("/healthz", idemfiber.HTTPHandler(service.Healthz(engine)))
 	app.Get("/stats", func(c *fiber.Ctx) error { return c.JSON(payments.Stats()) })
 	app.Post("/payments", idemfiber.Middleware(engine), func(c *fiber.Ctx) error {
 		var req service.PaymentRequest

@@ -19,7 +19,7 @@ func routes(engine *core.Engine, payments *service.Payments) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(gin.Recovery())
-	r.GET("/healthz", func(c *gin.Context) { c.Status(http.StatusOK) })
+	r.GET("/healthz", gin.WrapF(service.Healthz(engine)))
 	r.GET("/stats", func(c *gin.Context) { c.JSON(http.StatusOK, payments.Stats()) })
 	r.POST("/payments", idemgin.Middleware(engine), func(c *gin.Context) {
 		var req service.PaymentRequest

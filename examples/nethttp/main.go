@@ -17,7 +17,7 @@ func main() { service.Main(routes) }
 func routes(engine *core.Engine, payments *service.Payments) http.Handler {
 	guard := idemhttp.Middleware(engine)
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", service.Healthz)
+	mux.HandleFunc("GET /healthz", service.Healthz(engine))
 	mux.HandleFunc("GET /stats", payments.StatsHandler)
 	mux.Handle("POST /payments", guard(http.HandlerFunc(payments.CreatePaymentHandler)))
 	return mux
