@@ -314,20 +314,18 @@ func (e *Engine) execute(ctx context.Context, x Exchange, skey string, token Tok
 	}
 
 	start := e.clock()
-	c := e.newCompletion(skey, token, e.storable(resp), confirmed)
-	err := c.run(bg, time.Now().Add(e.cfg.completeWait))
-	if errors.Is(err, ErrStoreUnavailable) && c.open() {
-		if e.bg.hand(ctx, x, c) {
-			// Storing goes on in the background; the client is told to
-			// come back for the response rather than shown one that is
-			// not stored yet (a response is stored before it is sent).
-			p := e.problemResponse(problemStoreDeferred, "", e.cfg.retryAfter)
-			x.Send(p)
-			e.observe(ctx, x, Event{Outcome: OutcomeStoreDeferred, KeyHash: skey, Status: p.Status, StoreLatency: latency + e.since(start), Err: err})
-			return
+	stored := e.storable(resp)
+	// The first attempt as any store call (a store bounds its own calls);
+	// only a failure pays for the retry loop.
+	err := e.complete(bg, skey, token, stored)
+	if err != nil && !errors.Is(err, ErrLeaseLost) {
+		c := e.newCompletion(skey, token, stored, confirmed)
+		if err = c.run(bg, time.Now().Add(e.cfg.completeWait)); errors.Is(err, ErrStoreUnavailable) && c.open() {
+			err = e.deferCompletion(ctx, x, c, err, latency+e.since(start))
+			if err == errDeferred {
+				return
+			}
 		}
-		// No room for more background work: wait here instead.
-		err = c.run(bg, c.until)
 	}
 	ev := Event{Outcome: OutcomeExecuted, KeyHash: skey, Status: resp.Status, StoreLatency: latency + e.since(start)}
 	if err != nil {
@@ -341,6 +339,34 @@ func (e *Engine) execute(ctx context.Context, x Exchange, skey string, token Tok
 	}
 	x.Send(resp)
 	e.observe(ctx, x, ev)
+}
+
+// deferCompletion hands c over to the background and tells the client to
+// come back for the response, rather than showing it one that is not
+// stored yet (a response is stored before it is sent); it then returns
+// errDeferred. With no room for more background work it goes on storing
+// here instead, and returns how that ended.
+func (e *Engine) deferCompletion(ctx context.Context, x Exchange, c *completion, err error, latency time.Duration) error {
+	if !e.bg.hand(ctx, x, c) {
+		return c.run(context.WithoutCancel(ctx), c.until)
+	}
+	p := e.problemResponse(problemStoreDeferred, "", e.cfg.retryAfter)
+	x.Send(p)
+	e.observe(ctx, x, Event{Outcome: OutcomeStoreDeferred, KeyHash: c.key, Status: p.Status, StoreLatency: latency, Err: err})
+	return errDeferred
+}
+
+var errDeferred = errors.New("core: storing deferred to the background")
+
+// complete stores resp once, bounded by the store timeout when one is set.
+func (e *Engine) complete(ctx context.Context, skey string, token Token, resp *Response) error {
+	ctx, cancel := e.storeCtx(ctx)
+	defer cancel()
+	err := e.store.Complete(ctx, skey, token, resp, e.cfg.ttl)
+	if err != nil && !errors.Is(err, ErrStoreUnavailable) && !errors.Is(err, ErrLeaseLost) {
+		err = fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+	}
+	return err
 }
 
 // releases decides whether a handler's outcome releases the claim instead
