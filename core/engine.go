@@ -139,7 +139,7 @@ func (e *Engine) serveKey(ctx context.Context, x Exchange, skey string, fp Finge
 		}
 		token := slot.token
 		sent := time.Now() // the lease runs from no earlier than this
-		claim, err := e.claim(ctx, ClaimRequest{Key: skey, Fingerprint: fp, Token: token, Lease: e.cfg.lease})
+		claim, err := e.claim(ctx, ClaimRequest{Key: skey, Fingerprint: fp, Token: token, Lease: e.cfg.lease, Scope: e.scopeID(x)})
 		if e.cfg.observer != nil {
 			latency += time.Since(sent)
 		}

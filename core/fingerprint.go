@@ -128,3 +128,40 @@ func keyHMAC(secret []byte, scope, key string) (sum [sha256.Size]byte) {
 	m.Sum(sum[:0])
 	return sum
 }
+
+// scopeID is the [ClaimRequest.Scope] of x: a digest of the scope its
+// scope function returns, or "" when the engine has none.
+func (e *Engine) scopeID(x Exchange) string {
+	if e.cfg.scope == nil {
+		return ""
+	}
+	return scopeDigest(e.cfg.secret, e.cfg.scope(x))
+}
+
+// scopeDigestLabel starts what scopeDigest hashes, so a scope's digest is
+// never the digest of a storage key's input.
+const scopeDigestLabel = "idemkit scope\x00"
+
+// scopeDigest derives a scope's identity for stores: the first 16 bytes of
+// SHA-256, or of HMAC-SHA-256 under secret, over the labelled scope, as 32
+// hex characters. Like storageKey, it reveals nothing of the scope, and
+// without a secret only the returned string is allocated.
+func scopeDigest(secret []byte, scope string) string {
+	var sum [sha256.Size]byte
+	if secret != nil {
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte(scopeDigestLabel))
+		m.Write(appendField(nil, scope))
+		m.Sum(sum[:0])
+	} else {
+		var buf [256]byte
+		b := append(buf[:0], scopeDigestLabel...)
+		b = appendField(b, scope)
+		sum = sha256.Sum256(b)
+	}
+	var out [32]byte
+	for i := 0; i < 16; i += 4 {
+		binary.BigEndian.PutUint64(out[2*i:], hex8(binary.BigEndian.Uint32(sum[i:])))
+	}
+	return string(out[:])
+}

@@ -37,6 +37,11 @@ const (
 
 	EventStoreDegraded  Outcome = "store-degraded"  // a store lost an optional part (a cache tier) and serves without it
 	EventStoreRecovered Outcome = "store-recovered" // that part is back
+
+	// EventEvicted reports a completed record removed before its retention
+	// ended, to make room in a full bounded store (memstore); KeyHash is its
+	// storage key. A retry of that key runs the handler again.
+	EventEvicted Outcome = "evicted"
 )
 
 // Event is what an [Observer] sees. It never carries the raw key or a body.

@@ -70,6 +70,14 @@ type ClaimRequest struct {
 	// Lease is how long the claim stays valid without renewal. It is judged by
 	// the store's clock (Redis TTL, Postgres now()), never the caller's.
 	Lease time.Duration
+	// Scope names the scope of the request (the client or tenant the
+	// engine's [KeyScopeFunc] returned) without revealing it: 32 hex
+	// characters of a digest of the scope, derived like Key (SHA-256, or
+	// HMAC-SHA-256 under the engine's secret) and the same for every key of
+	// one scope. It is empty when the engine has no scope function. Key
+	// alone names the record; a bounded store may use Scope to share its
+	// room fairly between scopes (memstore does), others ignore it.
+	Scope string
 }
 
 // Claim is the result of [Store.Claim].
