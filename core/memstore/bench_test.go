@@ -64,3 +64,34 @@ func BenchmarkReplay(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEvict is a claim and a completion of a fresh key per op in a
+// full store (1024 records): every claim evicts a completed record early.
+func BenchmarkEvict(b *testing.B) {
+	const bound = 1024
+	st := memstore.New(memstore.WithMaxEntries(bound))
+	defer st.Close()
+	keys := storageKeys(bound + b.N)
+	h := http.Header{"Content-Type": {"application/json"}}
+	resp := &core.Response{Status: 201, Header: h, Body: []byte(`{}`)}
+	for _, k := range keys[:bound] {
+		if _, err := st.Claim(bg, core.ClaimRequest{Key: k, Token: "t", Lease: time.Minute}); err != nil {
+			b.Fatal(err)
+		}
+		if err := st.Complete(bg, k, "t", resp, time.Hour); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		k := keys[bound+i]
+		c, err := st.Claim(bg, core.ClaimRequest{Key: k, Token: "t", Lease: time.Minute})
+		if err != nil || c.Status != core.ClaimAcquired {
+			b.Fatalf("Claim: %+v, %v", c, err)
+		}
+		if err := st.Complete(bg, k, "t", resp, time.Hour); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
