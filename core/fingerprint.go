@@ -149,10 +149,7 @@ const scopeDigestLabel = "idemkit scope\x00"
 func scopeDigest(secret []byte, scope string) string {
 	var sum [sha256.Size]byte
 	if secret != nil {
-		m := hmac.New(sha256.New, secret)
-		m.Write([]byte(scopeDigestLabel))
-		m.Write(appendField(nil, scope))
-		m.Sum(sum[:0])
+		sum = scopeHMAC(secret, scope)
 	} else {
 		var buf [256]byte
 		b := append(buf[:0], scopeDigestLabel...)
@@ -164,4 +161,14 @@ func scopeDigest(secret []byte, scope string) string {
 		binary.BigEndian.PutUint64(out[2*i:], hex8(binary.BigEndian.Uint32(sum[i:])))
 	}
 	return string(out[:])
+}
+
+// scopeHMAC is scopeDigest's HMAC, in a function of its own (as keyHMAC)
+// so that scopeDigest's sum stays on the stack without a secret.
+func scopeHMAC(secret []byte, scope string) (sum [sha256.Size]byte) {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(scopeDigestLabel))
+	m.Write(appendField(nil, scope))
+	m.Sum(sum[:0])
+	return sum
 }
