@@ -39,25 +39,61 @@
 //     wrapping both [core.ErrStoreUnavailable] and the context's error,
 //     without touching any record.
 //
-// # Bounded memory and eviction
+// # Bounded memory and fair eviction
 //
-// The store holds at most a fixed number of records [100 000]: each of the
-// shards [64] holds at most ceil(max/shards) records. The bound counts
-// records, not bytes; the engine's stored-response limit [1 MiB] bounds the
-// size of each one. When a Claim needs room for a new key in a full shard:
+// The store holds at most a fixed number of records N [100 000]: each of
+// the shards [64] holds at most P = ceil(N/shards). The bound counts
+// records, not bytes; the engine's stored-response limit [1 MiB] bounds
+// the size of each one. Records are counted by scope: the engine hands
+// every Claim a digest of the request's scope ([core.ClaimRequest].Scope;
+// empty without a scope function, and for Put). When a Claim needs room
+// for a new key in a full shard:
 //
 //  1. expired records in that shard are dropped first;
-//  2. if the shard is still full, the completed record nearest to its expiry
-//     is evicted (a per-shard min-heap over completed records by expiry, so
-//     this costs O(log n)); a retry of the evicted key runs the handler
-//     again, exactly as it would after its retention ran out;
-//  3. pending claims with a live lease are never evicted: if the shard holds
-//     nothing else, Claim returns [ErrFull], which wraps
-//     [core.ErrStoreUnavailable], and the engine answers 503 (or fails open
-//     when so configured).
+//  2. if the shard is still full, one completed record is evicted early,
+//     from the scope that holds the most records of the shard, pending
+//     and completed: the claiming scope itself when no scope with a
+//     completed record holds more (a tie is paid by the claiming scope),
+//     and never a scope that holds no more records than the claiming one.
+//     Within that scope the completed record nearest to its expiry goes
+//     (per-shard and per-scope min-heaps by expiry, and a max-heap of
+//     scopes by count, so this costs O(log n)). A retry of the evicted key
+//     runs the handler again, exactly as it would after its retention ran
+//     out, and every such eviction is reported to the observer given with
+//     [WithObserver], as a [core.EventEvicted] event carrying the storage
+//     key;
+//  3. pending claims with a live lease are never evicted: when nothing may
+//     be evicted (the shard holds only live claims, or the claiming scope
+//     holds the most records of the shard and all of them are live
+//     claims), Claim returns [ErrFull], which wraps
+//     [core.ErrStoreUnavailable], and the engine answers 503 (or fails
+//     open when so configured).
 //
-// Eviction never breaks the one-execution guarantee for requests in flight;
-// it only shortens the retention of the results closest to expiry under memory
-// pressure. Size the store for the number of keys expected within one
-// retention period.
+// So a flood of new keys from one scope evicts that scope's own records,
+// oldest first, and no one else's: a scope takes room from another only
+// while that one holds more records than itself. Eviction never breaks
+// the one-execution guarantee for requests in flight; it only shortens the
+// retention of some results under memory pressure. Without a scope
+// function every record shares one scope, and eviction simply takes the
+// completed record of the shard nearest to its expiry.
+//
+// # Sizing
+//
+// Every record must fit for its whole retention: N ≥ new keys per second
+// (all clients together) × retention. At 50 new keys a second and the
+// engine's 24 h retention that is 4.32 million records, each about 200
+// bytes plus its stored response. A store sized below that evicts the
+// oldest records of its busiest scopes early, and reports each one.
+//
+// Under a flood, k scopes competing for a full store each keep at least
+// floor(P/k) records in every shard, about N/k in all: against one
+// flooding scope, any other keeps up to N/2. What the flood needs beyond
+// its share it takes from its own records. The share is per shard, and
+// hashing spreads a scope's c records unevenly: about c/shards in each,
+// the fullest of 64 shards holding up to about c/shards + 4·√(c/shards).
+// A scope keeps all its records while that stays within P/k: up to about
+// 43 000 records against one flooding scope with the defaults. A small
+// bound over many shards leaves little room in each (WithMaxEntries(1000)
+// over 64 shards: P = 16, 8 records per scope of two), so give it fewer
+// shards (WithShards(8): P = 125).
 package memstore

@@ -23,8 +23,11 @@ const (
 )
 
 var (
-	// ErrFull reports that a Claim found its shard full of pending claims
-	// with live leases, none of which may be evicted. It wraps
+	// ErrFull reports that a Claim (or a Put) found its shard full with
+	// nothing it may evict: every record is a pending claim with a live
+	// lease, or the completed records there belong to scopes that hold
+	// fewer records than the claiming scope, whose own records are all
+	// live claims (see the package documentation). It wraps
 	// [core.ErrStoreUnavailable].
 	ErrFull = fmt.Errorf("memstore: full: %w", core.ErrStoreUnavailable)
 	// ErrClosed reports a call after [Store.Close]. It wraps
@@ -41,6 +44,7 @@ type config struct {
 	maxEntries    int
 	shards        int
 	sweepInterval time.Duration
+	observer      core.Observer
 	hashMask      *uint64 // tests only (export_test.go)
 }
 
@@ -62,6 +66,14 @@ func WithShards(n int) Option { return func(c *config) { c.shards = n } }
 // key is touched.
 func WithSweepInterval(d time.Duration) Option { return func(c *config) { c.sweepInterval = d } }
 
+// WithObserver reports every early eviction to obs: a completed record
+// removed before its retention ended, to make room for a new key, is one
+// [core.EventEvicted] event whose KeyHash is the record's storage key.
+// Observe is called on the goroutine of the Claim or Put that made room,
+// after the store's lock is released. Give it the observer the engine
+// has ([core.WithObserver]), so evictions are seen with the decisions.
+func WithObserver(obs core.Observer) Option { return func(c *config) { c.observer = obs } }
+
 // Store is the in-memory [core.Store]. Create it with [New] and stop its
 // janitor with [Store.Close]. The zero value is not usable.
 type Store struct {
@@ -71,6 +83,7 @@ type Store struct {
 	hashMask uint64 // ^0; tests narrow it to make keys collide
 	perShard int
 	epoch    time.Time
+	observer core.Observer // nil: evictions are not reported
 
 	closed    atomic.Bool
 	done      chan struct{}
@@ -102,6 +115,7 @@ func New(opts ...Option) *Store {
 		hashMask: ^uint64(0),
 		perShard: (c.maxEntries + c.shards - 1) / c.shards,
 		epoch:    time.Now(),
+		observer: c.observer,
 		done:     make(chan struct{}),
 	}
 	if c.hashMask != nil {
@@ -109,6 +123,7 @@ func New(opts ...Option) *Store {
 	}
 	for i := range s.shards {
 		s.shards[i].m = make(map[uint64]*record)
+		s.shards[i].scopes = make(map[string]*scope)
 	}
 	if c.sweepInterval > 0 {
 		s.wg.Add(1)
@@ -149,16 +164,29 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 			return core.Claim{Status: core.ClaimInFlight, RetryAfter: ra}, nil
 		}
 	}
-	if sh.n >= s.perShard && !sh.makeRoom(s.perShard, now) {
-		n := sh.n
-		sh.mu.Unlock()
-		return core.Claim{}, fmt.Errorf("memstore: claim: %w (%d live claims in shard)", ErrFull, n)
+	var evicted string
+	if sh.n >= s.perShard {
+		var ok bool
+		if evicted, ok = sh.makeRoom(s.perShard, now, req.Scope); !ok {
+			err := sh.fullError("claim", req.Scope)
+			sh.mu.Unlock()
+			return core.Claim{}, err
+		}
 	}
 	r = &record{key: req.Key, hash: h, fp: req.Fingerprint, token: req.Token, expires: now + int64(req.Lease)}
-	sh.insert(r)
+	sh.insert(r, req.Scope)
 	heap.Push(&sh.pending, r)
 	sh.mu.Unlock()
+	s.reportEviction(ctx, evicted)
 	return core.Claim{Status: core.ClaimAcquired}, nil
+}
+
+// reportEviction tells the observer that the record of key was evicted
+// early; an empty key means none was. The caller holds no lock.
+func (s *Store) reportEviction(ctx context.Context, key string) {
+	if key != "" && s.observer != nil {
+		s.observer.Observe(ctx, core.Event{Outcome: core.EventEvicted, KeyHash: key})
+	}
 }
 
 // Complete implements [core.Store.Complete]. It keeps resp's header and
@@ -183,7 +211,7 @@ func (s *Store) Complete(ctx context.Context, key string, token core.Token, resp
 	r.done = true // r.token stays: it names the completion
 	r.resp = st
 	r.expires = now + int64(ttl)
-	heap.Push(&sh.completed, r)
+	sh.pushDone(r)
 	sh.mu.Unlock()
 	return nil
 }
@@ -237,18 +265,28 @@ func (s *Store) Put(ctx context.Context, key string, fp core.Fingerprint, resp *
 	if err != nil {
 		return err
 	}
-	defer sh.mu.Unlock()
+	var evicted string
 	switch {
 	case r != nil && !r.done:
+		sh.mu.Unlock()
 		return nil // a pending claim: not the cache's to replace
 	case r != nil:
 		sh.remove(r)
-	case sh.n >= s.perShard && !sh.makeRoom(s.perShard, now):
-		return fmt.Errorf("memstore: put: %w (%d live claims in shard)", ErrFull, sh.n)
+	case sh.n >= s.perShard:
+		var ok bool
+		if evicted, ok = sh.makeRoom(s.perShard, now, ""); !ok {
+			err := sh.fullError("put", "")
+			sh.mu.Unlock()
+			return err
+		}
 	}
+	// Put knows no scope: its records share the scope "", as every record
+	// of an engine without a scope function does.
 	r = &record{key: key, hash: h, fp: fp, done: true, resp: st, expires: now + int64(ttl)}
-	sh.insert(r)
-	heap.Push(&sh.completed, r)
+	sh.insert(r, "")
+	sh.pushDone(r)
+	sh.mu.Unlock()
+	s.reportEviction(ctx, evicted)
 	return nil
 }
 
@@ -351,6 +389,7 @@ func (s *Store) Close() error {
 			sh.mu.Lock()
 			sh.m, sh.n = map[uint64]*record{}, 0
 			sh.pending, sh.completed = nil, nil
+			sh.scopes, sh.byCount = map[string]*scope{}, nil
 			sh.mu.Unlock()
 		}
 	})
@@ -414,8 +453,10 @@ type record struct {
 	// never modified once set, so every replay returns a pointer to it
 	// (read-only, as the Store contract allows): a replay copies nothing.
 	resp    core.Response
-	expires int64 // Store.now() value: a monotonic clock, compared as an integer
-	index   int   // position in the shard's pending or completed heap
+	expires int64  // Store.now() value: a monotonic clock, compared as an integer
+	index   int    // position in the shard's pending or completed heap
+	sc      *scope // its scope's share of the shard
+	sindex  int    // position in sc.completed, when done
 }
 
 func (r *record) expired(now int64) bool { return now >= r.expires }
@@ -426,7 +467,18 @@ type shard struct {
 	n         int                // records in m
 	pending   recordHeap         // pending claims by lease expiry
 	completed recordHeap         // completed records by retention expiry
+	scopes    map[string]*scope  // by core.ClaimRequest.Scope: the scopes holding records in m
+	byCount   scopeHeap          // the same scopes, the one holding the most records first
 	_         [40]byte           // keep neighbouring shards' mutexes off one cache line
+}
+
+// scope is one scope's share of a shard: how many records it holds there,
+// and which of them eviction may take.
+type scope struct {
+	id        string
+	n         int        // records of the scope in the shard, pending and completed
+	completed scopedHeap // its completed records by retention expiry
+	index     int        // position in the shard's byCount heap
 }
 
 // live returns the record for key, whose hash is h, or nil if it is
@@ -443,25 +495,52 @@ func (sh *shard) live(key string, h uint64, now int64) *record {
 	return r
 }
 
-// insert adds r, whose key has no record in sh, to the map.
-func (sh *shard) insert(r *record) {
+// insert adds r, whose key has no record in sh, to the map, as a record
+// of the scope named id.
+func (sh *shard) insert(r *record, id string) {
 	r.next = sh.m[r.hash]
 	sh.m[r.hash] = r
 	sh.n++
+	sc := sh.scopes[id]
+	if sc == nil {
+		sc = &scope{id: id}
+		sh.scopes[id] = sc
+		heap.Push(&sh.byCount, sc)
+	}
+	r.sc = sc
+	sc.n++
+	heap.Fix(&sh.byCount, sc.index)
 }
 
-// remove drops r from its heap and from the map.
+// pushDone adds r, now completed, to the heaps of completed records: the
+// shard's and its scope's.
+func (sh *shard) pushDone(r *record) {
+	heap.Push(&sh.completed, r)
+	heap.Push(&r.sc.completed, r)
+}
+
+// remove drops r from its heaps and from the map.
 func (sh *shard) remove(r *record) {
 	if r.done {
 		heap.Remove(&sh.completed, r.index)
+		heap.Remove(&r.sc.completed, r.sindex)
 	} else {
 		heap.Remove(&sh.pending, r.index)
 	}
 	sh.unlink(r)
 }
 
-// unlink drops r from the map, keeping any other record of its slot.
+// unlink drops r from the map, keeping any other record of its slot, and
+// from its scope's count; r is in no heap any more.
 func (sh *shard) unlink(r *record) {
+	sc := r.sc
+	r.sc = nil
+	if sc.n--; sc.n == 0 {
+		delete(sh.scopes, sc.id)
+		heap.Remove(&sh.byCount, sc.index)
+	} else {
+		heap.Fix(&sh.byCount, sc.index)
+	}
 	head := sh.m[r.hash]
 	switch {
 	case head == r && r.next == nil:
@@ -481,25 +560,78 @@ func (sh *shard) unlink(r *record) {
 }
 
 func (sh *shard) dropExpired(now int64) {
-	for _, h := range []*recordHeap{&sh.pending, &sh.completed} {
-		for len(*h) > 0 && now >= (*h)[0].exp {
-			sh.unlink(heap.Pop(h).(*record))
-		}
+	for len(sh.pending) > 0 && now >= sh.pending[0].exp {
+		sh.unlink(heap.Pop(&sh.pending).(*record))
+	}
+	for len(sh.completed) > 0 && now >= sh.completed[0].exp {
+		r := heap.Pop(&sh.completed).(*record)
+		heap.Remove(&r.sc.completed, r.sindex)
+		sh.unlink(r)
 	}
 }
 
-// makeRoom applies the eviction rule to a full shard and reports whether
-// there is now room for one more record.
-func (sh *shard) makeRoom(limit int, now int64) bool {
+// makeRoom applies the eviction rule to a full shard for a new record of
+// the scope named id. It reports whether there is now room for it and
+// returns the key of the record it evicted early, if it did.
+func (sh *shard) makeRoom(limit int, now int64, id string) (evicted string, ok bool) {
 	sh.dropExpired(now)
 	if sh.n < limit {
-		return true
+		return "", true
 	}
+	v := sh.victim(id)
+	if v == nil {
+		return "", false
+	}
+	r := heap.Pop(&v.completed).(*record)
+	heap.Remove(&sh.completed, r.index)
+	sh.unlink(r)
+	return r.key, true
+}
+
+// victim picks the scope that gives up its completed record nearest to
+// expiry so that a full shard takes a new record of the scope named id:
+// the claiming scope itself when it holds at least as many records as any
+// scope with a completed record (it pays for a tie), else the scope
+// holding the most records among those with a completed record, provided
+// it holds more than the claiming scope. A scope never takes room from
+// one that holds no more than itself, and live claims are never taken:
+// victim returns nil when nothing may be evicted.
+func (sh *shard) victim(id string) *scope {
+	req := sh.scopes[id] // nil: the scope holds nothing here yet
+	v := sh.byCount[0]   // the shard is full: there is a scope
+	if len(v.completed) == 0 {
+		// The largest scope holds live claims only. If it is the
+		// claiming scope, no scope it may take from holds more than it.
+		if v == req {
+			return nil
+		}
+		v = nil
+		for _, sc := range sh.byCount[1:] {
+			if len(sc.completed) > 0 && (v == nil || sc.n > v.n) {
+				v = sc
+			}
+		}
+	}
+	switch {
+	case req != nil && len(req.completed) > 0 && (v == nil || req.n >= v.n):
+		return req
+	case v != nil && (req == nil || v.n > req.n):
+		return v
+	}
+	return nil
+}
+
+// fullError is the ErrFull of a shard where makeRoom found nothing to
+// evict for the scope named id.
+func (sh *shard) fullError(op, id string) error {
 	if len(sh.completed) == 0 {
-		return false // only live pending claims: never evicted
+		return fmt.Errorf("memstore: %s: %w (%d live claims in shard)", op, ErrFull, sh.n)
 	}
-	sh.unlink(heap.Pop(&sh.completed).(*record))
-	return true
+	n := 0
+	if sc := sh.scopes[id]; sc != nil {
+		n = sc.n
+	}
+	return fmt.Errorf("memstore: %s: %w (the scope holds %d live claims of the shard's %d records; the other scopes hold fewer)", op, ErrFull, n, sh.n)
 }
 
 // recordHeap is a min-heap of records by expiry that keeps each record's
@@ -536,6 +668,62 @@ func (h *recordHeap) Pop() any {
 	r.index = -1
 	*h = old[:n]
 	return r
+}
+
+// scopedHeap is a scope's min-heap of completed records by expiry, like
+// recordHeap but indexed by record.sindex: a completed record is in its
+// shard's heap and its scope's at once.
+type scopedHeap []heapItem
+
+func (h scopedHeap) Len() int           { return len(h) }
+func (h scopedHeap) Less(i, j int) bool { return h[i].exp < h[j].exp }
+func (h scopedHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].r.sindex = i
+	h[j].r.sindex = j
+}
+
+func (h *scopedHeap) Push(x any) {
+	r := x.(*record)
+	r.sindex = len(*h)
+	*h = append(*h, heapItem{exp: r.expires, r: r})
+}
+
+func (h *scopedHeap) Pop() any {
+	old := *h
+	n := len(old) - 1
+	r := old[n].r
+	old[n] = heapItem{}
+	r.sindex = -1
+	*h = old[:n]
+	return r
+}
+
+// scopeHeap is a shard's max-heap of scopes by record count.
+type scopeHeap []*scope
+
+func (h scopeHeap) Len() int           { return len(h) }
+func (h scopeHeap) Less(i, j int) bool { return h[i].n > h[j].n }
+func (h scopeHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index = i
+	h[j].index = j
+}
+
+func (h *scopeHeap) Push(x any) {
+	sc := x.(*scope)
+	sc.index = len(*h)
+	*h = append(*h, sc)
+}
+
+func (h *scopeHeap) Pop() any {
+	old := *h
+	n := len(old) - 1
+	sc := old[n]
+	old[n] = nil
+	sc.index = -1
+	*h = old[:n]
+	return sc
 }
 
 // emptyHeader is the shared, read-only header of a replayed response that
