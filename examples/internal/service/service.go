@@ -107,13 +107,17 @@ func ParseFlags() Flags {
 }
 
 // EngineOptions are the options every example uses: keys scoped by the
-// X-Api-Key header, decisions logged.
+// X-Api-Key header, decisions logged by [Observer].
 func EngineOptions(logger *slog.Logger) []core.Option {
 	return []core.Option{
 		core.WithHeaderScope("X-Api-Key"),
-		core.WithObserver(core.SlogObserver(logger)),
+		core.WithObserver(Observer(logger)),
 	}
 }
+
+// Observer is what the examples report to, the engine and the memory
+// store alike (its early evictions): logger, through [core.SlogObserver].
+func Observer(logger *slog.Logger) core.Observer { return core.SlogObserver(logger) }
 
 // Logger returns the examples' logger.
 func Logger() *slog.Logger {
@@ -161,7 +165,7 @@ func RunUntilSignal(logger *slog.Logger, serve func() error, shutdown func(conte
 func Setup() (Flags, *slog.Logger, *core.Engine, func()) {
 	flags := ParseFlags()
 	logger := Logger()
-	store, closeStore, err := OpenStore(context.Background(), flags.Store)
+	store, closeStore, err := OpenStore(context.Background(), flags.Store, Observer(logger))
 	if err != nil {
 		logger.Error("opening store", "err", err)
 		os.Exit(2)

@@ -20,11 +20,12 @@ const StoreNames = "memory|redis|postgres|tiered"
 
 // OpenStore opens the store named by -store. Server URLs come from
 // IDEMKIT_REDIS_URL and IDEMKIT_POSTGRES_URL; postgres and tiered apply the
-// schema on start. The returned close function releases everything.
-func OpenStore(ctx context.Context, name string, opts ...tieredstore.Option) (core.Store, func(), error) {
+// schema on start. The memory store reports its early evictions to obs,
+// the engine's observer. The returned close function releases everything.
+func OpenStore(ctx context.Context, name string, obs core.Observer, opts ...tieredstore.Option) (core.Store, func(), error) {
 	switch name {
 	case "memory":
-		s := memstore.New()
+		s := memstore.New(memstore.WithObserver(obs))
 		return s, func() { s.Close() }, nil
 	case "redis":
 		rs, closeRedis, err := openRedis(ctx, redisstore.DefaultPrefix)
