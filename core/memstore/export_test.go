@@ -79,3 +79,18 @@ func (sh *shard) check(limit int) error {
 	}
 	return nil
 }
+
+// CompletedCap is the capacity of the completed-record heaps of the scope
+// named id, over all shards.
+func (s *Store) CompletedCap(id string) int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		if sc := sh.scopes[id]; sc != nil {
+			n += cap(sc.completed)
+		}
+		sh.mu.Unlock()
+	}
+	return n
+}

@@ -279,3 +279,32 @@ func TestScopeBookkeeping(t *testing.T) {
 		})
 	})
 }
+
+// TestScopeHeapShrinks: a scope that held a whole shard and now holds one
+// record keeps a small heap, not a shard's worth.
+func TestScopeHeapShrinks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := memstore.New(memstore.WithShards(1), memstore.WithMaxEntries(1000), memstore.WithSweepInterval(time.Minute))
+		defer st.Close()
+		for i := range 1000 {
+			key := fmt.Sprint("a", i)
+			if _, err := scopedClaim(st, "A", key, "t"); err != nil {
+				t.Fatal(err)
+			}
+			ttl := time.Hour
+			if i == 999 {
+				ttl = 3 * time.Hour
+			}
+			complete(t, st, key, "t", key, ttl)
+		}
+		peak := st.CompletedCap("A")
+		time.Sleep(2 * time.Hour) // the janitor drops all but a999
+		if err := st.CheckInvariants(); err != nil {
+			t.Fatal(err)
+		}
+		if c := st.CompletedCap("A"); c > 32 || st.Len() != 1 {
+			t.Errorf("after 999 of 1000 records expired: Len() = %d, heap capacity %d (peak %d); want 1 record, capacity at most 32", st.Len(), c, peak)
+		}
+		wantReplay(t, st, "a999", "a999")
+	})
+}

@@ -696,8 +696,18 @@ func (h *scopedHeap) Pop() any {
 	old[n] = heapItem{}
 	r.sindex = -1
 	*h = old[:n]
+	if c := cap(old); c > minShrinkCap && n < c/4 {
+		// A scope that filled its shard once and holds little now gives
+		// the room back: a scope lives as long as one of its records, so
+		// many scopes, each having peaked once, would otherwise keep a
+		// shard's worth of heap each.
+		*h = append(make(scopedHeap, 0, c/2), old[:n]...)
+	}
 	return r
 }
+
+// minShrinkCap is the capacity below which a scope's heap never shrinks.
+const minShrinkCap = 16
 
 // scopeHeap is a shard's max-heap of scopes by record count.
 type scopeHeap []*scope
