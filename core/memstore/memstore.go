@@ -509,7 +509,7 @@ func (sh *shard) insert(r *record, id string) {
 	}
 	r.sc = sc
 	sc.n++
-	heap.Fix(&sh.byCount, sc.index)
+	sh.byCount.up(sc.index)
 }
 
 // pushDone adds r, now completed, to the heaps of completed records: the
@@ -539,7 +539,7 @@ func (sh *shard) unlink(r *record) {
 		delete(sh.scopes, sc.id)
 		heap.Remove(&sh.byCount, sc.index)
 	} else {
-		heap.Fix(&sh.byCount, sc.index)
+		sh.byCount.down(sc.index)
 	}
 	head := sh.m[r.hash]
 	switch {
@@ -724,6 +724,46 @@ func (h *scopeHeap) Push(x any) {
 	sc := x.(*scope)
 	sc.index = len(*h)
 	*h = append(*h, sc)
+}
+
+// up moves the scope at i, whose count grew, towards the root: what
+// heap.Fix does, without its interface calls (it runs on every insert).
+func (h scopeHeap) up(i int) {
+	sc := h[i]
+	for i > 0 {
+		p := (i - 1) / 2
+		if h[p].n >= sc.n {
+			break
+		}
+		h[i] = h[p]
+		h[i].index = i
+		i = p
+	}
+	h[i] = sc
+	sc.index = i
+}
+
+// down moves the scope at i, whose count fell, away from the root (it
+// runs on every removal).
+func (h scopeHeap) down(i int) {
+	sc := h[i]
+	for {
+		c := 2*i + 1
+		if c >= len(h) {
+			break
+		}
+		if c+1 < len(h) && h[c+1].n > h[c].n {
+			c++
+		}
+		if h[c].n <= sc.n {
+			break
+		}
+		h[i] = h[c]
+		h[i].index = i
+		i = c
+	}
+	h[i] = sc
+	sc.index = i
 }
 
 func (h *scopeHeap) Pop() any {
