@@ -93,6 +93,7 @@ var storeGroups = []suiteGroup[*storeT]{
 		{"MismatchInFlight", testClaimMismatchInFlight},
 		{"InFlightRetryAfter", testClaimInFlightRetryAfter},
 		{"ResentToken", testClaimResentToken},
+		{"Scoped", testClaimScoped},
 	}},
 	{"Release", []storeCase{
 		{"ThenReclaim", testReleaseThenReclaim},
