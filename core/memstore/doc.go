@@ -45,17 +45,18 @@
 // the shards [64] holds at most P = ceil(N/shards). The bound counts
 // records, not bytes; the engine's stored-response limit [1 MiB] bounds
 // the size of each one. Records are counted by scope: the engine hands
-// every Claim a digest of the request's scope ([core.ClaimRequest].Scope;
-// empty without a scope function, and for Put). When a Claim needs room
-// for a new key in a full shard:
+// every Claim a digest of the request's scope ([core.ClaimRequest].Scope,
+// empty without a scope function; Put's records count in the empty
+// scope). When a Claim needs room for a new key in a full shard:
 //
 //  1. expired records in that shard are dropped first;
-//  2. if the shard is still full, one completed record is evicted early,
-//     from the scope that holds the most records of the shard, pending
-//     and completed: the claiming scope itself when no scope with a
-//     completed record holds more (a tie is paid by the claiming scope),
-//     and never a scope that holds no more records than the claiming one.
-//     Within that scope the completed record nearest to its expiry goes
+//  2. if the shard is still full, one completed record is evicted early.
+//     It comes from the claiming scope itself when that holds at least as
+//     many records of the shard (pending and completed) as any scope with
+//     a completed record, so a tie is paid by the claiming scope; else from
+//     the scope with a completed record that holds the most records,
+//     provided it holds more than the claiming scope. Within that scope
+//     the completed record nearest to its expiry goes
 //     (per-shard and per-scope min-heaps by expiry, and a max-heap of
 //     scopes by count, so this costs O(log n)). A retry of the evicted key
 //     runs the handler again, exactly as it would after its retention ran
@@ -69,9 +70,10 @@
 //     [core.ErrStoreUnavailable], and the engine answers 503 (or fails
 //     open when so configured).
 //
-// So a flood of new keys from one scope evicts that scope's own records,
-// oldest first, and no one else's: a scope takes room from another only
-// while that one holds more records than itself. Eviction never breaks
+// A scope loses a record to another scope's new key only while it holds
+// more records of the shard than that scope does. So a flood of new keys
+// from one scope evicts that scope's own records (nearest to expiry first:
+// with one retention for all, the oldest), and no one else's. Eviction never breaks
 // the one-execution guarantee for requests in flight; it only shortens the
 // retention of some results under memory pressure. Without a scope
 // function every record shares one scope, and eviction simply takes the
@@ -81,13 +83,13 @@
 //
 // Every record must fit for its whole retention: N ≥ new keys per second
 // (all clients together) × retention. At 50 new keys a second and the
-// engine's 24 h retention that is 4.32 million records, each about 200
+// engine's 24 h retention that is 4.32 million records, each about 250
 // bytes plus its stored response. A store sized below that evicts the
 // oldest records of its busiest scopes early, and reports each one.
 //
-// Under a flood, k scopes competing for a full store each keep at least
-// floor(P/k) records in every shard, about N/k in all: against one
-// flooding scope, any other keeps up to N/2. What the flood needs beyond
+// Scopes competing for a full store converge to equal shares: k of them
+// hold floor(P/k) records each in every shard, about N/k in all. Against
+// one flooding scope, any other scope keeps up to N/2. What the flood needs beyond
 // its share it takes from its own records. The share is per shard, and
 // hashing spreads a scope's c records unevenly: about c/shards in each,
 // the fullest of 64 shards holding up to about c/shards + 4·√(c/shards).
