@@ -631,7 +631,7 @@ func (sh *shard) fullError(op, id string) error {
 	if sc := sh.scopes[id]; sc != nil {
 		n = sc.n
 	}
-	return fmt.Errorf("memstore: %s: %w (the scope holds %d live claims of the shard's %d records; the other scopes hold fewer)", op, ErrFull, n, sh.n)
+	return fmt.Errorf("memstore: %s: %w (the scope holds %d live claims of the shard's %d records, no scope with a completed record holds more)", op, ErrFull, n, sh.n)
 }
 
 // recordHeap is a min-heap of records by expiry that keeps each record's
