@@ -106,12 +106,13 @@ func (e *Engine) Serve(x Exchange) {
 		return
 	}
 	fp := e.cfg.fingerprint(x, body)
-	var scope string
+	var scope, scopeID string
 	if e.cfg.scope != nil {
 		scope = e.cfg.scope(x)
+		scopeID = scopeDigest(e.cfg.secret, scope)
 	}
 	skey := storageKey(e.cfg.secret, scope, key)
-	e.serveKey(ctx, x, skey, fp, body)
+	e.serveKey(ctx, x, skey, scopeID, fp, body)
 }
 
 // invalidKeyDetail turns a ParseKey error into a problem detail. The
@@ -124,7 +125,7 @@ func invalidKeyDetail(err error) string {
 	return "The Idempotency-Key header is invalid: " + reason + "."
 }
 
-func (e *Engine) serveKey(ctx context.Context, x Exchange, skey string, fp Fingerprint, body []byte) {
+func (e *Engine) serveKey(ctx context.Context, x Exchange, skey, scopeID string, fp Fingerprint, body []byte) {
 	var deadline time.Time
 	if e.cfg.wait > 0 {
 		deadline = time.Now().Add(e.cfg.wait)
@@ -139,7 +140,7 @@ func (e *Engine) serveKey(ctx context.Context, x Exchange, skey string, fp Finge
 		}
 		token := slot.token
 		sent := time.Now() // the lease runs from no earlier than this
-		claim, err := e.claim(ctx, ClaimRequest{Key: skey, Fingerprint: fp, Token: token, Lease: e.cfg.lease, Scope: e.scopeID(x)})
+		claim, err := e.claim(ctx, ClaimRequest{Key: skey, Fingerprint: fp, Token: token, Lease: e.cfg.lease, Scope: scopeID})
 		if e.cfg.observer != nil {
 			latency += time.Since(sent)
 		}

@@ -129,15 +129,6 @@ func keyHMAC(secret []byte, scope, key string) (sum [sha256.Size]byte) {
 	return sum
 }
 
-// scopeID is the [ClaimRequest.Scope] of x: a digest of the scope its
-// scope function returns, or "" when the engine has none.
-func (e *Engine) scopeID(x Exchange) string {
-	if e.cfg.scope == nil {
-		return ""
-	}
-	return scopeDigest(e.cfg.secret, e.cfg.scope(x))
-}
-
 // scopeDigestLabel starts what scopeDigest hashes, so a scope's digest is
 // never the digest of a storage key's input.
 const scopeDigestLabel = "idemkit scope\x00"

@@ -81,7 +81,7 @@ func SlogObserver(logger *slog.Logger) Observer {
 		switch ev.Outcome {
 		case OutcomeStoreUnavailable, OutcomeStoreFailed, OutcomeFailOpen, EventCompletionLost:
 			level = slog.LevelError
-		case EventLeaseLost, EventRenewFailed, EventStoreDegraded, OutcomeStoreDeferred:
+		case EventLeaseLost, EventRenewFailed, EventStoreDegraded, OutcomeStoreDeferred, EventEvicted:
 			level = slog.LevelWarn
 		}
 		if !logger.Enabled(ctx, level) {

@@ -28,8 +28,7 @@ var DefaultMethods = []string{http.MethodPost, http.MethodPut, http.MethodPatch,
 // tenant or API key. The storage key is derived from (scope, key), so two
 // clients that pick the same key never see each other's responses. Without
 // a scope function every client shares one key space: see the package docs.
-// The engine may call it more than once for one request (for the storage
-// key and for [ClaimRequest].Scope): it must return the same scope each time.
+// The engine calls it once per guarded request, before the claim.
 type KeyScopeFunc func(x Exchange) string
 
 // FingerprintFunc computes the fingerprint of a request from the exchange
