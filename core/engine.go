@@ -479,15 +479,15 @@ func (e *Engine) readBody(x Exchange) ([]byte, error) {
 	if n > 0 {
 		limit = n
 	}
-	b, err := readChunks(r, limit)
+	b, err := readChunks(r, limit, e.cfg.maxBody)
 	if err != nil {
+		if err == ErrBodyTooLarge {
+			return nil, err
+		}
 		return nil, bodyError(err)
 	}
 	if n > 0 && int64(len(b)) < n {
 		return nil, bodyError(io.ErrUnexpectedEOF)
-	}
-	if int64(len(b)) > e.cfg.maxBody {
-		return nil, ErrBodyTooLarge
 	}
 	return b, nil
 }
@@ -501,8 +501,9 @@ var bodyChunks = sync.Pool{New: func() any { return new(bodyChunk) }}
 
 // readChunks reads r until EOF or limit bytes into pooled chunks, taking a
 // chunk only when the previous one is full, and returns a copy of what it
-// read, allocated at the size received.
-func readChunks(r io.Reader, limit int64) ([]byte, error) {
+// read, allocated at the size received; or ErrBodyTooLarge, copying
+// nothing, when it read more than most bytes.
+func readChunks(r io.Reader, limit, most int64) ([]byte, error) {
 	var (
 		backing [16]*bodyChunk
 		chunks  = backing[:0]
@@ -532,6 +533,9 @@ func readChunks(r io.Reader, limit int64) ([]byte, error) {
 	}
 	if err != nil && err != io.EOF {
 		return nil, err
+	}
+	if total > most {
+		return nil, ErrBodyTooLarge
 	}
 	if total == 0 {
 		return nil, nil
