@@ -103,7 +103,7 @@ func TestBodyReadErrors(t *testing.T) {
 // across chunk boundaries, reaches the handler whole and with its length,
 // with and without a declared length.
 func TestBodyArrivesWhole(t *testing.T) {
-	for _, size := range []int{1, 8 << 10, 8<<10 + 1, 100 << 10, 1 << 20} {
+	for _, size := range []int{1, 4<<10 - 1, 4 << 10, 4<<10 + 1, 8 << 10, 100 << 10, 1 << 20} {
 		body := make([]byte, size)
 		for i := range body {
 			body[i] = byte(i * 7)

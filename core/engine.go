@@ -493,7 +493,7 @@ func (e *Engine) readBody(x Exchange) ([]byte, error) {
 }
 
 // bodyChunkSize is the unit by which readBody's buffer grows.
-const bodyChunkSize = 8 << 10
+const bodyChunkSize = 4 << 10
 
 type bodyChunk [bodyChunkSize]byte
 
