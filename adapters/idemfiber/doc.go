@@ -35,7 +35,8 @@
 // gets 400 (invalid-body) where c.Body() would have handed the handler the
 // decoder's error text. The fingerprint is over the decoded body, which the
 // handler, reading c.Body(), then sees. fiber's BodyLimit bounds the raw,
-// compressed body.
+// compressed body. Requests the middleware passes through unguarded are
+// left to fiber: there a handler's c.Body() still inflates without limit.
 //
 // # Capture
 //
