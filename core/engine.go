@@ -1,7 +1,6 @@
 package core
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
@@ -446,13 +445,19 @@ func (e *Engine) storable(resp *Response) *Response {
 // readBody reads the whole request body, at most maxBody bytes. It returns
 // the body (in place when the exchange holds it already) or an error
 // wrapping ErrBodyTooLarge.
+//
+// Memory follows the bytes received, not the length a client declares: a
+// body is read into pooled chunks as it arrives and copied once, at its
+// received size, into the slice the fingerprint and the handler see. A
+// client that declares 1 MiB and sends one byte holds one chunk.
 func (e *Engine) readBody(x Exchange) ([]byte, error) {
 	if bb, ok := x.(BodyBytes); ok {
-		b := bb.BodyBytes()
-		if int64(len(b)) > e.cfg.maxBody {
-			return nil, ErrBodyTooLarge
+		if b := bb.BodyBytes(); b != nil {
+			if int64(len(b)) > e.cfg.maxBody {
+				return nil, ErrBodyTooLarge
+			}
+			return b, nil
 		}
-		return b, nil
 	}
 	r, n := x.Body()
 	if n > e.cfg.maxBody {
@@ -461,23 +466,86 @@ func (e *Engine) readBody(x Exchange) ([]byte, error) {
 	if r == nil || n == 0 {
 		return nil, nil
 	}
-	if n > 0 {
-		// A declared length: read exactly that much. The server has already
-		// bounded the body to its Content-Length.
+	if n > 0 && n <= bodyChunkSize {
+		// A small declared length: one slice of at most a chunk, read in
+		// place. The server has already bounded the body to its
+		// Content-Length.
 		b := make([]byte, n)
 		if _, err := io.ReadFull(r, b); err != nil {
 			return nil, bodyError(err)
 		}
 		return b, nil
 	}
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(io.LimitReader(r, e.cfg.maxBody+1)); err != nil {
+	limit := e.cfg.maxBody + 1 // one byte over tells a body that is too large
+	if n > 0 {
+		limit = n
+	}
+	b, err := readChunks(r, limit, e.cfg.maxBody)
+	if err != nil {
+		if err == ErrBodyTooLarge {
+			return nil, err
+		}
 		return nil, bodyError(err)
 	}
-	if int64(buf.Len()) > e.cfg.maxBody {
+	if n > 0 && int64(len(b)) < n {
+		return nil, bodyError(io.ErrUnexpectedEOF)
+	}
+	return b, nil
+}
+
+// bodyChunkSize is the unit by which readBody's buffer grows.
+const bodyChunkSize = 4 << 10
+
+type bodyChunk [bodyChunkSize]byte
+
+var bodyChunks = sync.Pool{New: func() any { return new(bodyChunk) }}
+
+// readChunks reads r until EOF or limit bytes into pooled chunks, taking a
+// chunk only when the previous one is full, and returns a copy of what it
+// read, allocated at the size received; or ErrBodyTooLarge, copying
+// nothing, when it read more than most bytes.
+func readChunks(r io.Reader, limit, most int64) ([]byte, error) {
+	var (
+		backing [16]*bodyChunk
+		chunks  = backing[:0]
+		total   int64
+		err     error
+	)
+	defer func() {
+		for _, c := range chunks {
+			bodyChunks.Put(c)
+		}
+	}()
+	for total < limit {
+		off := int(total % bodyChunkSize)
+		if off == 0 && int64(len(chunks))*bodyChunkSize == total {
+			chunks = append(chunks, bodyChunks.Get().(*bodyChunk))
+		}
+		end := bodyChunkSize
+		if rest := limit - total; rest < int64(end-off) {
+			end = off + int(rest)
+		}
+		var m int
+		m, err = r.Read(chunks[len(chunks)-1][off:end])
+		total += int64(m)
+		if err != nil {
+			break
+		}
+	}
+	if err != nil && err != io.EOF {
+		return nil, err
+	}
+	if total > most {
 		return nil, ErrBodyTooLarge
 	}
-	return buf.Bytes(), nil
+	if total == 0 {
+		return nil, nil
+	}
+	b := make([]byte, total)
+	for i, c := range chunks {
+		copy(b[i*bodyChunkSize:], c[:])
+	}
+	return b, nil
 }
 
 func bodyError(err error) error {

@@ -62,7 +62,10 @@ type Exchange interface {
 // BodyBytes is an optional interface of an [Exchange] whose framework
 // already holds the whole request body in memory (fiber, for instance). The
 // Engine then fingerprints the slice in place instead of reading a copy;
-// the slice must stay valid until [Engine.Serve] returns.
+// the slice must stay valid until [Engine.Serve] returns. A nil slice means
+// the body is not held as the handler will see it (a compressed body that
+// the framework decodes on demand, say): the Engine then reads
+// [Exchange.Body], at most the body limit plus one byte.
 type BodyBytes interface {
 	BodyBytes() []byte
 }

@@ -57,7 +57,9 @@ func ParseKey(values []string, strict bool, maxLen int) (string, error) {
 				case v[i] < 0x20 || v[i] == 0x7f:
 					return "", invalidKey("control character")
 				}
-				return "", invalidKey(fmt.Sprintf("character %q not allowed in a bare key; quote the key", v[i]))
+				// Name the position and the class, never the character:
+				// a detail must not echo any part of the key.
+				return "", invalidKey(fmt.Sprintf("a delimiter or space at position %d is not allowed in a bare key: quote the key", i+1))
 			}
 		}
 		key = v

@@ -23,6 +23,21 @@
 // fingerprinted in place (the exchange implements [core.BodyBytes] with
 // c.Body()), since the engine is done with it before the handler returns.
 //
+// # Compressed bodies
+//
+// c.Body() decompresses a body sent with Content-Encoding gzip, deflate or
+// br, whole and without a limit, so a small gzip bomb would inflate to
+// hundreds of megabytes before any size check. For such a body the adapter
+// decodes the raw bytes itself, as c.Body() would (the codings in the order
+// listed, up to the first it does not know), streaming, and the engine stops
+// reading one byte past its body limit: a body that inflates past the limit
+// gets 413 having cost about the limit in memory, and a malformed stream
+// gets 400 (invalid-body) where c.Body() would have handed the handler the
+// decoder's error text. The fingerprint is over the decoded body, which the
+// handler, reading c.Body(), then sees. fiber's BodyLimit bounds the raw,
+// compressed body. Requests the middleware passes through unguarded are
+// left to fiber: there a handler's c.Body() still inflates without limit.
+//
 // # Capture
 //
 // Before the rest of the chain runs, whatever outer middleware already put

@@ -2,6 +2,8 @@ package idemfiber
 
 import (
 	"bytes"
+	"compress/gzip"
+	"compress/zlib"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/andybalholm/brotli"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/idemkit/idemkit/core"
@@ -130,15 +133,121 @@ func (x *exchange) Header(name string) []string {
 	return out
 }
 
-// BodyBytes returns c.Body(): the request body as the handler will see it
-// (decoded when it has a Content-Encoding), valid until the handler
-// returns.
-func (x *exchange) BodyBytes() []byte { return x.c.Body() }
+// BodyBytes returns c.Body(), the request body as the handler will see it,
+// valid until the handler returns; or nil when fiber would decompress it
+// (see Body).
+func (x *exchange) BodyBytes() []byte {
+	if _, ok := x.encoded(); ok {
+		return nil
+	}
+	return x.c.Body()
+}
 
+// Body returns the body as the handler will see it. A compressed body is
+// decoded as it is read, so the engine, which reads at most its body limit
+// plus one byte, stops decompression there: c.Body() would inflate a gzip
+// bomb whole before any size check.
 func (x *exchange) Body() (io.Reader, int64) {
+	if encodings, ok := x.encoded(); ok {
+		return &decoder{raw: x.c.Request().Body(), encodings: encodings}, -1
+	}
 	b := x.c.Body()
+	if len(b) == 0 {
+		return nil, 0
+	}
 	return bytes.NewReader(b), int64(len(b))
 }
+
+// encoded returns the request's content codings as c.Body() reads them
+// (the last Content-Encoding field, split on commas, leading spaces
+// trimmed) and whether c.Body() would decompress the body: it does when
+// the first coding is one it decodes.
+func (x *exchange) encoded() ([]string, bool) {
+	var value []byte
+	x.c.Request().Header.VisitAll(func(k, v []byte) {
+		if string(k) == fiber.HeaderContentEncoding {
+			value = v
+		}
+	})
+	if len(value) == 0 {
+		return nil, false
+	}
+	encodings := strings.Split(string(value), ",")
+	for i, e := range encodings {
+		encodings[i] = strings.TrimLeft(e, " ")
+	}
+	return encodings, decodes(encodings[0])
+}
+
+// decodes reports whether c.Body() decodes the content coding e.
+func decodes(e string) bool {
+	switch e {
+	case fiber.StrGzip, fiber.StrDeflate, fiber.StrBr, fiber.StrBrotli:
+		return true
+	}
+	return false
+}
+
+// decoder decodes a request body as c.Body() does, streaming: the codings
+// in the order listed, up to the first one c.Body() does not decode.
+// fasthttp's "deflate" is the zlib format. A malformed stream is a read
+// error, which the engine answers with 400 invalid-body; c.Body() would
+// hand the handler the error's text as the body.
+type decoder struct {
+	raw       []byte
+	encodings []string
+	r         io.Reader
+	closers   []io.Closer
+}
+
+func (d *decoder) Read(p []byte) (int, error) {
+	if d.r == nil {
+		r := io.Reader(bytes.NewReader(d.raw))
+		for _, e := range d.encodings {
+			if !decodes(e) {
+				break
+			}
+			next, err := decodeStage(e, r)
+			if err != nil {
+				d.close()
+				d.r = errReader{err}
+				return 0, err
+			}
+			r = next
+			if c, ok := next.(io.Closer); ok {
+				d.closers = append(d.closers, c)
+			}
+		}
+		d.r = r
+	}
+	n, err := d.r.Read(p)
+	if err != nil {
+		d.close()
+	}
+	return n, err
+}
+
+func (d *decoder) close() {
+	for _, c := range d.closers {
+		c.Close()
+	}
+	d.closers = nil
+}
+
+func decodeStage(encoding string, r io.Reader) (io.Reader, error) {
+	switch encoding {
+	case fiber.StrGzip:
+		return gzip.NewReader(r)
+	case fiber.StrDeflate:
+		return zlib.NewReader(r)
+	default: // br, brotli
+		return brotli.NewReader(r), nil
+	}
+}
+
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 
 func (x *exchange) Next() { x.err = x.c.Next() }
 

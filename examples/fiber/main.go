@@ -17,7 +17,7 @@ import (
 func main() {
 	flags, logger, engine, closeStore := service.Setup()
 	defer closeStore()
-	app := routes(engine, &service.Payments{})
+	app := routes(flags.Limits, engine, &service.Payments{})
 	err := service.RunUntilSignal(logger, func() error {
 		logger.Info("listening", "addr", flags.Addr)
 		return app.Listen(flags.Addr)
@@ -29,8 +29,22 @@ func main() {
 	}
 }
 
-func routes(engine *core.Engine, payments *service.Payments) *fiber.App {
-	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+// config is the app's fiber.Config with the limits applied. fasthttp has
+// no header deadline of its own: ReadTimeout covers headers and body, and
+// the read buffer bounds the header section.
+func config(l service.Limits) fiber.Config {
+	return fiber.Config{
+		DisableStartupMessage: true,
+		ReadTimeout:           l.ReadTimeout,
+		WriteTimeout:          l.WriteTimeout,
+		IdleTimeout:           l.IdleTimeout,
+		ReadBufferSize:        l.MaxHeaderBytes,
+		BodyLimit:             int(l.MaxRequestBody),
+	}
+}
+
+func routes(limits service.Limits, engine *core.Engine, payments *service.Payments) *fiber.App {
+	app := fiber.New(config(limits))
 	app.Use(recover.New())
 	app.Get("/healthz", idemfiber.HTTPHandler(service.Healthz(engine)))
 	app.Get("/stats", func(c *fiber.Ctx) error { return c.JSON(payments.Stats()) })

@@ -93,16 +93,85 @@ func (p *Payments) Stats() Stats { return Stats{Executions: p.executions.Load()}
 
 // Flags are the example services' command line.
 type Flags struct {
-	Addr  string
-	Store string
+	Addr   string
+	Store  string
+	Limits Limits
 }
 
-// ParseFlags parses -addr and -store.
+// Limits bound what one client can make a server hold: time to send the
+// headers and the body, time to take the response, an idle keep-alive
+// connection, header bytes and body bytes. All but MaxBody belong to the
+// server (net/http's http.Server, fiber's Config), which applies them to
+// every route; MaxBody is idemkit's limit on the body of a guarded request,
+// which it reads whole to fingerprint it.
+type Limits struct {
+	ReadHeaderTimeout time.Duration // net/http only: fasthttp has no separate header deadline
+	ReadTimeout       time.Duration // the whole request, headers and body
+	WriteTimeout      time.Duration // from the end of the request headers to the end of the response
+	IdleTimeout       time.Duration // an idle keep-alive connection
+	MaxHeaderBytes    int           // net/http's MaxHeaderBytes; fiber's ReadBufferSize
+	MaxRequestBody    int64         // the server's body limit, on every route (fiber's BodyLimit)
+	MaxBody           int64         // idemkit's body limit on guarded routes (core.WithMaxBodyBytes)
+}
+
+// DefaultLimits are the examples' defaults: generous for a JSON API, tight
+// enough that a slow or oversized client is cut off.
+var DefaultLimits = Limits{
+	ReadHeaderTimeout: 5 * time.Second,
+	ReadTimeout:       30 * time.Second,
+	WriteTimeout:      30 * time.Second,
+	IdleTimeout:       2 * time.Minute,
+	MaxHeaderBytes:    16 << 10,
+	MaxRequestBody:    2 << 20,
+	MaxBody:           core.DefaultMaxBodyBytes,
+}
+
+// Register defines the limits' flags on fs, with l as the defaults.
+func (l *Limits) Register(fs *flag.FlagSet) {
+	fs.DurationVar(&l.ReadHeaderTimeout, "read-header-timeout", l.ReadHeaderTimeout, "time allowed to read the request headers (net/http)")
+	fs.DurationVar(&l.ReadTimeout, "read-timeout", l.ReadTimeout, "time allowed to read the whole request, body included")
+	fs.DurationVar(&l.WriteTimeout, "write-timeout", l.WriteTimeout, "time allowed from the end of the request headers to the end of the response")
+	fs.DurationVar(&l.IdleTimeout, "idle-timeout", l.IdleTimeout, "how long an idle keep-alive connection is kept")
+	fs.IntVar(&l.MaxHeaderBytes, "max-header-bytes", l.MaxHeaderBytes, "largest request header section (fiber: its read buffer size)")
+	fs.Int64Var(&l.MaxRequestBody, "max-request-body", l.MaxRequestBody, "the server's limit on any request body, in bytes")
+	fs.Int64Var(&l.MaxBody, "max-body", l.MaxBody, "idemkit's limit on the body of a guarded request, in bytes (413 beyond)")
+}
+
+// Server returns the http.Server the net/http-based examples run: h on
+// addr, with the limits applied.
+func (l Limits) Server(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           http.MaxBytesHandler(h, l.MaxRequestBody),
+		ReadHeaderTimeout: l.ReadHeaderTimeout,
+		ReadTimeout:       l.ReadTimeout,
+		WriteTimeout:      l.WriteTimeout,
+		IdleTimeout:       l.IdleTimeout,
+		MaxHeaderBytes:    l.MaxHeaderBytes,
+	}
+}
+
+// ParseArgs parses the examples' command line from args.
+func ParseArgs(args []string) (Flags, error) {
+	fs := flag.NewFlagSet("example", flag.ContinueOnError)
+	f := register(fs)
+	err := fs.Parse(args)
+	return *f, err
+}
+
+// ParseFlags parses the process's command line: -addr, -store and the
+// limits.
 func ParseFlags() Flags {
-	var f Flags
-	flag.StringVar(&f.Addr, "addr", "127.0.0.1:8080", "listen address")
-	flag.StringVar(&f.Store, "store", "memory", "store: "+StoreNames)
+	f := register(flag.CommandLine)
 	flag.Parse()
+	return *f
+}
+
+func register(fs *flag.FlagSet) *Flags {
+	f := &Flags{Limits: DefaultLimits}
+	fs.StringVar(&f.Addr, "addr", "127.0.0.1:8080", "listen address")
+	fs.StringVar(&f.Store, "store", "memory", "store: "+StoreNames)
+	f.Limits.Register(fs)
 	return f
 }
 
@@ -124,11 +193,12 @@ func Logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
-// Serve runs h on addr until SIGINT or SIGTERM, then shuts down gracefully.
-func Serve(addr string, h http.Handler, logger *slog.Logger) error {
-	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+// Serve runs h on flags.Addr, with flags.Limits, until SIGINT or SIGTERM,
+// then shuts down gracefully.
+func Serve(flags Flags, h http.Handler, logger *slog.Logger) error {
+	srv := flags.Limits.Server(flags.Addr, h)
 	return RunUntilSignal(logger, func() error {
-		logger.Info("listening", "addr", addr)
+		logger.Info("listening", "addr", srv.Addr)
 		if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
@@ -170,7 +240,8 @@ func Setup() (Flags, *slog.Logger, *core.Engine, func()) {
 		logger.Error("opening store", "err", err)
 		os.Exit(2)
 	}
-	engine := core.New(store, EngineOptions(logger)...)
+	opts := append(EngineOptions(logger), core.WithMaxBodyBytes(flags.Limits.MaxBody))
+	engine := core.New(store, opts...)
 	return flags, logger, engine, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -185,7 +256,7 @@ func Setup() (Flags, *slog.Logger, *core.Engine, func()) {
 // -addr until SIGINT or SIGTERM.
 func Main(routes func(*core.Engine, *Payments) http.Handler) {
 	flags, logger, engine, closeStore := Setup()
-	err := Serve(flags.Addr, routes(engine, &Payments{}), logger)
+	err := Serve(flags, routes(engine, &Payments{}), logger)
 	closeStore()
 	if err != nil {
 		logger.Error("server", "err", err)

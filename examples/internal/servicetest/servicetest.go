@@ -5,12 +5,15 @@
 package servicetest
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -140,14 +143,127 @@ func Check(t *testing.T, base string) {
 }
 
 // CheckRoutes mounts routes (an example's net/http routes) on a loopback
-// server over the memory store, with the examples' engine options, and
-// runs [Check] against it.
+// server as the example runs it (its http.Server, default limits), over the
+// memory store with the examples' engine options, and runs [Check] against
+// it.
 func CheckRoutes(t *testing.T, routes func(*core.Engine, *service.Payments) http.Handler) {
 	t.Helper()
+	Check(t, ServeRoutes(t, service.DefaultLimits, routes))
+}
+
+// ServeRoutes serves routes on a loopback port, as service.Main does, with
+// limits, until the test ends, and returns the base URL.
+func ServeRoutes(t *testing.T, limits service.Limits, routes func(*core.Engine, *service.Payments) http.Handler) string {
+	t.Helper()
 	store := memstore.New()
-	defer store.Close()
-	engine := core.New(store, service.EngineOptions(slog.New(slog.DiscardHandler))...)
-	srv := httptest.NewServer(routes(engine, &service.Payments{}))
-	defer srv.Close()
-	Check(t, srv.URL)
+	engine := core.New(store, append(service.EngineOptions(slog.New(slog.DiscardHandler)), core.WithMaxBodyBytes(limits.MaxBody))...)
+	t.Cleanup(func() { // after the server has closed, as service.Setup's close function
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		engine.Shutdown(ctx)
+		store.Close()
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := limits.Server(ln.Addr().String(), routes(engine, &service.Payments{}))
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+// TestLimits are the limits of the limit checks: short deadlines, so that a
+// slow client is cut off quickly; the rest as the defaults.
+func TestLimits(t *testing.T) service.Limits {
+	t.Helper()
+	f, err := service.ParseArgs([]string{"-read-header-timeout=1s", "-read-timeout=2s", "-write-timeout=5s", "-idle-timeout=5s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.Limits
+}
+
+// CheckRoutesLimits serves routes with [TestLimits] and runs [CheckLimits].
+func CheckRoutesLimits(t *testing.T, routes func(*core.Engine, *service.Payments) http.Handler) {
+	t.Helper()
+	limits := TestLimits(t)
+	CheckLimits(t, ServeRoutes(t, limits, routes), limits)
+}
+
+// CheckLimits checks, over raw loopback connections, that the server at
+// base applies limits: a body sent at one byte a second is cut off within
+// the read timeout (plus a generous margin), and a request with 60,000
+// header fields is refused (431, or the connection closed), not served.
+func CheckLimits(t *testing.T, base string, limits service.Limits) {
+	t.Helper()
+	addr := strings.TrimPrefix(base, "http://")
+	t.Run("SlowBody", func(t *testing.T) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		head := "POST /payments HTTP/1.1\r\nHost: example\r\nIdempotency-Key: \"slow-body\"\r\nX-Api-Key: client-a\r\n" +
+			"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+		if _, err := io.WriteString(c, head); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		done := make(chan struct{})
+		defer close(done)
+		go func() { // one body byte a second, until the server or the test ends it
+			tick := time.NewTicker(time.Second)
+			defer tick.Stop()
+			for {
+				if _, err := c.Write([]byte{' '}); err != nil {
+					return
+				}
+				select {
+				case <-tick.C:
+				case <-done:
+					return
+				}
+			}
+		}()
+		bound := limits.ReadTimeout + 8*time.Second // the body alone would take 100 s
+		c.SetReadDeadline(start.Add(bound))
+		_, err = io.Copy(io.Discard, c) // until the server closes the connection
+		elapsed := time.Since(start)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("a body sent at 1 byte/s was still being read after %v; want the connection cut off within the read timeout (%v)", elapsed.Round(time.Millisecond), limits.ReadTimeout)
+		}
+		t.Logf("slow body cut off after %v (read timeout %v)", elapsed.Round(time.Millisecond), limits.ReadTimeout)
+	})
+	t.Run("HeaderBomb", func(t *testing.T) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		var b strings.Builder
+		b.WriteString("GET /healthz HTTP/1.1\r\nHost: example\r\n")
+		for i := 0; i < 60000; i++ {
+			fmt.Fprintf(&b, "X-H%d: v\r\n", i)
+		}
+		b.WriteString("\r\n")
+		go func() { io.WriteString(c, b.String()) }() // the server may stop reading early
+		c.SetReadDeadline(time.Now().Add(limits.ReadTimeout + 8*time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("60,000 header fields: no answer within %v; want 431 or the connection closed", limits.ReadTimeout+8*time.Second)
+			}
+			t.Logf("60,000 header fields (%d bytes): connection closed (%v)", b.Len(), err)
+			return
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("60,000 header fields (%d bytes): %d; want 431 or the connection closed (the server's header limit)", b.Len(), resp.StatusCode)
+		} else {
+			t.Logf("60,000 header fields (%d bytes): %d", b.Len(), resp.StatusCode)
+		}
+	})
 }
