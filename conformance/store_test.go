@@ -39,3 +39,13 @@ func TestMemstoreCache(t *testing.T) {
 		return st
 	})
 }
+
+// TestMemstoreDo runs the Do suite against memstore.
+func TestMemstoreDo(t *testing.T) {
+	t.Parallel()
+	conformance.TestDo(t, func(t *testing.T) core.Store {
+		st := memstore.New()
+		t.Cleanup(func() { st.Close() })
+		return st
+	})
+}

@@ -557,6 +557,9 @@ func bodyError(err error) error {
 }
 
 func (e *Engine) observe(ctx context.Context, x Exchange, ev Event) {
+	if dx, ok := x.(*doExchange); ok {
+		dx.observed(ev)
+	}
 	if e.cfg.observer == nil {
 		return
 	}
