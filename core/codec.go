@@ -25,6 +25,12 @@ func AppendHeader(dst []byte, h http.Header) []byte {
 	for name := range h {
 		names = append(names, name)
 	}
+	return appendSortedHeader(dst, h, names)
+}
+
+// appendSortedHeader sorts names, fields of h, and appends the fields in
+// that order as AppendHeader does.
+func appendSortedHeader(dst []byte, h http.Header, names []string) []byte {
 	slices.Sort(names)
 	dst = binary.AppendUvarint(dst, uint64(len(names)))
 	for _, name := range names {

@@ -28,6 +28,10 @@ type Engine struct {
 	replayMarks, omittedMarks http.Header
 	renewers                  sync.Pool // of *renewer, each with its timer
 	bg                        background
+	// macKey authenticates stored records when a secret is configured
+	// (nil otherwise); macs pools HMAC states under it.
+	macKey []byte
+	macs   sync.Pool // of *macState
 }
 
 // New returns an Engine over store with the given options. It panics if
@@ -57,6 +61,11 @@ func New(store Store, opts ...Option) *Engine {
 	case c.completeWait < 0:
 		panic("core: New: complete wait must not be negative")
 	}
+	// A record is a final response: whatever the policy says, an interim
+	// or out-of-range status is not stored (it would be refused on replay).
+	policy := c.policy
+	c.policy = func(resp *Response) bool { return finalStatus(resp.Status) && policy(resp) }
+	e.initRecordMAC()
 	e.buildProblems()
 	e.bg.init(e)
 	e.replayMarks = http.Header{c.replayHeader: valTrue}
@@ -133,6 +142,7 @@ func (e *Engine) serveKey(ctx context.Context, x Exchange, skey, scopeID string,
 	var latency time.Duration
 	slot := tokenSlots.Get().(*tokenSlot)
 	defer tokenSlots.Put(slot)
+	discarded := false // a corrupt record is discarded and the key claimed again once
 	for {
 		if slot.token == "" {
 			slot.token = newToken()
@@ -153,19 +163,33 @@ func (e *Engine) serveKey(ctx context.Context, x Exchange, skey, scopeID string,
 			// stalled backend runs it late): release it in the background,
 			// so that no lease this engine cannot see locks the key.
 			e.bg.releaseOrphan(ctx, x, skey, token)
+			if errors.Is(err, ErrCorruptRecord) && !discarded && e.discard(ctx, x, skey, fp, nil, err, &latency) {
+				discarded = true
+				continue
+			}
 			e.storeDown(ctx, x, skey, body, latency, err)
 			return
 		}
+		e.sanitizeClaim(&claim)
 		switch claim.Status {
 		case ClaimAcquired:
-			e.execute(ctx, x, skey, token, body, latency, sent)
+			e.execute(ctx, x, skey, fp, token, body, latency, sent)
 			return
 		case ClaimReplay:
 			if claim.Response == nil {
 				e.storeDown(ctx, x, skey, body, latency, fmt.Errorf("%w: replay without a response", ErrStoreUnavailable))
 				return
 			}
-			e.replay(ctx, x, slot, skey, claim.Response, latency)
+			resp, err := e.vet(claim.Response, skey, fp)
+			if err != nil {
+				if !discarded && e.discard(ctx, x, skey, fp, claim.Response, err, &latency) {
+					discarded = true
+					continue
+				}
+				e.storeDown(ctx, x, skey, body, latency, fmt.Errorf("%w: %w", ErrStoreUnavailable, err))
+				return
+			}
+			e.replay(ctx, x, slot, skey, resp, latency)
 			return
 		case ClaimMismatch:
 			e.refuse(ctx, x, Event{Outcome: OutcomeMismatch, KeyHash: skey, StoreLatency: latency, Err: ErrFingerprintMismatch}, problemMismatch, "")
@@ -184,11 +208,7 @@ func (e *Engine) serveKey(ctx context.Context, x Exchange, skey, scopeID string,
 					}
 				}
 			}
-			ra := claim.RetryAfter
-			if ra <= 0 {
-				ra = e.cfg.retryAfter
-			}
-			resp := e.problemResponse(problemInFlight, "", ra)
+			resp := e.problemResponse(problemInFlight, "", claim.RetryAfter)
 			x.Send(resp)
 			e.observe(ctx, x, Event{Outcome: OutcomeInFlight, KeyHash: skey, Status: resp.Status, StoreLatency: latency, Err: ErrInFlight})
 			return
@@ -281,7 +301,7 @@ func (e *Engine) refuse(ctx context.Context, x Exchange, ev Event, kind problemK
 
 // execute runs the handler under a claim held with token (acquired by a
 // claim sent at claimed), then stores or releases, then sends.
-func (e *Engine) execute(ctx context.Context, x Exchange, skey string, token Token, body []byte, latency time.Duration, claimed time.Time) {
+func (e *Engine) execute(ctx context.Context, x Exchange, skey string, fp Fingerprint, token Token, body []byte, latency time.Duration, claimed time.Time) {
 	bg := context.WithoutCancel(ctx)
 	hc := &heldClaim{key: skey, token: token}
 	r := e.startRenewer(bg, x, skey, token, claimed)
@@ -314,7 +334,7 @@ func (e *Engine) execute(ctx context.Context, x Exchange, skey string, token Tok
 	}
 
 	start := e.clock()
-	stored := e.storable(resp)
+	stored := e.seal(e.storable(resp), skey, fp)
 	// The first attempt as any store call (a store bounds its own calls);
 	// only a failure pays for the retry loop.
 	err := e.complete(bg, skey, token, stored)
@@ -401,19 +421,22 @@ func (e *Engine) release(ctx context.Context, skey string, token Token) error {
 }
 
 // storable returns the version of resp that is stored: hop-by-hop and
-// filtered headers removed, and the body omitted when over the limit.
+// filtered headers removed, fields that could not be replayed (a name
+// that is not a token, a value with CR, LF or NUL; see vet) and the
+// reserved RecordMACHeader too, and the body omitted when over the limit.
 func (e *Engine) storable(resp *Response) *Response {
 	var connTokens []string
 	if c := resp.Header["Connection"]; len(c) > 0 {
 		connTokens = connectionTokens(c)
 	}
-	drop := func(name string) bool {
-		return hopByHop[name] || !e.cfg.headerFilter(name) || containsFold(connTokens, name)
+	drop := func(name string, vals []string) bool {
+		return name == RecordMACHeader || hopByHop[name] || !e.cfg.headerFilter(name) ||
+			containsFold(connTokens, name) || !validField(name, vals)
 	}
 	oversized := len(resp.Body) > e.cfg.maxResponse
 	filter := oversized
-	for name := range resp.Header {
-		if drop(name) {
+	for name, vals := range resp.Header {
+		if drop(name, vals) {
 			filter = true
 			break
 		}
@@ -429,7 +452,7 @@ func (e *Engine) storable(resp *Response) *Response {
 		// which an adapter may share between responses.
 		out.Header = make(http.Header, len(resp.Header))
 		for name, vals := range resp.Header {
-			if !drop(name) {
+			if !drop(name, vals) {
 				out.Header[name] = vals
 			}
 		}
