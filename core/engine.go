@@ -180,7 +180,7 @@ func (e *Engine) serveKey(ctx context.Context, x Exchange, skey, scopeID string,
 				e.storeDown(ctx, x, skey, body, latency, fmt.Errorf("%w: replay without a response", ErrStoreUnavailable))
 				return
 			}
-			resp, err := e.vet(claim.Response, skey, fp)
+			h, err := e.vet(claim.Response, skey, fp, slot)
 			if err != nil {
 				if !discarded && e.discard(ctx, x, skey, fp, claim.Response, err, &latency) {
 					discarded = true
@@ -189,7 +189,7 @@ func (e *Engine) serveKey(ctx context.Context, x Exchange, skey, scopeID string,
 				e.storeDown(ctx, x, skey, body, latency, fmt.Errorf("%w: %w", ErrStoreUnavailable, err))
 				return
 			}
-			e.replay(ctx, x, slot, skey, resp, latency)
+			e.replay(ctx, x, slot, skey, claim.Response, h, latency)
 			return
 		case ClaimMismatch:
 			e.refuse(ctx, x, Event{Outcome: OutcomeMismatch, KeyHash: skey, StoreLatency: latency, Err: ErrFingerprintMismatch}, problemMismatch, "")
@@ -273,14 +273,15 @@ func (e *Engine) storeDown(ctx context.Context, x Exchange, skey string, body []
 	e.observe(ctx, x, Event{Outcome: OutcomeStoreUnavailable, KeyHash: skey, Status: resp.Status, StoreLatency: latency, Err: err})
 }
 
-// replay sends a stored response with the replay markers. The stored
-// response is read-only (a store may share it between requests): the
-// markers travel in a shallow copy's Extra, so no header map is built. The
-// copy lives in the request's pooled slot (Send keeps nothing it is given),
-// not in an allocation of its own.
-func (e *Engine) replay(ctx context.Context, x Exchange, slot *tokenSlot, skey string, stored *Response, latency time.Duration) {
+// replay sends a stored response, with header h (vet's), and the replay
+// markers. The stored response is read-only (a store may share it between
+// requests): the markers travel in a shallow copy's Extra, so no header
+// map is built. The copy lives in the request's pooled slot (Send keeps
+// nothing it is given), not in an allocation of its own.
+func (e *Engine) replay(ctx context.Context, x Exchange, slot *tokenSlot, skey string, stored *Response, h http.Header, latency time.Duration) {
 	out := &slot.out
 	*out = *stored
+	out.Header = h
 	out.Extra = e.replayMarks
 	if stored.BodyOmitted {
 		out.Extra = e.omittedMarks
@@ -289,6 +290,7 @@ func (e *Engine) replay(ctx context.Context, x Exchange, slot *tokenSlot, skey s
 	x.Send(out)
 	status := out.Status
 	*out = Response{} // the pool keeps no stored response alive
+	clear(slot.header)
 	e.observe(ctx, x, Event{Outcome: OutcomeReplayed, KeyHash: skey, Status: status, StoreLatency: latency})
 }
 
@@ -702,10 +704,12 @@ var (
 // their token goes back to the pool with the slot and is offered to the
 // next claim, so only an acquired claim costs a draw. A token fences the
 // one claim that holds it (SPEC §3); one that no store kept fences nothing.
-// A replay also builds its marked copy of the stored response in the slot.
+// A replay also builds its marked copy of the stored response in the
+// slot, and its filtered header when fields must go.
 type tokenSlot struct {
-	token Token
-	out   Response
+	token  Token
+	out    Response
+	header http.Header // a replay's filtered header (see vet), cleared after use
 }
 
 var tokenSlots = sync.Pool{New: func() any { return new(tokenSlot) }}

@@ -63,9 +63,11 @@ type DiscardRequest struct {
 }
 
 // vet validates a completed record a store returned for a replay, whatever
-// the store, and returns the response to send: stored itself when nothing
-// needs to go (the common case, which allocates nothing), else a copy
-// without the fields that must not be replayed. A record that no Engine
+// the store, and returns the header to send: stored's own when nothing
+// needs to go (the common case), else the slot's reusable map filled with
+// the fields that may be replayed (Send keeps nothing it is given, so the
+// map serves the slot's next replay; the caller clears it after Send).
+// Neither allocates once the slot has its map. A record that no Engine
 // would have stored — a status outside 200–599, a header field that is not
 // a token or a value with CR, LF or NUL, and under a secret a missing or
 // wrong authentication code — is refused with an error wrapping
@@ -73,7 +75,7 @@ type DiscardRequest struct {
 // those the header filter refuses, Content-Length of an omitted body, the
 // record's MAC) are dropped, so a record written by someone else, or
 // before a filter changed, never replays them.
-func (e *Engine) vet(stored *Response, skey string, fp Fingerprint) (*Response, error) {
+func (e *Engine) vet(stored *Response, skey string, fp Fingerprint, slot *tokenSlot) (http.Header, error) {
 	if !finalStatus(stored.Status) {
 		return nil, corrupt(fmt.Sprintf("status %d is not a final response status", stored.Status))
 	}
@@ -96,16 +98,17 @@ func (e *Engine) vet(stored *Response, skey string, fp Fingerprint) (*Response, 
 		}
 	}
 	if !drops {
-		return stored, nil
+		return stored.Header, nil
 	}
-	out := *stored
-	out.Header = make(http.Header, len(stored.Header))
+	if slot.header == nil {
+		slot.header = make(http.Header, len(stored.Header))
+	}
 	for name, vals := range stored.Header {
 		if !e.dropOnReplay(name, stored.BodyOmitted, connTokens) {
-			out.Header[name] = vals
+			slot.header[name] = vals
 		}
 	}
-	return &out, nil
+	return slot.header, nil
 }
 
 // validField reports whether a field may be stored and replayed.

@@ -59,6 +59,7 @@ func (f *forgeFixture) forge(fp core.Fingerprint, resp *core.Response) {
 // retry serves the same request again.
 func (f *forgeFixture) retry() *fakeExchange {
 	y := newFake("k", "b", created)
+	y.cloneHeader = true
 	f.e.Serve(y)
 	return y
 }
@@ -227,6 +228,7 @@ func TestRecordsAreAuthenticatedUnderASecret(t *testing.T) {
 				// fingerprint: a request with that payload must get 422
 				// or a fresh run, never this response.
 				x = newFake("k", "other", created)
+				x.cloneHeader = true
 				f.forge(core.DefaultFingerprint(x, []byte("other")), tc.resp)
 			} else {
 				f.forge(f.fp, tc.resp)
@@ -253,6 +255,7 @@ func TestAHandlerCannotSetTheMACField(t *testing.T) {
 		}
 		e.Serve(newFake("k", "b", h))
 		y := newFake("k", "b", h)
+		y.cloneHeader = true
 		e.Serve(y)
 		if !replayed(y) || y.sent.Header.Get(core.RecordMACHeader) != "" || y.sent.Header.Get("A") != "1" {
 			t.Errorf("replay (secret %v): replayed=%v header %v; want a replay with A and without %s", opts != nil, replayed(y), y.sent.Header, core.RecordMACHeader)
