@@ -182,7 +182,10 @@ func WithHeaderScope(name string) Option {
 
 // WithHMACSecret derives storage keys with HMAC-SHA-256 under secret
 // instead of plain SHA-256, so that keys in a store dump cannot be tested
-// against guesses without the secret.
+// against guesses without the secret. It also authenticates stored
+// records: each carries a MAC ([RecordMACHeader]) bound to its storage key
+// and fingerprint, under a key derived from secret, and a record without a
+// valid one is refused as corrupt instead of replayed (see [Discarder]).
 func WithHMACSecret(secret []byte) Option {
 	return func(c *config) { c.secret = append([]byte(nil), secret...) }
 }
