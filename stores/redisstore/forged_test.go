@@ -31,8 +31,12 @@ func TestForgedRecords(t *testing.T) {
 		// (of its other fields) is allowed as long as it is filtered out.
 		setCookie bool
 	}{
-		{name: "Status101", forge: func(g, _ string) string { return forged(g, &core.Response{Status: 101, Header: http.Header{"Upgrade": {"h2c"}}}) }},
-		{name: "Status999", forge: func(g, _ string) string { return forged(g, &core.Response{Status: 999, Header: http.Header{}, Body: []byte("forged")}) }},
+		{name: "Status101", forge: func(g, _ string) string {
+			return forged(g, &core.Response{Status: 101, Header: http.Header{"Upgrade": {"h2c"}}})
+		}},
+		{name: "Status999", forge: func(g, _ string) string {
+			return forged(g, &core.Response{Status: 999, Header: http.Header{}, Body: []byte("forged")})
+		}},
 		{name: "SetCookie", setCookie: true, forge: func(g, _ string) string {
 			return forged(g, &core.Response{Status: 201, Header: http.Header{"Set-Cookie": {"session=attacker"}}, Body: []byte("forged")})
 		}},
