@@ -31,7 +31,8 @@ const RecordMACHeader = "Idemkit-Record-Mac"
 // until it expires; with it the Engine discards the record, reports it to
 // the observer (EventRecordDiscarded) and claims the key again, once.
 //
-// memstore implements it. The conformance suite does not require it.
+// memstore, redisstore, pgxstore and tieredstore implement it. The
+// conformance suite does not require it.
 type Discarder interface {
 	// Discard deletes the record of req.Key if, and only if, it is still
 	// the record the Engine found unusable, and never a pending claim the

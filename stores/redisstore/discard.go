@@ -31,6 +31,15 @@ redis.call('DEL', KEYS[1])
 return 1
 `)
 
+// discardNoExpiryScript: KEYS[1] record; ARGV[1] the pending record read.
+// Deletes it if it still holds those bytes and has no expiry: a claim
+// whose lease can never lapse. Replies 1 deleted, 0 left alone.
+var discardNoExpiryScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('PTTL', KEYS[1]) ~= -1 then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+`)
+
 // Discard implements [core.Discarder] in two round trips, a GET and a
 // compare-and-delete script, on a path taken only for a corrupt record. It
 // deletes the record the engine found unusable and nothing else:
@@ -38,11 +47,12 @@ return 1
 //     req.Fingerprint whose response decodes to req.Response;
 //   - without, a record that Claim still cannot read (an unknown state, a
 //     record too short for its state, a completed response that does not
-//     decode, or a key of another type).
+//     decode, or a key of another type), or a pending claim without an
+//     expiry, whose lease could never lapse.
 //
-// The script deletes the key only if it still holds the bytes read, so a
+// The scripts delete the key only if it still holds the bytes read, so a
 // record that changed in between (taken over, completed anew) is kept. A
-// pending claim the store can read is never deleted.
+// pending claim with a lease is never deleted.
 func (s *Store) Discard(ctx context.Context, req core.DiscardRequest) error {
 	if err := ctx.Err(); err != nil {
 		return unavailable("discard", err)
@@ -63,10 +73,13 @@ func (s *Store) Discard(ctx context.Context, req core.DiscardRequest) error {
 	case err != nil:
 		return storeErr("discard", rkey, err)
 	}
-	if !discardable(v, req) {
+	script := discardScript
+	if req.Response == nil && len(v) >= headerLen && v[0] == statePending {
+		script = discardNoExpiryScript
+	} else if !discardable(v, req) {
 		return nil
 	}
-	if err := discardScript.Run(ctx, s.client, []string{rkey}, v).Err(); err != nil {
+	if err := script.Run(ctx, s.client, []string{rkey}, v).Err(); err != nil {
 		return storeErr("discard", rkey, err)
 	}
 	return nil

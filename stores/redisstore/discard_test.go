@@ -66,6 +66,14 @@ func TestDiscard(t *testing.T) {
 	if c, err := s.Claim(ctx, claimReq(pending)); err != nil || c.Status != core.ClaimInFlight {
 		t.Errorf("Claim of a pending key after Discard = %v, %v; want in flight", c.Status, err)
 	}
+	// A pending claim without an expiry could never lapse: it goes.
+	if err := client.Persist(ctx, s.recordKey(pending)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	discard(pending, nil)
+	if c, err := s.Claim(ctx, claimReq(pending)); err != nil || c.Status != core.ClaimAcquired {
+		t.Errorf("Claim after discarding a pending claim without an expiry = %v, %v; want acquired", c.Status, err)
+	}
 	c, err := s.Claim(ctx, claimReq(done))
 	if err != nil || c.Status != core.ClaimReplay {
 		t.Fatalf("Claim of a completed key after Discard = %v, %v; want a replay", c.Status, err)
