@@ -428,12 +428,17 @@ func (e *Engine) release(ctx context.Context, skey string, token Token) error {
 // reserved RecordMACHeader too, and the body omitted when over the limit.
 func (e *Engine) storable(resp *Response) *Response {
 	var connTokens []string
-	if c := resp.Header["Connection"]; len(c) > 0 {
-		connTokens = connectionTokens(c)
+	for name, vals := range resp.Header {
+		if len(name) == len("Connection") && http.CanonicalHeaderKey(name) == "Connection" {
+			connTokens = append(connTokens, connectionTokens(vals)...)
+		}
 	}
 	drop := func(name string, vals []string) bool {
-		return name == RecordMACHeader || hopByHop[name] || !e.cfg.headerFilter(name) ||
-			containsFold(connTokens, name) || !validField(name, vals)
+		// Judged by the canonical name, as a client reads it: a handler's
+		// "set-cookie" is a Set-Cookie field.
+		c := http.CanonicalHeaderKey(name) // no allocation for a canonical name
+		return c == RecordMACHeader || hopByHop[c] || !e.cfg.headerFilter(c) ||
+			containsFold(connTokens, c) || !validField(name, vals)
 	}
 	oversized := len(resp.Body) > e.cfg.maxResponse
 	filter := oversized

@@ -86,8 +86,8 @@ func (e *Engine) vet(stored *Response, skey string, fp Fingerprint, slot *tokenS
 		if !validField(name, vals) {
 			return nil, corrupt("a header field cannot be sent: a name that is not a token or a value with CR, LF or NUL")
 		}
-		if name == "Connection" {
-			connTokens = connectionTokens(vals)
+		if len(name) == len("Connection") && http.CanonicalHeaderKey(name) == "Connection" {
+			connTokens = append(connTokens, connectionTokens(vals)...)
 		}
 		if !drops && e.dropOnReplay(name, stored.BodyOmitted, nil) {
 			drops = true
@@ -126,8 +126,11 @@ func validField(name string, vals []string) bool {
 }
 
 // dropOnReplay reports whether a stored field is left out of a replay: the
-// fields storable never stores, and the record's MAC.
+// fields storable never stores, and the record's MAC. Names are judged in
+// their canonical form, as a client reads them: a stored "set-cookie" is
+// a Set-Cookie field.
 func (e *Engine) dropOnReplay(name string, omitted bool, connTokens []string) bool {
+	name = http.CanonicalHeaderKey(name) // no allocation for a canonical name
 	return name == RecordMACHeader || hopByHop[name] || !e.cfg.headerFilter(name) ||
 		(omitted && name == "Content-Length") || containsFold(connTokens, name)
 }

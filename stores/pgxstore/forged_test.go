@@ -43,6 +43,7 @@ func TestForgedRows(t *testing.T) {
 		{name: "Status101", row: &row{101, http.Header{"Upgrade": {"h2c"}}, ""}},
 		{name: "SplitValue", row: &row{201, http.Header{"Location": {"/a\r\nSet-Cookie: session=attacker"}}, "forged"}},
 		{name: "SetCookie", setCookie: true, row: &row{201, http.Header{"Set-Cookie": {"session=attacker"}}, "forged"}},
+		{name: "SetCookieLowerCase", setCookie: true, row: &row{201, http.Header{"set-cookie": {"session=attacker"}}, "forged"}},
 		{name: "NoMACUnderSecret", secret: true, row: &row{201, http.Header{}, "forged"}},
 		{name: "OtherKeysRowUnderSecret", secret: true},
 	} {

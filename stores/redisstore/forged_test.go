@@ -40,6 +40,9 @@ func TestForgedRecords(t *testing.T) {
 		{name: "SetCookie", setCookie: true, forge: func(g, _ string) string {
 			return forged(g, &core.Response{Status: 201, Header: http.Header{"Set-Cookie": {"session=attacker"}}, Body: []byte("forged")})
 		}},
+		{name: "SetCookieLowerCase", setCookie: true, forge: func(g, _ string) string {
+			return forged(g, &core.Response{Status: 201, Header: http.Header{"set-cookie": {"session=attacker"}}, Body: []byte("forged")})
+		}},
 		{name: "NoMACUnderSecret", secret: true, forge: func(g, _ string) string {
 			return forged(g, &core.Response{Status: 201, Header: http.Header{}, Body: []byte("forged")})
 		}},
