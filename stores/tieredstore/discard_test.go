@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/idemkit/idemkit/conformance"
 	"github.com/idemkit/idemkit/core"
 	"github.com/idemkit/idemkit/stores/tieredstore"
 )
@@ -69,4 +70,20 @@ func TestCorruptHotCopyIsDiscarded(t *testing.T) {
 func (x *tieredFake) Capture(_ context.Context, body []byte) (*core.Response, bool, error) {
 	x.runs++
 	return &core.Response{Status: http.StatusCreated, Header: http.Header{}, Body: []byte("made")}, true, nil
+}
+
+// flushed waits for the hot tier's warm-ups after every claim, so that a
+// claim's outcome never depends on one still running.
+type flushed struct{ *tieredstore.Store }
+
+func (s flushed) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, error) {
+	c, err := s.Store.Claim(ctx, req)
+	s.Flush()
+	return c, err
+}
+
+func TestDiscarderOverMemory(t *testing.T) {
+	conformance.TestDiscarder(t, func(t *testing.T) core.Store {
+		return flushed{tieredstore.New(newMem(t), newMem(t))}
+	})
 }
