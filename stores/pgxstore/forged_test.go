@@ -69,6 +69,12 @@ func TestForgedRows(t *testing.T) {
 					t.Fatalf("first POST = %d %s; want 201", resp.StatusCode, body)
 				}
 			}
+			// The genuine record replays, through this store's layout, with
+			// its MAC verified and removed.
+			if resp, body := postKey(t, web.URL, key); resp.StatusCode != http.StatusCreated || body != "genuine" ||
+				resp.Header.Get(core.DefaultReplayHeader) != "true" || resp.Header.Get(core.RecordMACHeader) != "" {
+				t.Fatalf("retry before forging = %d %q, header %v; want the genuine 201 replayed without its MAC", resp.StatusCode, body, resp.Header)
+			}
 			skeys := obs.executed()
 			if len(skeys) != 2 {
 				t.Fatalf("executed %d requests; want 2", len(skeys))
