@@ -83,13 +83,14 @@ func (e *Engine) vet(stored *Response, skey string, fp Fingerprint, slot *tokenS
 	var connTokens []string
 	drops := false
 	for name, vals := range stored.Header {
-		if !validField(name, vals) {
+		c, ok := canonicalFieldName(name)
+		if !ok || !validFieldValues(vals) {
 			return nil, corrupt("a header field cannot be sent: a name that is not a token or a value with CR, LF or NUL")
 		}
-		if len(name) == len("Connection") && http.CanonicalHeaderKey(name) == "Connection" {
+		if c == "Connection" {
 			connTokens = append(connTokens, connectionTokens(vals)...)
 		}
-		if !drops && e.dropOnReplay(name, stored.BodyOmitted, nil) {
+		if !drops && e.dropOnReplay(c, stored.BodyOmitted, nil) {
 			drops = true
 		}
 	}
@@ -105,18 +106,41 @@ func (e *Engine) vet(stored *Response, skey string, fp Fingerprint, slot *tokenS
 		slot.header = make(http.Header, len(stored.Header))
 	}
 	for name, vals := range stored.Header {
-		if !e.dropOnReplay(name, stored.BodyOmitted, connTokens) {
+		if c, _ := canonicalFieldName(name); !e.dropOnReplay(c, stored.BodyOmitted, connTokens) {
 			slot.header[name] = vals
 		}
 	}
 	return slot.header, nil
 }
 
-// validField reports whether a field may be stored and replayed.
-func validField(name string, vals []string) bool {
-	if !validFieldName(name) {
-		return false
+// canonicalFieldName returns the canonical form of a field name (as
+// [http.CanonicalHeaderKey] makes it) and whether the name is a token.
+// Fields are judged by that form, as a client reads them: a stored
+// "set-cookie" is a Set-Cookie field. A name already canonical, the
+// usual case, is checked in one pass and returned as it is.
+func canonicalFieldName(name string) (string, bool) {
+	if name == "" {
+		return "", false
 	}
+	canonical, upper := true, true
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !tokenByte[c] {
+			return name, false
+		}
+		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+			canonical = false
+		}
+		upper = c == '-'
+	}
+	if canonical {
+		return name, true
+	}
+	return http.CanonicalHeaderKey(name), true
+}
+
+// validFieldValues reports whether every value may be sent.
+func validFieldValues(vals []string) bool {
 	for _, v := range vals {
 		if !validFieldValue(v) {
 			return false
@@ -125,13 +149,11 @@ func validField(name string, vals []string) bool {
 	return true
 }
 
-// dropOnReplay reports whether a stored field is left out of a replay: the
-// fields storable never stores, and the record's MAC. Names are judged in
-// their canonical form, as a client reads them: a stored "set-cookie" is
-// a Set-Cookie field.
+// dropOnReplay reports whether a stored field, by its canonical name, is
+// left out of a replay: the fields storable never stores, and the record's
+// MAC.
 func (e *Engine) dropOnReplay(name string, omitted bool, connTokens []string) bool {
-	name = http.CanonicalHeaderKey(name) // no allocation for a canonical name
-	return name == RecordMACHeader || hopByHop[name] || !e.cfg.headerFilter(name) ||
+	return name == RecordMACHeader || hopByHop(name) || !e.cfg.headerFilter(name) ||
 		(omitted && name == "Content-Length") || containsFold(connTokens, name)
 }
 
