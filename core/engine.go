@@ -163,9 +163,15 @@ func (e *Engine) serveKey(ctx context.Context, x Exchange, skey, scopeID string,
 			// stalled backend runs it late): release it in the background,
 			// so that no lease this engine cannot see locks the key.
 			e.bg.releaseOrphan(ctx, x, skey, token)
-			if errors.Is(err, ErrCorruptRecord) && !discarded && e.discard(ctx, x, skey, fp, nil, err, &latency) {
-				discarded = true
-				continue
+			if errors.Is(err, ErrCorruptRecord) && !discarded {
+				ok, derr := e.discard(ctx, x, skey, fp, nil, err, &latency)
+				if ok {
+					discarded = true
+					continue
+				}
+				if derr != nil {
+					err = errors.Join(err, derr)
+				}
 			}
 			e.storeDown(ctx, x, skey, body, latency, err)
 			return
@@ -182,11 +188,19 @@ func (e *Engine) serveKey(ctx context.Context, x Exchange, skey, scopeID string,
 			}
 			h, err := e.vet(claim.Response, skey, fp, slot)
 			if err != nil {
-				if !discarded && e.discard(ctx, x, skey, fp, claim.Response, err, &latency) {
-					discarded = true
-					continue
+				reason := err
+				err = fmt.Errorf("%w: %w", ErrStoreUnavailable, reason)
+				if !discarded {
+					ok, derr := e.discard(ctx, x, skey, fp, claim.Response, reason, &latency)
+					if ok {
+						discarded = true
+						continue
+					}
+					if derr != nil {
+						err = errors.Join(err, derr)
+					}
 				}
-				e.storeDown(ctx, x, skey, body, latency, fmt.Errorf("%w: %w", ErrStoreUnavailable, err))
+				e.storeDown(ctx, x, skey, body, latency, err)
 				return
 			}
 			e.replay(ctx, x, slot, skey, claim.Response, h, latency)

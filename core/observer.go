@@ -44,9 +44,10 @@ const (
 	EventEvicted Outcome = "evicted"
 
 	// EventRecordDiscarded: a stored record failed validation or
-	// authentication (Err wraps ErrCorruptRecord) and was removed through
-	// the store's Discarder so the key can be claimed again; when removing
-	// it failed, Err says so too and the request is answered 503.
+	// authentication, or the store could not read it (Err wraps
+	// ErrCorruptRecord), and it was removed through the store's Discarder
+	// so the key is claimed again. A record that could not be removed is
+	// reported by the request's store-unavailable event instead.
 	EventRecordDiscarded Outcome = "record-discarded"
 )
 

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash"
 	"net/http"
@@ -31,8 +30,8 @@ const RecordMACHeader = "Idemkit-Record-Mac"
 // until it expires; with it the Engine discards the record, reports it to
 // the observer (EventRecordDiscarded) and claims the key again, once.
 //
-// memstore, redisstore, pgxstore and tieredstore implement it. The
-// conformance suite does not require it.
+// memstore, redisstore, pgxstore and tieredstore implement it; the
+// conformance module's TestDiscarder checks an implementation.
 type Discarder interface {
 	// Discard deletes the record of req.Key if, and only if, it is still
 	// the record the Engine found unusable, and never a pending claim the
@@ -267,14 +266,15 @@ func (e *Engine) sanitizeClaim(c *Claim) {
 	}
 }
 
-// discard removes a record found unusable, when the store can, and
-// reports whether the key may be claimed again. It reports the record to
-// the observer either way: discarded (EventRecordDiscarded), or the
-// caller answers 503 with reason.
-func (e *Engine) discard(ctx context.Context, x Exchange, skey string, fp Fingerprint, resp *Response, reason error, latency *time.Duration) bool {
+// discard removes a record found unusable through the store's Discarder
+// and reports whether it did, so that the key may be claimed again; the
+// observer then sees EventRecordDiscarded with reason. Without a
+// Discarder it does nothing; a failed Discard returns its error, for the
+// caller's 503.
+func (e *Engine) discard(ctx context.Context, x Exchange, skey string, fp Fingerprint, resp *Response, reason error, latency *time.Duration) (bool, error) {
 	d, ok := e.store.(Discarder)
 	if !ok {
-		return false
+		return false, nil
 	}
 	start := e.clock()
 	dctx, cancel := e.storeCtx(ctx)
@@ -283,11 +283,10 @@ func (e *Engine) discard(ctx context.Context, x Exchange, skey string, fp Finger
 	took := e.since(start)
 	*latency += took
 	if err != nil {
-		e.observe(ctx, x, Event{Outcome: EventRecordDiscarded, KeyHash: skey, StoreLatency: took, Err: errors.Join(reason, fmt.Errorf("core: discarding the record: %w", err))})
-		return false
+		return false, fmt.Errorf("core: discarding the record: %w", err)
 	}
 	e.observe(ctx, x, Event{Outcome: EventRecordDiscarded, KeyHash: skey, StoreLatency: took, Err: reason})
-	return true
+	return true, nil
 }
 
 // appendHeaderExcept is [AppendHeader] leaving out the field skip.

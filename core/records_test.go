@@ -390,3 +390,34 @@ func (s *stuckCorrupt) Discard(ctx context.Context, req core.DiscardRequest) err
 	s.discards = append(s.discards, req)
 	return nil
 }
+
+// failingDiscard is a store whose record is unreadable and whose Discard
+// fails.
+type failingDiscard struct{ *corruptingStore }
+
+var errDiscard = errors.New("discard failed")
+
+func (s failingDiscard) Discard(ctx context.Context, req core.DiscardRequest) error { return errDiscard }
+
+// TestFailedDiscardAnswers503 checks that a record that cannot be removed
+// is answered 503 and reported once, with both errors, and never as
+// discarded.
+func TestFailedDiscardAnswers503(t *testing.T) {
+	rec := &recorder{}
+	e := core.New(failingDiscard{&corruptingStore{Store: newStore(t), corrupt: true}}, core.WithObserver(rec))
+	x := newFake("k", "b", created)
+	e.Serve(x)
+	if x.runs != 0 || x.sent.Status != http.StatusServiceUnavailable {
+		t.Errorf("unreadable record, failing Discard: runs=%d status=%d; want 503", x.runs, x.sent.Status)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, ev := range rec.evs {
+		switch {
+		case ev.Outcome == core.EventRecordDiscarded:
+			t.Errorf("observer saw %s for a record that was not removed", ev.Outcome)
+		case ev.Outcome == core.OutcomeStoreUnavailable && !(errors.Is(ev.Err, core.ErrCorruptRecord) && errors.Is(ev.Err, errDiscard)):
+			t.Errorf("store-unavailable error %v; want it to wrap ErrCorruptRecord and the Discard error", ev.Err)
+		}
+	}
+}
