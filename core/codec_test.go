@@ -221,3 +221,34 @@ func FuzzDecodeResponse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeHeader checks that DecodeHeader never panics and decodes only
+// what may be sent: token names in AppendHeader's order, values without
+// CR, LF or NUL; re-encoded, it decodes to the same header.
+func FuzzDecodeHeader(f *testing.F) {
+	f.Add(core.AppendHeader(nil, http.Header{"A": {"1", "2"}, "B": {""}}))
+	f.Add(core.AppendHeader(nil, http.Header{"A": {"1\r\nB: 2"}}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, n, err := core.DecodeHeader(b)
+		if err != nil {
+			return
+		}
+		if n > len(b) {
+			t.Fatalf("DecodeHeader read %d of %d bytes", n, len(b))
+		}
+		for name, vals := range h {
+			if name == "" || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r >= 0x7f || strings.ContainsRune("\"(),/:;<=>?@[\\]{}", r) }) {
+				t.Fatalf("decoded a header name that is not a token: %q", name)
+			}
+			for _, v := range vals {
+				if strings.ContainsAny(v, "\r\n\x00") {
+					t.Fatalf("decoded a header value with CR, LF or NUL: %q", v)
+				}
+			}
+		}
+		again, _, err := core.DecodeHeader(core.AppendHeader(nil, h))
+		if err != nil || !reflect.DeepEqual(again, h) {
+			t.Fatalf("re-encoding a decoded header changed it: %v vs %v (%v)", h, again, err)
+		}
+	})
+}
