@@ -397,7 +397,9 @@ type failingDiscard struct{ *corruptingStore }
 
 var errDiscard = errors.New("discard failed")
 
-func (s failingDiscard) Discard(ctx context.Context, req core.DiscardRequest) error { return errDiscard }
+func (s failingDiscard) Discard(ctx context.Context, req core.DiscardRequest) error {
+	return errDiscard
+}
 
 // TestFailedDiscardAnswers503 checks that a record that cannot be removed
 // is answered 503 and reported once, with both errors, and never as
