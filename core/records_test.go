@@ -423,3 +423,33 @@ func TestFailedDiscardAnswers503(t *testing.T) {
 		}
 	}
 }
+
+// TestUnauthenticatedRecordsUntil checks the upgrade window: until its
+// end a record without a MAC replays; after it, or with a wrong MAC at
+// any time, it is refused.
+func TestUnauthenticatedRecordsUntil(t *testing.T) {
+	secret := core.WithHMACSecret([]byte("secret"))
+	legacy := &core.Response{Status: 201, Header: http.Header{"Content-Type": {"text/plain"}}, Body: []byte("before the upgrade")}
+	for _, tc := range []struct {
+		name   string
+		until  time.Time
+		resp   *core.Response
+		replay bool
+	}{
+		{"NoMACInWindow", time.Now().Add(time.Hour), legacy, true},
+		{"NoMACAfterWindow", time.Now().Add(-time.Second), legacy, false},
+		{"WrongMACInWindow", time.Now().Add(time.Hour), &core.Response{Status: 201, Header: http.Header{core.RecordMACHeader: {"forged"}}, Body: []byte("x")}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newForgeFixture(t, false, secret, core.WithUnauthenticatedRecordsUntil(tc.until))
+			f.forge(f.fp, tc.resp)
+			y := f.retry()
+			if replayed(y) != tc.replay {
+				t.Errorf("retry over the record: replayed=%v status=%d; want replayed=%v", replayed(y), y.sent.Status, tc.replay)
+			}
+			if tc.replay && string(y.sent.Body) != string(tc.resp.Body) {
+				t.Errorf("replayed body %q; want %q", y.sent.Body, tc.resp.Body)
+			}
+		})
+	}
+}
