@@ -67,6 +67,7 @@ bench-modules:
 fuzz:
 	cd core && $(GO) test -run '^$$' -fuzz '^FuzzParseKey$$' -fuzztime $(FUZZTIME) .
 	cd core && $(GO) test -run '^$$' -fuzz '^FuzzDecodeResponse$$' -fuzztime $(FUZZTIME) .
+	cd core && $(GO) test -run '^$$' -fuzz '^FuzzDecodeHeader$$' -fuzztime $(FUZZTIME) .
 
 ## lint: gofmt, go vet in every module, core's zero requirements, GOWORK=off builds
 lint: fmt-check vet core-deps gowork-off

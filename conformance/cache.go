@@ -194,7 +194,7 @@ func testCacheBinary(c *cacheT) {
 	key, fp := c.newKey(), c.newFingerprint()
 	want := &core.Response{
 		Status: http.StatusAccepted,
-		Header: http.Header{"Set-Cookie": {"a=1", "b=2", ""}, "X-Bin": {"\x00\xff"}},
+		Header: http.Header{"Set-Cookie": {"a=1", "b=2", ""}, "X-Bin": {"\x01\xff"}},
 		Body:   binaryBody(70_000, time.Now().UnixNano()),
 	}
 	c.put(key, fp, cloneResponse(want), longTTL)

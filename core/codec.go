@@ -25,6 +25,12 @@ func AppendHeader(dst []byte, h http.Header) []byte {
 	for name := range h {
 		names = append(names, name)
 	}
+	return appendSortedHeader(dst, h, names)
+}
+
+// appendSortedHeader sorts names, fields of h, and appends the fields in
+// that order as AppendHeader does.
+func appendSortedHeader(dst []byte, h http.Header, names []string) []byte {
 	slices.Sort(names)
 	dst = binary.AppendUvarint(dst, uint64(len(names)))
 	for _, name := range names {
@@ -42,7 +48,10 @@ func AppendHeader(dst []byte, h http.Header) []byte {
 
 // DecodeHeader decodes a header encoded by [AppendHeader]. It returns the
 // header and the number of bytes read, or an error wrapping
-// [ErrCorruptRecord]. It never panics, whatever the input.
+// [ErrCorruptRecord], also for fields that AppendHeader would not have
+// written from a response the engine stores: names that are not RFC 9110
+// tokens or not in sorted order, values holding CR, LF or NUL. It never
+// panics, whatever the input.
 func DecodeHeader(b []byte) (http.Header, int, error) {
 	return decodeHeader(b, false)
 }
@@ -57,12 +66,22 @@ func decodeHeader(b []byte, alias bool) (http.Header, int, error) {
 	// One slab holds the values of every field that has one (most fields):
 	// a field with more takes its own slice.
 	slab := make([]string, n)
+	var prev string
 	for i := uint64(0); i < n; i++ {
 		name := d.str()
 		cnt := d.uvarint()
 		if d.err != nil || cnt > uint64(len(b)) {
 			return nil, 0, corrupt("header field")
 		}
+		// AppendHeader writes each name once, in sorted order: anything
+		// else was not written by it, and would not encode back the same.
+		if i > 0 && name <= prev {
+			return nil, 0, corrupt("header names out of order or repeated")
+		}
+		if !validFieldName(name) {
+			return nil, 0, corrupt("header name is not a token")
+		}
+		prev = name
 		var vals []string
 		if cnt == 1 {
 			vals, slab = slab[:0:1], slab[1:]
@@ -70,7 +89,11 @@ func decodeHeader(b []byte, alias bool) (http.Header, int, error) {
 			vals = make([]string, 0, int(cnt))
 		}
 		for j := uint64(0); j < cnt; j++ {
-			vals = append(vals, d.str())
+			v := d.str()
+			if !validFieldValue(v) {
+				return nil, 0, corrupt("header value holds CR, LF or NUL")
+			}
+			vals = append(vals, v)
 		}
 		if d.err != nil {
 			return nil, 0, corrupt("header value")
@@ -111,8 +134,12 @@ func AppendResponse(dst []byte, resp *Response) []byte {
 
 // DecodeResponse decodes bytes made by [EncodeResponse]. It never writes
 // to b and the result keeps no reference to it: header values and the body
-// are copies. It returns an error wrapping
-// [ErrCorruptRecord] for any malformed input and never panics.
+// are copies. It returns an error wrapping [ErrCorruptRecord] for any
+// malformed input, and for any input that cannot be a stored final
+// response although it parses: a status outside 200–599, a header name
+// that is not an RFC 9110 token, a value holding CR, LF or NUL, names out
+// of [AppendHeader]'s order or repeated, a body stored with the omitted
+// flag. It never panics.
 func DecodeResponse(b []byte) (*Response, error) {
 	return decodeResponse(b, false)
 }
@@ -141,8 +168,8 @@ func decodeResponse(b []byte, alias bool) (*Response, error) {
 		return nil, corrupt("unknown flags")
 	}
 	status := int(binary.BigEndian.Uint16(b[2:4]))
-	if status < 100 || status > 999 {
-		return nil, corrupt("status out of range")
+	if !finalStatus(status) {
+		return nil, corrupt(fmt.Sprintf("status %d is not a final response status", status))
 	}
 	var h http.Header
 	var n int
@@ -156,6 +183,9 @@ func decodeResponse(b []byte, alias bool) (*Response, error) {
 		return nil, err
 	}
 	body := b[4+n:]
+	if b[1]&1 != 0 && len(body) > 0 {
+		return nil, corrupt("body stored although marked omitted")
+	}
 	resp := &Response{Status: status, Header: h, BodyOmitted: b[1]&1 != 0}
 	switch {
 	case len(body) == 0:
@@ -267,3 +297,47 @@ func (d *decoder) str() string {
 	d.off += int(n)
 	return s
 }
+
+// finalStatus reports whether status can be a stored final response: 1xx
+// answers are interim, and HTTP has no status above 599.
+func finalStatus(status int) bool { return status >= 200 && status <= 599 }
+
+// validFieldName reports whether name is an RFC 9110 field name: a
+// non-empty token.
+func validFieldName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if !tokenByte[name[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// validFieldValue reports whether v may be sent as a field value: RFC 9110
+// §5.5 calls values holding CR, LF or NUL invalid and dangerous (a CR or
+// LF would start another field or the body).
+func validFieldValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c <= '\r' && (c == '\r' || c == '\n' || c == 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// tokenByte marks the RFC 9110 tchar bytes.
+var tokenByte = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()

@@ -2,10 +2,12 @@ package core_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"net/http"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,13 +122,88 @@ func TestDecodeResponseInPlaceSharesRepeatedHeaders(t *testing.T) {
 	}
 }
 
+// TestDecodeResponseRefusesImpossibleRecords checks that records which
+// parse but cannot be a stored final response are refused: a forged record
+// must not reach a client as an interim status, a status HTTP does not
+// have, a header that splits the response, or fields AppendHeader never
+// writes.
+func TestDecodeResponseRefusesImpossibleRecords(t *testing.T) {
+	// record encodes a header by hand, fields in the order given.
+	record := func(status int, flags byte, fields [][2]string, body string) []byte {
+		b := []byte{1, flags, byte(status >> 8), byte(status)}
+		b = binary.AppendUvarint(b, uint64(len(fields)))
+		for _, f := range fields {
+			b = binary.AppendUvarint(b, uint64(len(f[0])))
+			b = append(b, f[0]...)
+			b = binary.AppendUvarint(b, 1)
+			b = binary.AppendUvarint(b, uint64(len(f[1])))
+			b = append(b, f[1]...)
+		}
+		return append(b, body...)
+	}
+	ok := [][2]string{{"Content-Type", "text/plain"}}
+	for name, b := range map[string][]byte{
+		"Status100":        record(100, 0, ok, "x"),
+		"Status101":        record(101, 0, ok, "x"),
+		"Status199":        record(199, 0, ok, "x"),
+		"Status600":        record(600, 0, ok, "x"),
+		"Status999":        record(999, 0, ok, "x"),
+		"Status0":          record(0, 0, ok, "x"),
+		"NameWithSpace":    record(200, 0, [][2]string{{"Set Cookie", "a=1"}}, ""),
+		"NameWithColon":    record(200, 0, [][2]string{{"X:Y", "a"}}, ""),
+		"NameWithNewline":  record(200, 0, [][2]string{{"X\r\nSet-Cookie", "a=1"}}, ""),
+		"EmptyName":        record(200, 0, [][2]string{{"", "a"}}, ""),
+		"ValueWithCRLF":    record(200, 0, [][2]string{{"Location", "/a\r\nSet-Cookie: a=1"}}, ""),
+		"ValueWithLF":      record(200, 0, [][2]string{{"Location", "/a\nb"}}, ""),
+		"ValueWithNUL":     record(200, 0, [][2]string{{"Location", "/a\x00"}}, ""),
+		"NamesUnsorted":    record(200, 0, [][2]string{{"B", "1"}, {"A", "2"}}, ""),
+		"NameRepeated":     record(200, 0, [][2]string{{"A", "1"}, {"A", "2"}}, ""),
+		"OmittedWithABody": record(200, 1, ok, "x"),
+	} {
+		if _, err := core.DecodeResponse(b); !errors.Is(err, core.ErrCorruptRecord) {
+			t.Errorf("%s: DecodeResponse(%q) error %v; want ErrCorruptRecord", name, b, err)
+		}
+		for range 3 { // the in-place decoder, also once it has seen the bytes
+			if _, err := core.DecodeResponseInPlace(bytes.Clone(b)); !errors.Is(err, core.ErrCorruptRecord) {
+				t.Errorf("%s: DecodeResponseInPlace(%q) error %v; want ErrCorruptRecord", name, b, err)
+			}
+		}
+	}
+	// What the engine stores still decodes: every final status, obs-text
+	// and tabs in values, lower-case names, empty values.
+	for _, resp := range []*core.Response{
+		{Status: 200, Header: http.Header{"x-lower": {"\t\xff\xfe"}, "X-Empty": {""}}, Body: []byte("a")},
+		{Status: 599, Header: http.Header{"!#$%&'*+-.^_`|~09Az": {"v"}}},
+		{Status: 204, Header: http.Header{"Location": {"/x"}}, BodyOmitted: true},
+	} {
+		if _, err := core.DecodeResponse(core.EncodeResponse(resp)); err != nil {
+			t.Errorf("DecodeResponse(EncodeResponse(%+v)): %v", resp, err)
+		}
+	}
+}
+
 func FuzzDecodeResponse(f *testing.F) {
 	f.Add(core.EncodeResponse(&core.Response{Status: 201, Header: http.Header{"A": {"1", "2"}}, Body: []byte("hi")}))
 	f.Add([]byte{1, 0, 0, 200, 0})
+	f.Add([]byte{1, 0, 0, 101, 0})
+	f.Add(core.EncodeResponse(&core.Response{Status: 200, Header: http.Header{"A": {"1\r\nB: 2"}}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		resp, err := core.DecodeResponse(b)
 		if err != nil {
 			return
+		}
+		if resp.Status < 200 || resp.Status > 599 || (resp.BodyOmitted && len(resp.Body) > 0) {
+			t.Fatalf("decoded an impossible record: status %d, omitted %v with %d body bytes", resp.Status, resp.BodyOmitted, len(resp.Body))
+		}
+		for name, vals := range resp.Header {
+			if name == "" || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r >= 0x7f || strings.ContainsRune("\"(),/:;<=>?@[\\]{}", r) }) {
+				t.Fatalf("decoded a header name that is not a token: %q", name)
+			}
+			for _, v := range vals {
+				if strings.ContainsAny(v, "\r\n\x00") {
+					t.Fatalf("decoded a header value with CR, LF or NUL: %q", v)
+				}
+			}
 		}
 		again, err := core.DecodeResponse(core.EncodeResponse(resp))
 		if err != nil || again.Status != resp.Status || !bytes.Equal(again.Body, resp.Body) || !reflect.DeepEqual(again.Header, resp.Header) {
@@ -141,6 +218,37 @@ func FuzzDecodeResponse(f *testing.F) {
 		}
 		if len(shared.Body) > 0 && &shared.Body[0] != &in[len(in)-len(shared.Body)] {
 			t.Fatalf("DecodeResponseInPlace copied the body")
+		}
+	})
+}
+
+// FuzzDecodeHeader checks that DecodeHeader never panics and decodes only
+// what may be sent: token names in AppendHeader's order, values without
+// CR, LF or NUL; re-encoded, it decodes to the same header.
+func FuzzDecodeHeader(f *testing.F) {
+	f.Add(core.AppendHeader(nil, http.Header{"A": {"1", "2"}, "B": {""}}))
+	f.Add(core.AppendHeader(nil, http.Header{"A": {"1\r\nB: 2"}}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, n, err := core.DecodeHeader(b)
+		if err != nil {
+			return
+		}
+		if n > len(b) {
+			t.Fatalf("DecodeHeader read %d of %d bytes", n, len(b))
+		}
+		for name, vals := range h {
+			if name == "" || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r >= 0x7f || strings.ContainsRune("\"(),/:;<=>?@[\\]{}", r) }) {
+				t.Fatalf("decoded a header name that is not a token: %q", name)
+			}
+			for _, v := range vals {
+				if strings.ContainsAny(v, "\r\n\x00") {
+					t.Fatalf("decoded a header value with CR, LF or NUL: %q", v)
+				}
+			}
+		}
+		again, _, err := core.DecodeHeader(core.AppendHeader(nil, h))
+		if err != nil || !reflect.DeepEqual(again, h) {
+			t.Fatalf("re-encoding a decoded header changed it: %v vs %v (%v)", h, again, err)
 		}
 	})
 }

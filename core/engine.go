@@ -28,6 +28,10 @@ type Engine struct {
 	replayMarks, omittedMarks http.Header
 	renewers                  sync.Pool // of *renewer, each with its timer
 	bg                        background
+	// macKey authenticates stored records when a secret is configured
+	// (nil otherwise); macs pools HMAC states under it.
+	macKey []byte
+	macs   sync.Pool // of *macState
 }
 
 // New returns an Engine over store with the given options. It panics if
@@ -57,6 +61,11 @@ func New(store Store, opts ...Option) *Engine {
 	case c.completeWait < 0:
 		panic("core: New: complete wait must not be negative")
 	}
+	// A record is a final response: whatever the policy says, an interim
+	// or out-of-range status is not stored (it would be refused on replay).
+	policy := c.policy
+	c.policy = func(resp *Response) bool { return finalStatus(resp.Status) && policy(resp) }
+	e.initRecordMAC()
 	e.buildProblems()
 	e.bg.init(e)
 	e.replayMarks = http.Header{c.replayHeader: valTrue}
@@ -133,6 +142,7 @@ func (e *Engine) serveKey(ctx context.Context, x Exchange, skey, scopeID string,
 	var latency time.Duration
 	slot := tokenSlots.Get().(*tokenSlot)
 	defer tokenSlots.Put(slot)
+	discarded := false // a corrupt record is discarded and the key claimed again once
 	for {
 		if slot.token == "" {
 			slot.token = newToken()
@@ -153,19 +163,47 @@ func (e *Engine) serveKey(ctx context.Context, x Exchange, skey, scopeID string,
 			// stalled backend runs it late): release it in the background,
 			// so that no lease this engine cannot see locks the key.
 			e.bg.releaseOrphan(ctx, x, skey, token)
+			if errors.Is(err, ErrCorruptRecord) && !discarded {
+				ok, derr := e.discard(ctx, x, skey, fp, nil, err, &latency)
+				if ok {
+					discarded = true
+					continue
+				}
+				if derr != nil {
+					err = errors.Join(err, derr)
+				}
+			}
 			e.storeDown(ctx, x, skey, body, latency, err)
 			return
 		}
+		e.sanitizeClaim(&claim)
 		switch claim.Status {
 		case ClaimAcquired:
-			e.execute(ctx, x, skey, token, body, latency, sent)
+			e.execute(ctx, x, skey, fp, token, body, latency, sent)
 			return
 		case ClaimReplay:
 			if claim.Response == nil {
 				e.storeDown(ctx, x, skey, body, latency, fmt.Errorf("%w: replay without a response", ErrStoreUnavailable))
 				return
 			}
-			e.replay(ctx, x, slot, skey, claim.Response, latency)
+			h, err := e.vet(claim.Response, skey, fp, slot)
+			if err != nil {
+				reason := err
+				err = fmt.Errorf("%w: %w", ErrStoreUnavailable, reason)
+				if !discarded {
+					ok, derr := e.discard(ctx, x, skey, fp, claim.Response, reason, &latency)
+					if ok {
+						discarded = true
+						continue
+					}
+					if derr != nil {
+						err = errors.Join(err, derr)
+					}
+				}
+				e.storeDown(ctx, x, skey, body, latency, err)
+				return
+			}
+			e.replay(ctx, x, slot, skey, claim.Response, h, latency)
 			return
 		case ClaimMismatch:
 			e.refuse(ctx, x, Event{Outcome: OutcomeMismatch, KeyHash: skey, StoreLatency: latency, Err: ErrFingerprintMismatch}, problemMismatch, "")
@@ -184,11 +222,7 @@ func (e *Engine) serveKey(ctx context.Context, x Exchange, skey, scopeID string,
 					}
 				}
 			}
-			ra := claim.RetryAfter
-			if ra <= 0 {
-				ra = e.cfg.retryAfter
-			}
-			resp := e.problemResponse(problemInFlight, "", ra)
+			resp := e.problemResponse(problemInFlight, "", claim.RetryAfter)
 			x.Send(resp)
 			e.observe(ctx, x, Event{Outcome: OutcomeInFlight, KeyHash: skey, Status: resp.Status, StoreLatency: latency, Err: ErrInFlight})
 			return
@@ -253,14 +287,15 @@ func (e *Engine) storeDown(ctx context.Context, x Exchange, skey string, body []
 	e.observe(ctx, x, Event{Outcome: OutcomeStoreUnavailable, KeyHash: skey, Status: resp.Status, StoreLatency: latency, Err: err})
 }
 
-// replay sends a stored response with the replay markers. The stored
-// response is read-only (a store may share it between requests): the
-// markers travel in a shallow copy's Extra, so no header map is built. The
-// copy lives in the request's pooled slot (Send keeps nothing it is given),
-// not in an allocation of its own.
-func (e *Engine) replay(ctx context.Context, x Exchange, slot *tokenSlot, skey string, stored *Response, latency time.Duration) {
+// replay sends a stored response, with header h (vet's), and the replay
+// markers. The stored response is read-only (a store may share it between
+// requests): the markers travel in a shallow copy's Extra, so no header
+// map is built. The copy lives in the request's pooled slot (Send keeps
+// nothing it is given), not in an allocation of its own.
+func (e *Engine) replay(ctx context.Context, x Exchange, slot *tokenSlot, skey string, stored *Response, h http.Header, latency time.Duration) {
 	out := &slot.out
 	*out = *stored
+	out.Header = h
 	out.Extra = e.replayMarks
 	if stored.BodyOmitted {
 		out.Extra = e.omittedMarks
@@ -269,6 +304,7 @@ func (e *Engine) replay(ctx context.Context, x Exchange, slot *tokenSlot, skey s
 	x.Send(out)
 	status := out.Status
 	*out = Response{} // the pool keeps no stored response alive
+	clear(slot.header)
 	e.observe(ctx, x, Event{Outcome: OutcomeReplayed, KeyHash: skey, Status: status, StoreLatency: latency})
 }
 
@@ -281,7 +317,7 @@ func (e *Engine) refuse(ctx context.Context, x Exchange, ev Event, kind problemK
 
 // execute runs the handler under a claim held with token (acquired by a
 // claim sent at claimed), then stores or releases, then sends.
-func (e *Engine) execute(ctx context.Context, x Exchange, skey string, token Token, body []byte, latency time.Duration, claimed time.Time) {
+func (e *Engine) execute(ctx context.Context, x Exchange, skey string, fp Fingerprint, token Token, body []byte, latency time.Duration, claimed time.Time) {
 	bg := context.WithoutCancel(ctx)
 	hc := &heldClaim{key: skey, token: token}
 	r := e.startRenewer(bg, x, skey, token, claimed)
@@ -314,7 +350,7 @@ func (e *Engine) execute(ctx context.Context, x Exchange, skey string, token Tok
 	}
 
 	start := e.clock()
-	stored := e.storable(resp)
+	stored := e.seal(e.storable(resp), skey, fp)
 	// The first attempt as any store call (a store bounds its own calls);
 	// only a failure pays for the retry loop.
 	err := e.complete(bg, skey, token, stored)
@@ -401,19 +437,27 @@ func (e *Engine) release(ctx context.Context, skey string, token Token) error {
 }
 
 // storable returns the version of resp that is stored: hop-by-hop and
-// filtered headers removed, and the body omitted when over the limit.
+// filtered headers removed, fields that could not be replayed (a name
+// that is not a token, a value with CR, LF or NUL; see vet) and the
+// reserved RecordMACHeader too, and the body omitted when over the limit.
 func (e *Engine) storable(resp *Response) *Response {
 	var connTokens []string
-	if c := resp.Header["Connection"]; len(c) > 0 {
-		connTokens = connectionTokens(c)
+	for name, vals := range resp.Header {
+		if len(name) == len("Connection") && http.CanonicalHeaderKey(name) == "Connection" {
+			connTokens = append(connTokens, connectionTokens(vals)...)
+		}
 	}
-	drop := func(name string) bool {
-		return hopByHop[name] || !e.cfg.headerFilter(name) || containsFold(connTokens, name)
+	drop := func(name string, vals []string) bool {
+		// Judged by the canonical name, as a client reads it: a handler's
+		// "set-cookie" is a Set-Cookie field.
+		c, ok := canonicalFieldName(name)
+		return !ok || !validFieldValues(vals) || c == RecordMACHeader || hopByHop(c) ||
+			!e.cfg.headerFilter(c) || containsFold(connTokens, c)
 	}
 	oversized := len(resp.Body) > e.cfg.maxResponse
 	filter := oversized
-	for name := range resp.Header {
-		if drop(name) {
+	for name, vals := range resp.Header {
+		if drop(name, vals) {
 			filter = true
 			break
 		}
@@ -429,7 +473,7 @@ func (e *Engine) storable(resp *Response) *Response {
 		// which an adapter may share between responses.
 		out.Header = make(http.Header, len(resp.Header))
 		for name, vals := range resp.Header {
-			if !drop(name) {
+			if !drop(name, vals) {
 				out.Header[name] = vals
 			}
 		}
@@ -682,10 +726,12 @@ var (
 // their token goes back to the pool with the slot and is offered to the
 // next claim, so only an acquired claim costs a draw. A token fences the
 // one claim that holds it (SPEC §3); one that no store kept fences nothing.
-// A replay also builds its marked copy of the stored response in the slot.
+// A replay also builds its marked copy of the stored response in the
+// slot, and its filtered header when fields must go.
 type tokenSlot struct {
-	token Token
-	out   Response
+	token  Token
+	out    Response
+	header http.Header // a replay's filtered header (see vet), cleared after use
 }
 
 var tokenSlots = sync.Pool{New: func() any { return new(tokenSlot) }}
@@ -704,16 +750,16 @@ func newToken() Token {
 	return Token(out[:])
 }
 
-var hopByHop = map[string]bool{
-	"Connection":          true,
-	"Keep-Alive":          true,
-	"Proxy-Authenticate":  true,
-	"Proxy-Authorization": true,
-	"Proxy-Connection":    true,
-	"Te":                  true,
-	"Trailer":             true,
-	"Transfer-Encoding":   true,
-	"Upgrade":             true,
+// hopByHop reports the hop-by-hop fields, by canonical name: a switch,
+// which the compiler turns into a few length and string comparisons,
+// costs a third of a map lookup on the replay path.
+func hopByHop(name string) bool {
+	switch name {
+	case "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+		"Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
 }
 
 func connectionTokens(vals []string) []string {

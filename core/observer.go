@@ -42,6 +42,13 @@ const (
 	// ended, to make room in a full bounded store (memstore); KeyHash is its
 	// storage key. A retry of that key runs the handler again.
 	EventEvicted Outcome = "evicted"
+
+	// EventRecordDiscarded: a stored record failed validation or
+	// authentication, or the store could not read it (Err wraps
+	// ErrCorruptRecord), and it was removed through the store's Discarder
+	// so the key is claimed again. A record that could not be removed is
+	// reported by the request's store-unavailable event instead.
+	EventRecordDiscarded Outcome = "record-discarded"
 )
 
 // Event is what an [Observer] sees. It never carries the raw key or a body.
@@ -81,7 +88,7 @@ func SlogObserver(logger *slog.Logger) Observer {
 		switch ev.Outcome {
 		case OutcomeStoreUnavailable, OutcomeStoreFailed, OutcomeFailOpen, EventCompletionLost:
 			level = slog.LevelError
-		case EventLeaseLost, EventRenewFailed, EventStoreDegraded, OutcomeStoreDeferred, EventEvicted:
+		case EventLeaseLost, EventRenewFailed, EventStoreDegraded, OutcomeStoreDeferred, EventEvicted, EventRecordDiscarded:
 			level = slog.LevelWarn
 		}
 		if !logger.Enabled(ctx, level) {

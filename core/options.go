@@ -77,6 +77,9 @@ type config struct {
 	storeTimeout time.Duration
 	retryAfter   time.Duration
 	completeWait time.Duration
+
+	// unauthenticatedUntil: records without a MAC replay until then.
+	unauthenticatedUntil time.Time
 }
 
 func defaultConfig() config {
@@ -182,9 +185,25 @@ func WithHeaderScope(name string) Option {
 
 // WithHMACSecret derives storage keys with HMAC-SHA-256 under secret
 // instead of plain SHA-256, so that keys in a store dump cannot be tested
-// against guesses without the secret.
+// against guesses without the secret. It also authenticates stored
+// records: each carries a MAC ([RecordMACHeader]) bound to its storage key
+// and fingerprint, under a key derived from secret, and a record without a
+// valid one is refused as corrupt instead of replayed (see [Discarder]).
 func WithHMACSecret(secret []byte) Option {
 	return func(c *config) { c.secret = append([]byte(nil), secret...) }
+}
+
+// WithUnauthenticatedRecordsUntil eases an upgrade under [WithHMACSecret]:
+// until t, a record stored without a MAC — by a version of idemkit before
+// record authentication, under the same secret — is replayed (validated
+// and filtered like any record) instead of refused, so that retries of
+// requests served before the upgrade are not run again. A record with a
+// wrong MAC is refused at any time. Set t to the upgrade's end plus the
+// retention (WithTTL); until then, a record forged without a MAC is
+// accepted as it was before the upgrade. Without a secret it has no
+// effect.
+func WithUnauthenticatedRecordsUntil(t time.Time) Option {
+	return func(c *config) { c.unauthenticatedUntil = t }
 }
 
 // WithCompletionPolicy replaces [DefaultCompletionPolicy].

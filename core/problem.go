@@ -133,5 +133,9 @@ func (e *Engine) buildProblems() {
 
 // retryAfterSecs rounds d up to whole seconds, at least 1.
 func retryAfterSecs(d time.Duration) int64 {
-	return max(int64((d+time.Second-1)/time.Second), 1)
+	secs := int64(d / time.Second) // rounded up below: d+time.Second-1 overflows near the maximum
+	if d%time.Second > 0 {
+		secs++
+	}
+	return max(secs, 1)
 }

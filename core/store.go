@@ -98,7 +98,8 @@ type Claim struct {
 
 // Response is a captured HTTP response, as stored and replayed.
 type Response struct {
-	// Status is the HTTP status code (100–599).
+	// Status is the HTTP status code: a final one, 200–599, in a stored
+	// record (the Engine refuses any other on replay).
 	Status int
 	// Header holds the stored response headers with all their values. The
 	// engine has already removed hop-by-hop headers and the configured

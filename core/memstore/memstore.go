@@ -36,8 +36,9 @@ var (
 )
 
 var (
-	_ core.Store = (*Store)(nil)
-	_ core.Cache = (*Store)(nil)
+	_ core.Store     = (*Store)(nil)
+	_ core.Cache     = (*Store)(nil)
+	_ core.Discarder = (*Store)(nil)
 )
 
 type config struct {
@@ -287,6 +288,23 @@ func (s *Store) Put(ctx context.Context, key string, fp core.Fingerprint, resp *
 	sh.pushDone(r)
 	sh.mu.Unlock()
 	s.reportEviction(ctx, evicted)
+	return nil
+}
+
+// Discard implements [core.Discarder]: it deletes the completed record of
+// req.Key if it is the very record whose response a Claim or Lookup
+// returned as req.Response (the same record, not equal bytes), and
+// nothing else. memstore never reports a record corrupt itself, so a
+// request without a response deletes nothing.
+func (s *Store) Discard(ctx context.Context, req core.DiscardRequest) error {
+	sh, r, _, _, err := s.lockLive(ctx, "discard", req.Key)
+	if err != nil {
+		return err
+	}
+	if r != nil && r.done && req.Response != nil && &r.resp == req.Response && r.fp == req.Fingerprint {
+		sh.remove(r)
+	}
+	sh.mu.Unlock()
 	return nil
 }
 

@@ -324,7 +324,7 @@ func checkBinaryExact(t *testing.T, s *Store, _ redis.UniversalClient) {
 		resp *core.Response
 	}{
 		{"NUL", &core.Response{Status: 200, Header: http.Header{}, Body: []byte("a\x00b\x00")}},
-		{"InvalidUTF8", &core.Response{Status: 200, Header: http.Header{"X-Bin": {"\xff\xfe\x00"}}, Body: []byte{0xff, 0xc3, 0x28}}},
+		{"InvalidUTF8", &core.Response{Status: 200, Header: http.Header{"X-Bin": {"\xff\xfe\x01"}}, Body: []byte{0xff, 0xc3, 0x28}}},
 		{"Empty", &core.Response{Status: 204, Header: http.Header{}, Body: []byte{}}},
 		{"Large", &core.Response{Status: 200, Header: http.Header{"Content-Type": {"application/octet-stream"}}, Body: big}},
 		{"Omitted", &core.Response{Status: 201, Header: http.Header{"Location": {"/x"}}, Body: []byte{}, BodyOmitted: true}},
