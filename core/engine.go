@@ -163,14 +163,10 @@ func (e *Engine) serveKey(ctx context.Context, x Exchange, skey, scopeID string,
 			// stalled backend runs it late): release it in the background,
 			// so that no lease this engine cannot see locks the key.
 			e.bg.releaseOrphan(ctx, x, skey, token)
-			if errors.Is(err, ErrCorruptRecord) && !discarded {
-				ok, derr := e.discard(ctx, x, skey, fp, nil, err, &latency)
-				if ok {
-					discarded = true
+			if errors.Is(err, ErrCorruptRecord) {
+				var again bool
+				if again, err = e.discardOnce(ctx, x, skey, fp, nil, err, err, &discarded, &latency); again {
 					continue
-				}
-				if derr != nil {
-					err = errors.Join(err, derr)
 				}
 			}
 			e.storeDown(ctx, x, skey, body, latency, err)
@@ -186,19 +182,11 @@ func (e *Engine) serveKey(ctx context.Context, x Exchange, skey, scopeID string,
 				e.storeDown(ctx, x, skey, body, latency, fmt.Errorf("%w: replay without a response", ErrStoreUnavailable))
 				return
 			}
-			h, err := e.vet(claim.Response, skey, fp, slot)
-			if err != nil {
-				reason := err
-				err = fmt.Errorf("%w: %w", ErrStoreUnavailable, reason)
-				if !discarded {
-					ok, derr := e.discard(ctx, x, skey, fp, claim.Response, reason, &latency)
-					if ok {
-						discarded = true
-						continue
-					}
-					if derr != nil {
-						err = errors.Join(err, derr)
-					}
+			h, reason := e.vet(claim.Response, skey, fp, slot)
+			if reason != nil {
+				again, err := e.discardOnce(ctx, x, skey, fp, claim.Response, reason, fmt.Errorf("%w: %w", ErrStoreUnavailable, reason), &discarded, &latency)
+				if again {
+					continue
 				}
 				e.storeDown(ctx, x, skey, body, latency, err)
 				return

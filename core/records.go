@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash"
 	"net/http"
@@ -274,6 +275,22 @@ func (e *Engine) sanitizeClaim(c *Claim) {
 // observer then sees EventRecordDiscarded with reason. Without a
 // Discarder it does nothing; a failed Discard returns its error, for the
 // caller's 503.
+// discardOnce discards a record the engine refused for reason, once per
+// request (discarded says whether it has): it reports whether the key is
+// to be claimed again, or else the error to answer with — err, with the
+// discard's own failure joined.
+func (e *Engine) discardOnce(ctx context.Context, x Exchange, skey string, fp Fingerprint, resp *Response, reason, err error, discarded *bool, latency *time.Duration) (bool, error) {
+	if *discarded {
+		return false, err
+	}
+	ok, derr := e.discard(ctx, x, skey, fp, resp, reason, latency)
+	if ok {
+		*discarded = true
+		return true, nil
+	}
+	return false, errors.Join(err, derr)
+}
+
 func (e *Engine) discard(ctx context.Context, x Exchange, skey string, fp Fingerprint, resp *Response, reason error, latency *time.Duration) (bool, error) {
 	d, ok := e.store.(Discarder)
 	if !ok {
