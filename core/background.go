@@ -51,10 +51,12 @@ func (c *completion) open() bool { return time.Now().Before(c.end()) }
 // once stored, an error wrapping ErrLeaseLost when the claim is held by
 // nobody or someone else, or the last error (wrapping
 // ErrStoreUnavailable) when time ran out.
-func (c *completion) run(ctx context.Context, stop time.Time) error {
+func (c *completion) run(ctx context.Context, stop time.Time) (err error) {
 	e := c.e
+	ctx, end := e.phase(ctx, PhaseComplete, c.key)
+	defer func() { end(err) }()
 	backoff := 20 * time.Millisecond
-	err := fmt.Errorf("%w: no time left to store the response", ErrStoreUnavailable)
+	err = fmt.Errorf("%w: no time left to store the response", ErrStoreUnavailable)
 	for first := true; ; first = false {
 		end := c.end()
 		now := time.Now()

@@ -28,6 +28,7 @@ type Engine struct {
 	replayMarks, omittedMarks http.Header
 	renewers                  sync.Pool // of *renewer, each with its timer
 	bg                        background
+	phases                    PhaseObserver // the observer, when it traces phases
 	// macKey authenticates stored records when a secret is configured
 	// (nil otherwise); macs pools HMAC states under it.
 	macKey []byte
@@ -68,6 +69,7 @@ func New(store Store, opts ...Option) *Engine {
 	e.initRecordMAC()
 	e.buildProblems()
 	e.bg.init(e)
+	e.phases, _ = c.observer.(PhaseObserver)
 	e.replayMarks = http.Header{c.replayHeader: valTrue}
 	e.omittedMarks = http.Header{c.replayHeader: valTrue, "Idempotency-Replay": valOmitted}
 	return e
@@ -149,7 +151,9 @@ func (e *Engine) serveKey(ctx context.Context, x Exchange, skey, scopeID string,
 		}
 		token := slot.token
 		sent := time.Now() // the lease runs from no earlier than this
-		claim, err := e.claim(ctx, ClaimRequest{Key: skey, Fingerprint: fp, Token: token, Lease: e.cfg.lease, Scope: scopeID})
+		pctx, end := e.phase(ctx, PhaseClaim, skey)
+		claim, err := e.claim(pctx, ClaimRequest{Key: skey, Fingerprint: fp, Token: token, Lease: e.cfg.lease, Scope: scopeID})
+		end(err)
 		if e.cfg.observer != nil {
 			latency += time.Since(sent)
 		}
@@ -312,17 +316,20 @@ func (e *Engine) execute(ctx context.Context, x Exchange, skey string, fp Finger
 	var resp *Response
 	var wrote bool
 	var capErr error
+	hctx, end := e.phase(withHeldClaim(ctx, hc), PhaseHandler, skey)
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
+				end(fmt.Errorf("core: handler panicked: %v", p))
 				r.stop()
 				rerr := e.release(bg, skey, token)
 				e.observe(ctx, x, Event{Outcome: OutcomeReleased, KeyHash: skey, Err: errors.Join(fmt.Errorf("core: handler panicked: %v", p), rerr)})
 				panic(p)
 			}
 		}()
-		resp, wrote, capErr = x.Capture(withHeldClaim(ctx, hc), body)
+		resp, wrote, capErr = x.Capture(hctx, body)
 	}()
+	end(capErr)
 	confirmed := r.stop()
 
 	if release, why := e.releases(ctx, hc, resp, wrote, capErr); release {
@@ -384,12 +391,14 @@ var errDeferred = errors.New("core: storing deferred to the background")
 
 // complete stores resp once, bounded by the store timeout when one is set.
 func (e *Engine) complete(ctx context.Context, skey string, token Token, resp *Response) error {
+	ctx, end := e.phase(ctx, PhaseComplete, skey)
 	ctx, cancel := e.storeCtx(ctx)
 	defer cancel()
 	err := e.store.Complete(ctx, skey, token, resp, e.cfg.ttl)
 	if err != nil && !errors.Is(err, ErrStoreUnavailable) && !errors.Is(err, ErrLeaseLost) {
 		err = fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
 	}
+	end(err)
 	return err
 }
 
@@ -419,9 +428,12 @@ func (e *Engine) releases(ctx context.Context, hc *heldClaim, resp *Response, wr
 var errDeclaredNotApplied = errors.New("core: the handler declared the request not applied")
 
 func (e *Engine) release(ctx context.Context, skey string, token Token) error {
+	ctx, end := e.phase(ctx, PhaseRelease, skey)
 	ctx, cancel := e.storeCtx(ctx)
 	defer cancel()
-	return e.store.Release(ctx, skey, token)
+	err := e.store.Release(ctx, skey, token)
+	end(err)
+	return err
 }
 
 // storable returns the version of resp that is stored: hop-by-hop and
