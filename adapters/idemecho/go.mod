@@ -3,13 +3,13 @@ module github.com/idemkit/idemkit/adapters/idemecho
 go 1.25.0
 
 require (
-	github.com/idemkit/idemkit/conformance v0.0.0
-	github.com/idemkit/idemkit/core v0.0.0
-	github.com/labstack/echo/v4 v4.16.0
+	github.com/idemkit/idemkit/adapters/idemhttp v0.1.0
+	github.com/idemkit/idemkit/core v0.1.0
 )
 
+require github.com/labstack/echo/v4 v4.16.0
+
 require (
-	github.com/idemkit/idemkit/adapters/idemhttp v0.0.0
 	github.com/labstack/gommon v0.5.0 // indirect
 	github.com/mattn/go-colorable v0.1.15 // indirect
 	github.com/mattn/go-isatty v0.0.22 // indirect
@@ -21,10 +21,3 @@ require (
 	golang.org/x/text v0.40.0 // indirect
 	golang.org/x/time v0.15.0 // indirect
 )
-
-replace (
-	github.com/idemkit/idemkit/conformance => ../../conformance
-	github.com/idemkit/idemkit/core => ../../core
-)
-
-replace github.com/idemkit/idemkit/adapters/idemhttp => ../idemhttp

@@ -2,11 +2,11 @@ module github.com/idemkit/idemkit/adapters/idemfiber
 
 go 1.25.0
 
+require github.com/idemkit/idemkit/core v0.1.0
+
 require (
 	github.com/andybalholm/brotli v1.1.0
 	github.com/gofiber/fiber/v2 v2.52.15
-	github.com/idemkit/idemkit/conformance v0.0.0
-	github.com/idemkit/idemkit/core v0.0.0
 	github.com/valyala/fasthttp v1.51.0
 )
 
@@ -22,9 +22,4 @@ require (
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	github.com/valyala/tcplisten v1.0.0 // indirect
 	golang.org/x/sys v0.28.0 // indirect
-)
-
-replace (
-	github.com/idemkit/idemkit/conformance => ../../conformance
-	github.com/idemkit/idemkit/core => ../../core
 )

@@ -3,10 +3,11 @@ module github.com/idemkit/idemkit/adapters/idemgin
 go 1.25.0
 
 require (
-	github.com/gin-gonic/gin v1.12.0
-	github.com/idemkit/idemkit/conformance v0.0.0
-	github.com/idemkit/idemkit/core v0.0.0
+	github.com/idemkit/idemkit/adapters/idemhttp v0.1.0
+	github.com/idemkit/idemkit/core v0.1.0
 )
+
+require github.com/gin-gonic/gin v1.12.0
 
 require (
 	github.com/bytedance/gopkg v0.1.3 // indirect
@@ -20,7 +21,6 @@ require (
 	github.com/go-playground/validator/v10 v10.30.1 // indirect
 	github.com/goccy/go-json v0.10.5 // indirect
 	github.com/goccy/go-yaml v1.19.2 // indirect
-	github.com/idemkit/idemkit/adapters/idemhttp v0.0.0
 	github.com/json-iterator/go v1.1.12 // indirect
 	github.com/klauspost/cpuid/v2 v2.3.0 // indirect
 	github.com/leodido/go-urn v1.4.0 // indirect
@@ -40,10 +40,3 @@ require (
 	golang.org/x/text v0.34.0 // indirect
 	google.golang.org/protobuf v1.36.10 // indirect
 )
-
-replace (
-	github.com/idemkit/idemkit/conformance => ../../conformance
-	github.com/idemkit/idemkit/core => ../../core
-)
-
-replace github.com/idemkit/idemkit/adapters/idemhttp => ../idemhttp

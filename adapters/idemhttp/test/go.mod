@@ -1,0 +1,9 @@
+module github.com/idemkit/idemkit/adapters/idemhttp/test
+
+go 1.25.0
+
+require (
+	github.com/idemkit/idemkit/adapters/idemhttp v0.1.0
+	github.com/idemkit/idemkit/conformance v0.1.0
+	github.com/idemkit/idemkit/core v0.1.0
+)
