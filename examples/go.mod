@@ -3,18 +3,18 @@ module github.com/idemkit/idemkit/examples
 go 1.26.0
 
 require (
-	github.com/idemkit/idemkit/adapters/idemchi v0.0.0
-	github.com/idemkit/idemkit/adapters/idemhttp v0.0.0
-	github.com/idemkit/idemkit/core v0.0.0
+	github.com/idemkit/idemkit/adapters/idemchi v0.1.0
+	github.com/idemkit/idemkit/adapters/idemhttp v0.1.0
+	github.com/idemkit/idemkit/core v0.1.0
 )
 
 require (
 	github.com/gin-gonic/gin v1.12.0
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/gofiber/fiber/v2 v2.52.15
-	github.com/idemkit/idemkit/adapters/idemecho v0.0.0
-	github.com/idemkit/idemkit/adapters/idemfiber v0.0.0
-	github.com/idemkit/idemkit/adapters/idemgin v0.0.0
+	github.com/idemkit/idemkit/adapters/idemecho v0.1.0
+	github.com/idemkit/idemkit/adapters/idemfiber v0.1.0
+	github.com/idemkit/idemkit/adapters/idemgin v0.1.0
 	github.com/jackc/pgx/v5 v5.13.0
 	github.com/labstack/echo/v4 v4.16.0
 	github.com/redis/go-redis/v9 v9.23.0
@@ -43,10 +43,10 @@ require (
 	github.com/goccy/go-json v0.10.5 // indirect
 	github.com/goccy/go-yaml v1.19.2 // indirect
 	github.com/google/uuid v1.6.0 // indirect
-	github.com/idemkit/idemkit/migrations v0.0.0 // indirect
-	github.com/idemkit/idemkit/stores/pgxstore v0.0.0
-	github.com/idemkit/idemkit/stores/redisstore v0.0.0
-	github.com/idemkit/idemkit/stores/tieredstore v0.0.0
+	github.com/idemkit/idemkit/migrations v0.1.0 // indirect
+	github.com/idemkit/idemkit/stores/pgxstore v0.1.0
+	github.com/idemkit/idemkit/stores/redisstore v0.1.0
+	github.com/idemkit/idemkit/stores/tieredstore v0.1.0
 	github.com/json-iterator/go v1.1.12 // indirect
 	github.com/klauspost/compress v1.18.7 // indirect
 	github.com/klauspost/cpuid/v2 v2.4.0 // indirect
@@ -76,26 +76,3 @@ require (
 	golang.org/x/time v0.15.0 // indirect
 	google.golang.org/protobuf v1.36.10 // indirect
 )
-
-replace (
-	github.com/idemkit/idemkit/adapters/idemchi => ../adapters/idemchi
-	github.com/idemkit/idemkit/adapters/idemhttp => ../adapters/idemhttp
-	github.com/idemkit/idemkit/conformance => ../conformance
-	github.com/idemkit/idemkit/core => ../core
-)
-
-replace github.com/idemkit/idemkit/adapters/idemgin => ../adapters/idemgin
-
-replace github.com/idemkit/idemkit/adapters/idemecho => ../adapters/idemecho
-
-replace github.com/idemkit/idemkit/adapters/idemfiber => ../adapters/idemfiber
-
-replace github.com/idemkit/idemkit/stores/redisstore => ../stores/redisstore
-
-replace github.com/idemkit/idemkit/stores/pgxstore => ../stores/pgxstore
-
-replace github.com/idemkit/idemkit/stores/tieredstore => ../stores/tieredstore
-
-replace github.com/idemkit/idemkit/migrations => ../migrations
-
-replace github.com/idemkit/idemkit/svctest => ../svctest

@@ -2,36 +2,21 @@ module github.com/idemkit/idemkit/matrix
 
 go 1.26.0
 
-replace (
-	github.com/idemkit/idemkit/adapters/idemchi => ../adapters/idemchi
-	github.com/idemkit/idemkit/adapters/idemecho => ../adapters/idemecho
-	github.com/idemkit/idemkit/adapters/idemfiber => ../adapters/idemfiber
-	github.com/idemkit/idemkit/adapters/idemgin => ../adapters/idemgin
-	github.com/idemkit/idemkit/adapters/idemhttp => ../adapters/idemhttp
-	github.com/idemkit/idemkit/conformance => ../conformance
-	github.com/idemkit/idemkit/core => ../core
-	github.com/idemkit/idemkit/migrations => ../migrations
-	github.com/idemkit/idemkit/stores/pgxstore => ../stores/pgxstore
-	github.com/idemkit/idemkit/stores/redisstore => ../stores/redisstore
-	github.com/idemkit/idemkit/stores/tieredstore => ../stores/tieredstore
-	github.com/idemkit/idemkit/svctest => ../svctest
-)
-
 require (
 	github.com/gin-gonic/gin v1.12.0
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/gofiber/fiber/v2 v2.52.15
-	github.com/idemkit/idemkit/adapters/idemchi v0.0.0
-	github.com/idemkit/idemkit/adapters/idemecho v0.0.0
-	github.com/idemkit/idemkit/adapters/idemfiber v0.0.0
-	github.com/idemkit/idemkit/adapters/idemgin v0.0.0
-	github.com/idemkit/idemkit/adapters/idemhttp v0.0.0
-	github.com/idemkit/idemkit/conformance v0.0.0
-	github.com/idemkit/idemkit/core v0.0.0
-	github.com/idemkit/idemkit/stores/pgxstore v0.0.0
-	github.com/idemkit/idemkit/stores/redisstore v0.0.0
-	github.com/idemkit/idemkit/stores/tieredstore v0.0.0
-	github.com/idemkit/idemkit/svctest v0.0.0
+	github.com/idemkit/idemkit/adapters/idemchi v0.1.0
+	github.com/idemkit/idemkit/adapters/idemecho v0.1.0
+	github.com/idemkit/idemkit/adapters/idemfiber v0.1.0
+	github.com/idemkit/idemkit/adapters/idemgin v0.1.0
+	github.com/idemkit/idemkit/adapters/idemhttp v0.1.0
+	github.com/idemkit/idemkit/conformance v0.1.0
+	github.com/idemkit/idemkit/core v0.1.0
+	github.com/idemkit/idemkit/stores/pgxstore v0.1.0
+	github.com/idemkit/idemkit/stores/redisstore v0.1.0
+	github.com/idemkit/idemkit/stores/tieredstore v0.1.0
+	github.com/idemkit/idemkit/svctest v0.1.0
 	github.com/jackc/pgx/v5 v5.13.0
 	github.com/labstack/echo/v4 v4.16.0
 	github.com/redis/go-redis/v9 v9.23.0
@@ -69,7 +54,7 @@ require (
 	github.com/goccy/go-json v0.10.5 // indirect
 	github.com/goccy/go-yaml v1.19.2 // indirect
 	github.com/google/uuid v1.6.0 // indirect
-	github.com/idemkit/idemkit/migrations v0.0.0 // indirect
+	github.com/idemkit/idemkit/migrations v0.1.0 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/jackc/puddle/v2 v2.2.3 // indirect

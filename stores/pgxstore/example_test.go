@@ -3,18 +3,18 @@ package pgxstore_test
 import (
 	"context"
 	"log"
-	"net/http"
 	"os"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/idemkit/idemkit/adapters/idemhttp"
 	"github.com/idemkit/idemkit/core"
 	"github.com/idemkit/idemkit/stores/pgxstore"
 )
 
-// Example needs a PostgreSQL server, so it is compiled but not run.
+// Example needs a PostgreSQL server, so it is compiled but not run. The
+// engine then guards handlers through the adapter for your framework, for
+// example idemhttp.Middleware(engine)(mux) with net/http.
 func Example() {
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, os.Getenv("IDEMKIT_POSTGRES_URL"))
@@ -34,9 +34,5 @@ func Example() {
 	defer stop()
 
 	engine := core.New(store, core.WithHeaderScope("X-Api-Key"))
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /payments", func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusCreated)
-	})
-	log.Fatal(http.ListenAndServe("127.0.0.1:8080", idemhttp.Middleware(engine)(mux)))
+	_ = engine
 }

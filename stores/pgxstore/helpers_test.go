@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"os"
 	"testing"
 	"time"
 
@@ -11,8 +12,37 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/idemkit/idemkit/migrations"
-	"github.com/idemkit/idemkit/svctest"
 )
+
+// This module's own tests take PostgreSQL from IDEMKIT_POSTGRES_URL only, so
+// that the module requires nothing but core, pgx and migrations. The tests
+// that start containers or private servers live in the test-only module in
+// test/.
+const (
+	envPostgresURL     = "IDEMKIT_POSTGRES_URL"
+	envRequireServices = "IDEMKIT_REQUIRE_SERVICES"
+)
+
+// serviceUnavailable ends the test because a server it needs is missing: a
+// skip with the reason, or a failure when IDEMKIT_REQUIRE_SERVICES is set.
+func serviceUnavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if v := os.Getenv(envRequireServices); v != "" && v != "0" && v != "false" {
+		t.Fatalf("required service unavailable ("+envRequireServices+" is set): "+format, args...)
+	}
+	t.Skipf("skipped: "+format, args...)
+}
+
+// postgresURL returns IDEMKIT_POSTGRES_URL, or ends the test through
+// serviceUnavailable when it is unset.
+func postgresURL(t testing.TB) string {
+	t.Helper()
+	url := os.Getenv(envPostgresURL)
+	if url == "" {
+		serviceUnavailable(t, "%s is unset", envPostgresURL)
+	}
+	return url
+}
 
 // randHex returns n random bytes in hex.
 func randHex(n int) string {
@@ -40,7 +70,7 @@ func newPool(t testing.TB, url string, maxConns int32) *pgxpool.Pool {
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		svctest.Unavailable(t, "cannot reach PostgreSQL at %s: %v", url, err)
+		serviceUnavailable(t, "cannot reach PostgreSQL at %s: %v", url, err)
 	}
 	t.Cleanup(pool.Close)
 	return pool
@@ -57,7 +87,7 @@ type testDB struct {
 // migrations in it and drops it in t.Cleanup.
 func newTestDB(t testing.TB, maxConns int32, opts ...Option) *testDB {
 	t.Helper()
-	return newTestDBOn(t, newPool(t, svctest.PostgresURL(t), maxConns), opts...)
+	return newTestDBOn(t, newPool(t, postgresURL(t), maxConns), opts...)
 }
 
 // newTestDBOn is newTestDB on an existing pool.

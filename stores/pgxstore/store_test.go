@@ -15,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/idemkit/idemkit/core"
-	"github.com/idemkit/idemkit/svctest"
 )
 
 type coreResponse = core.Response
@@ -389,7 +388,7 @@ func race(t *testing.T, s *Store, base core.ClaimRequest, n int) map[core.ClaimS
 
 func TestErrorsMapToUnavailable(t *testing.T) {
 	t.Parallel()
-	url := svctest.PostgresURL(t)
+	url := postgresURL(t)
 	db := newTestDB(t, 4)
 	req := claimReq(t, "")
 

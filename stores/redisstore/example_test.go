@@ -1,15 +1,14 @@
 package redisstore_test
 
 import (
-	"net/http"
-
-	"github.com/idemkit/idemkit/adapters/idemhttp"
 	"github.com/idemkit/idemkit/core"
 	"github.com/idemkit/idemkit/stores/redisstore"
 	"github.com/redis/go-redis/v9"
 )
 
-// A store on a single Redis node, guarding a net/http handler.
+// A store on a single Redis node. The engine then guards handlers through
+// the adapter for your framework, for example
+// idemhttp.Middleware(engine)(mux) with net/http.
 func Example() {
 	client := redis.NewClient(&redis.Options{
 		Addr:                  "127.0.0.1:6379",
@@ -19,12 +18,7 @@ func Example() {
 
 	store := redisstore.New(client, redisstore.WithPrefix("payments:idem:"))
 	engine := core.New(store)
-
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /payments", func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusCreated)
-	})
-	_ = http.ListenAndServe("127.0.0.1:8080", idemhttp.Middleware(engine)(mux))
+	_ = engine
 }
 
 // The same store on Redis Cluster: every record is one key whose hash tag

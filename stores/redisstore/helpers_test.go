@@ -4,21 +4,46 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/idemkit/idemkit/core"
-	"github.com/idemkit/idemkit/svctest"
 	"github.com/redis/go-redis/v9"
 )
 
-// singleClient returns a client of the Redis given by svctest.RedisURL
-// (IDEMKIT_REDIS_URL or a container), closed at cleanup.
+// This module's own tests take Redis from IDEMKIT_REDIS_URL only, so that
+// the module requires nothing but core and go-redis. The tests that start
+// containers or private servers live in the test-only module in test/.
+const (
+	envRedisURL        = "IDEMKIT_REDIS_URL"
+	envRequireServices = "IDEMKIT_REQUIRE_SERVICES"
+)
+
+// serviceUnavailable ends the test because a server it needs is missing: a skip
+// with the reason, or a failure when IDEMKIT_REQUIRE_SERVICES is set.
+func serviceUnavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if v := os.Getenv(envRequireServices); v != "" && v != "0" && v != "false" {
+		t.Fatalf("required service unavailable ("+envRequireServices+" is set): "+format, args...)
+	}
+	t.Skipf("skipped: "+format, args...)
+}
+
+// singleClient returns a client of the Redis at IDEMKIT_REDIS_URL, closed
+// at cleanup.
 func singleClient(t testing.TB) *redis.Client {
 	t.Helper()
-	opt, err := redis.ParseURL(svctest.RedisURL(t))
+	url := os.Getenv(envRedisURL)
+	if url == "" {
+		serviceUnavailable(t, "%s is unset", envRedisURL)
+	}
+	opt, err := redis.ParseURL(url)
 	if err != nil {
-		t.Fatalf("redis.ParseURL(%s): %v", svctest.EnvRedisURL, err)
+		t.Fatalf("redis.ParseURL(%s): %v", envRedisURL, err)
 	}
 	opt.ContextTimeoutEnabled = true
 	opt.PoolSize = 32
@@ -27,23 +52,47 @@ func singleClient(t testing.TB) *redis.Client {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := c.Ping(ctx).Err(); err != nil {
-		svctest.Unavailable(t, "Redis at %s does not answer PING: %v", opt.Addr, err)
+		serviceUnavailable(t, "Redis at %s does not answer PING: %v", opt.Addr, err)
 	}
 	return c
 }
 
-// clusterClient starts a private 3-master Redis Cluster and returns a
-// client of it.
-func clusterClient(t testing.TB) (*redis.ClusterClient, *svctest.RedisCluster) {
+// clusterClient starts a private 3-master Redis Cluster with the
+// repository's scripts/redis-cluster.sh and returns a client of it and the
+// masters' addresses; the cluster is stopped at cleanup.
+func clusterClient(t testing.TB) (*redis.ClusterClient, []string) {
 	t.Helper()
-	rc := svctest.StartRedisCluster(t, 3)
+	script, err := filepath.Abs(filepath.Join("..", "..", "scripts", "redis-cluster.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(script); err != nil {
+		serviceUnavailable(t, "no %s to start a Redis Cluster: %v", script, err)
+	}
+	for _, bin := range []string{"redis-server", "redis-cli"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			serviceUnavailable(t, "a Redis Cluster needs %s: %v", bin, err)
+		}
+	}
+	dir := t.TempDir()
+	t.Cleanup(func() {
+		if out, err := exec.Command("bash", script, "stop", dir).CombinedOutput(); err != nil {
+			t.Errorf("redis-cluster.sh stop: %v\n%s", err, out)
+		}
+	})
+	out, err := exec.Command("bash", script, "start", dir).Output()
+	if err != nil {
+		t.Fatalf("redis-cluster.sh start: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	addrs := strings.Split(lines[len(lines)-1], ",")
 	c := redis.NewClusterClient(&redis.ClusterOptions{
-		Addrs:                 rc.Addrs(),
+		Addrs:                 addrs,
 		ContextTimeoutEnabled: true,
 		PoolSize:              32,
 	})
 	t.Cleanup(func() { c.Close() })
-	return c, rc
+	return c, addrs
 }
 
 // uniquePrefix returns a key prefix no other test uses.

@@ -11,43 +11,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idemkit/idemkit/conformance"
 	"github.com/idemkit/idemkit/core"
 	"github.com/redis/go-redis/v9"
 )
 
-// TestSingleNode runs the conformance suite and this package's own checks
-// against the Redis of IDEMKIT_REDIS_URL (or a container).
+// TestSingleNode runs this package's own checks against the Redis of
+// IDEMKIT_REDIS_URL; the conformance suites run on it from test/.
 func TestSingleNode(t *testing.T) {
 	client := singleClient(t)
-	t.Run("Conformance", func(t *testing.T) { conformance.TestStore(t, storeFactory(client)) })
-	t.Run("Cache", func(t *testing.T) { conformance.TestCache(t, cacheFactory(client)) })
 	t.Run("Checks", func(t *testing.T) { runStoreChecks(t, client) })
 }
 
-// TestCluster runs the same, and the HTTP suite with idemhttp, against a
-// private 3-master Redis Cluster through a ClusterClient, and checks that
-// records spread over every master.
+// TestCluster runs the same against a private 3-master Redis Cluster
+// through a ClusterClient, and checks that records spread over every
+// master; the conformance suites run on a cluster from test/.
 func TestCluster(t *testing.T) {
-	client, rc := clusterClient(t)
-	t.Run("Conformance", func(t *testing.T) { conformance.TestStore(t, storeFactory(client)) })
-	t.Run("Cache", func(t *testing.T) { conformance.TestCache(t, cacheFactory(client)) })
+	client, addrs := clusterClient(t)
 	t.Run("Checks", func(t *testing.T) { runStoreChecks(t, client) })
-	t.Run("Spread", func(t *testing.T) { checkSpread(t, client, rc.Addrs()) })
-	t.Run("HTTP", func(t *testing.T) {
-		conformance.TestMiddleware(t, conformance.Harness{NewStore: storeFactory(client), NewServer: newHTTPServer})
-	})
-}
-
-// storeFactory returns a conformance factory: a store on client with a
-// prefix of its own per subtest.
-func storeFactory(client redis.UniversalClient) conformance.NewStoreFunc {
-	return func(t *testing.T) core.Store { return New(client, WithPrefix(uniquePrefix(t))) }
-}
-
-// cacheFactory is storeFactory for the cache suite.
-func cacheFactory(client redis.UniversalClient) conformance.NewCacheFunc {
-	return func(t *testing.T) core.Cache { return New(client, WithPrefix(uniquePrefix(t))) }
+	t.Run("Spread", func(t *testing.T) { checkSpread(t, client, addrs) })
 }
 
 // checkSpread claims many records and counts, on each master, the keys

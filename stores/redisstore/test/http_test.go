@@ -12,6 +12,7 @@ import (
 	"github.com/idemkit/idemkit/adapters/idemhttp"
 	"github.com/idemkit/idemkit/conformance"
 	"github.com/idemkit/idemkit/core"
+	. "github.com/idemkit/idemkit/stores/redisstore"
 	"github.com/idemkit/idemkit/svctest"
 )
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/idemkit/idemkit/core"
+	. "github.com/idemkit/idemkit/stores/pgxstore"
 	"github.com/idemkit/idemkit/svctest"
 )
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/idemkit/idemkit/adapters/idemhttp"
 	"github.com/idemkit/idemkit/core"
+	. "github.com/idemkit/idemkit/stores/pgxstore"
 	"github.com/idemkit/idemkit/svctest"
 )
 

@@ -1,0 +1,27 @@
+package redisstore
+
+import (
+	"testing"
+
+	"github.com/idemkit/idemkit/conformance"
+)
+
+// TestSingleNode runs the conformance suites against the Redis of
+// IDEMKIT_REDIS_URL (or a container); redisstore's own checks run on it
+// in the module itself.
+func TestSingleNode(t *testing.T) {
+	client := singleClient(t)
+	t.Run("Conformance", func(t *testing.T) { conformance.TestStore(t, storeFactory(client)) })
+	t.Run("Cache", func(t *testing.T) { conformance.TestCache(t, cacheFactory(client)) })
+}
+
+// TestCluster runs the same, and the HTTP suite with idemhttp, against a
+// private 3-master Redis Cluster through a ClusterClient.
+func TestCluster(t *testing.T) {
+	client := clusterClient(t)
+	t.Run("Conformance", func(t *testing.T) { conformance.TestStore(t, storeFactory(client)) })
+	t.Run("Cache", func(t *testing.T) { conformance.TestCache(t, cacheFactory(client)) })
+	t.Run("HTTP", func(t *testing.T) {
+		conformance.TestMiddleware(t, conformance.Harness{NewStore: storeFactory(client), NewServer: newHTTPServer})
+	})
+}
