@@ -14,7 +14,7 @@ LOADRATE ?= 500
 LOADTIME ?= 3s
 BENCHOUT := bench/out
 
-.PHONY: all demo demo-stores test test-short bench bench-modules fuzz lint vet fmt-check gowork-off core-deps build clean
+.PHONY: all demo demo-stores test test-short bench bench-modules fuzz lint vet fmt-check core-deps release-verify release-check release-set release-tags tidy build clean
 
 all: lint test
 
@@ -69,8 +69,8 @@ fuzz:
 	cd core && $(GO) test -run '^$$' -fuzz '^FuzzDecodeResponse$$' -fuzztime $(FUZZTIME) .
 	cd core && $(GO) test -run '^$$' -fuzz '^FuzzDecodeHeader$$' -fuzztime $(FUZZTIME) .
 
-## lint: gofmt, go vet in every module, core's zero requirements, GOWORK=off builds
-lint: fmt-check vet core-deps gowork-off
+## lint: gofmt, go vet in every module, core's zero requirements, the release rules of the go.mod files
+lint: fmt-check vet core-deps release-verify
 
 fmt-check:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -78,14 +78,32 @@ fmt-check:
 vet:
 	$(GO) vet $(PKGS)
 
-## core-deps: core and conformance must require nothing but each other
+## core-deps: core and conformance must require nothing but each other (their go.mod also covers their tests)
 core-deps:
-	@for m in core conformance; do extra=$$(cd $$m && GOWORK=off $(GO) list -m all | grep -v '^github.com/idemkit/idemkit/'); \
+	@for m in core conformance; do extra=$$(cd $$m && $(GO) mod edit -json | grep -o '"Path": "[^"]*"' | grep -v '"github.com/idemkit/idemkit/'); \
 		if [ -n "$$extra" ]; then echo "$$m must require nothing outside idemkit, found: $$extra"; exit 1; fi; done
 
-## gowork-off: every module also builds alone, through its replace lines
-gowork-off:
-	@set -e; for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) build ./... && GOWORK=off $(GO) vet ./... >/dev/null) || { echo "module $$m does not build with GOWORK=off"; exit 1; }; done
+## release-verify: published go.mod files have no replace lines and require only published siblings, all at
+## the version go.work replaces by the tree; prints the release tags in dependency order
+release-verify:
+	@$(GO) run ./tools/release tags >/dev/null
+
+## release-check: a file-system module proxy built from the tree, and five consumer services fetched from it
+## with GOWORK=off as a user would (needs IDEMKIT_REDIS_URL and IDEMKIT_POSTGRES_URL); prints module counts
+release-check:
+	$(GO) run ./tools/release check
+
+## release-set VERSION=v0.x.y: require every sibling at VERSION, and print the tags to push, in order (RELEASING.md)
+release-set:
+	@test -n "$(VERSION)" || { echo "usage: make release-set VERSION=v0.x.y"; exit 2; }
+	$(GO) run ./tools/release set $(VERSION)
+
+release-tags:
+	@$(GO) run ./tools/release tags
+
+## tidy: go mod tidy in every module, siblings replaced by the tree for the run only
+tidy:
+	$(GO) run ./tools/release tidy
 
 build:
 	$(GO) build $(PKGS)
