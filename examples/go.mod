@@ -15,6 +15,7 @@ require (
 	github.com/idemkit/idemkit/adapters/idemecho v0.1.0
 	github.com/idemkit/idemkit/adapters/idemfiber v0.1.0
 	github.com/idemkit/idemkit/adapters/idemgin v0.1.0
+	github.com/idemkit/idemkit/conformance v0.1.0
 	github.com/jackc/pgx/v5 v5.13.0
 	github.com/labstack/echo/v4 v4.16.0
 	github.com/redis/go-redis/v9 v9.23.0

@@ -1,0 +1,79 @@
+// Package readme holds every Go snippet of the repository's README.md, so
+// that they compile; readme_test.go fails when a snippet in README.md is
+// not found here word for word (indented by one tab).
+package readme
+
+import (
+	"context"
+	"log"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/idemkit/idemkit/adapters/idemchi"
+	"github.com/idemkit/idemkit/adapters/idemhttp"
+	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/memstore"
+	"github.com/idemkit/idemkit/stores/pgxstore"
+	"github.com/idemkit/idemkit/stores/redisstore"
+	"github.com/idemkit/idemkit/stores/tieredstore"
+)
+
+// createPayment is the application's handler in the snippets.
+func createPayment(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusCreated) }
+
+// auth stands for the application's authentication middleware.
+var auth interface{ ClientID(context.Context) string }
+
+// QuickStartNetHTTP is README's net/http quick start.
+func QuickStartNetHTTP() {
+	engine := core.New(memstore.New(),
+		core.WithHeaderScope("X-Api-Key"), // scope keys by client: see "Guarantees"
+	)
+	mux := http.NewServeMux()
+	mux.Handle("POST /payments", idemhttp.Middleware(engine)(http.HandlerFunc(createPayment)))
+	http.ListenAndServe("127.0.0.1:8080", mux)
+}
+
+// QuickStartChi is README's chi quick start.
+func QuickStartChi() chi.Router {
+	engine := core.New(memstore.New(), idemchi.Scope(func(r *http.Request) string {
+		return auth.ClientID(r.Context()) // whoever your auth middleware says the caller is
+	}))
+	r := chi.NewRouter()
+	r.Group(func(r chi.Router) {
+		r.Use(idemchi.Middleware(engine))
+		r.Post("/payments", createPayment)
+	})
+	return r
+}
+
+// Stores is README's "Stores" section.
+func Stores(ctx context.Context) *core.Engine {
+	// Redis: single node, Sentinel or Cluster (any redis.UniversalClient).
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", ContextTimeoutEnabled: true})
+	var store core.Store = redisstore.New(client)
+
+	// Postgres: apply the schema (or run migrations/ with golang-migrate), then prune expired rows now and then.
+	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := pgxstore.EnsureSchema(ctx, pool); err != nil {
+		log.Fatal(err)
+	}
+	pg := pgxstore.New(pool)
+	stop := pg.StartPruner(ctx, 10*time.Minute)
+	defer stop()
+	store = pg
+
+	// Tiered: Postgres as the truth, retried keys replayed from Redis in one round trip, keeps serving when Redis is down.
+	store = tieredstore.New(redisstore.New(client, redisstore.WithPrefix("idem:hot:")), pg)
+
+	engine := core.New(store)
+	return engine
+}
