@@ -8,9 +8,10 @@
 #   DIR/addrs      one host:port per line
 # MASTERS (default 3) sets the number of masters. After start, the cluster
 # answers cluster_state:ok on every node; the addresses are printed
-# comma-separated, ready for a ClusterClient. Tests use the Go helper
-# svctest.StartRedisCluster instead; this script is for humans and the
-# Makefile.
+# comma-separated, ready for a ClusterClient. redisstore's own tests start
+# their cluster with it (they may not require svctest); the tests in the
+# test-only modules use the Go helper svctest.StartRedisCluster. It is also
+# for humans and the Makefile.
 set -euo pipefail
 
 usage() { echo "usage: $0 start|stop|status DIR" >&2; exit 2; }

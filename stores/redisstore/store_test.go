@@ -66,7 +66,8 @@ func checkSpread(t *testing.T, client *redis.ClusterClient, masters []string) {
 }
 
 // runStoreChecks is this package's own focused store checks; the
-// conformance suite runs next to them (conformance_test.go).
+// conformance suites run on the same servers from the test-only module in
+// test/.
 func runStoreChecks(t *testing.T, client redis.UniversalClient) {
 	newStore := func(t *testing.T) *Store {
 		return New(client, WithPrefix(uniquePrefix(t)))
