@@ -551,7 +551,7 @@ func runCycles(b *testing.B, keys *keySource, cases []timedCase) [][]float64 {
 // and flipped these lines from run to run.
 //
 // <fw>-floor measures the same on the floor (httpfloor_test.go) of the
-// net/http frameworks, whose refusals are SPEC's problem responses written
+// net/http frameworks, whose refusals are the contract's problem responses written
 // as ours are: where the floor's 409 or 422 is not cheaper than its
 // replay, no conforming middleware's is on this fixture.
 func BenchmarkAdapterRefusals(b *testing.B) {
@@ -562,7 +562,7 @@ func BenchmarkAdapterRefusals(b *testing.B) {
 			benchRefusals(b, func(f *fixture) func(bool) client { return fw.build(adapterGuard{core.New(s)}, f) })
 		})
 		if fw.name == "fiber" {
-			continue // fiber's floor is the peer itself, which has no 409 or 422 of SPEC's
+			continue // fiber's floor is the peer itself, which has no 409 or 422 of the contract's
 		}
 		b.Run(fw.name+"-floor", func(b *testing.B) {
 			benchRefusals(b, func(f *fixture) func(bool) client { return fw.build(newAdapterFloor(), f) })
@@ -600,7 +600,7 @@ func benchRefusals(b *testing.B, mk func(f *fixture) func(hold bool) client) {
 // BenchmarkAdapterFloor measures, with BenchmarkAdapterPair's cycles, a
 // floor for the adapter lines of every framework (adapterFloor,
 // httpfloor_test.go). On nethttp, chi, gin and echo it is the cheapest
-// middleware that does what SPEC asks of an in-memory one — the key's
+// middleware that does what the contract asks of an in-memory one — the key's
 // grammar, the body read whole, the SHA-256 fingerprint and key digest, a
 // fingerprint check (422), a pending record with a fencing token and a
 // renewed lease (409), the response buffered, stored without hop-by-hop
@@ -610,7 +610,7 @@ func benchRefusals(b *testing.B, mk func(f *fixture) func(hold bool) client) {
 // fw against the peer on fiber, each over its own framework's Bare and
 // Static, as the budget lines are; <fw>-vs-floor is how far our adapter on
 // fw is from the floor there (the engine and its Store contract, the
-// framework-agnostic Exchange, and what the engine does beyond SPEC's
+// framework-agnostic Exchange, and what the engine does beyond the contract's
 // minimum).
 func BenchmarkAdapterFloor(b *testing.B) {
 	fiberBare := newFiberClient(newFiberApp(nil, newFixture()), "", false)

@@ -30,7 +30,7 @@ import (
 //     and writes the pre-encoded response. Its replay is the same claim
 //     script on a completed key, which returns the record undecoded.
 //   - floor-pgx-1rt: the least claim statement that decides every claim in
-//     one round trip, as SPEC §5 asks: read the live row first, insert only
+//     one round trip, as pgxstore's design asks (one statement per call): read the live row first, insert only
 //     when there is none, and on a conflict (a row inserted after the
 //     statement's snapshot) lock and return its newest version with a
 //     no-op DO UPDATE, so a row always comes back. No takeover of expired

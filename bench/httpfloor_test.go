@@ -29,13 +29,13 @@ import (
 
 // adapterFloor is the floor of the adapter budget lines ("≤ the fiber
 // peer's"), a guard for BenchmarkAdapterFloor: the least a middleware that
-// conforms to SPEC can cost on each framework. If it is above the peer, no
+// conforms to the contract can cost on each framework. If it is above the peer, no
 // conforming middleware on that framework meets the line.
 //
-// On the net/http frameworks it is the cheapest form of each thing SPEC
+// On the net/http frameworks it is the cheapest form of each thing the contract
 // asks of an in-memory middleware, in each framework's own middleware
 // idiom, and nothing else:
-//   - request side (every guarded request): the key's grammar (SPEC §1,
+//   - request side (every guarded request): the key's grammar (contract.md §1,
 //     a length and byte check; quoted keys with escapes are refused rather
 //     than decoded), the body read whole and the handler given a fresh
 //     reader over it, a SHA-256 of method, path, canonical query (core's
@@ -43,7 +43,7 @@ import (
 //     raw key);
 //   - one map under one RW lock, read first without the write lock: a live
 //     record with another fingerprint is a 422, a pending one a 409 with
-//     Retry-After from the remaining lease, each a prebuilt SPEC §4
+//     Retry-After from the remaining lease, each a prebuilt contract.md §4
 //     problem+json response with Cache-Control: no-store; a completed one
 //     a replay: its header copied into the response, the marker §3
 //     requires added, status and body written;
@@ -58,14 +58,14 @@ import (
 // Every response goes out through idemhttp.WriteResponse, as our net/http
 // adapters send theirs: one block of copied header values per response.
 //
-// It leaves out what the engine adds beyond SPEC's minimum: the Store
+// It leaves out what the engine adds beyond the contract's minimum: the Store
 // contract and its interface calls, the framework-agnostic Exchange, the
 // length prefixes in the fingerprint, the hex storage key, the observer,
 // the store timeout, body and stored-size limits, waiting for an in-flight
 // result, the other problem responses (400s answer bare statuses) and
 // panics.
 //
-// On fiber it is the peer itself behind the request-side SPEC work; fiber
+// On fiber it is the peer itself behind the request-side work of the contract; fiber
 // buffers every response and the peer stores it before fiber sends it.
 // That floor leaves leases and fencing out: it is above the line already.
 type adapterFloor struct {
@@ -83,13 +83,13 @@ type floorEntry struct {
 	expiry  uint32 // utils.Timestamp seconds: the lease, then the lifetime
 }
 
-// floorReplayed is the replay marker SPEC §3 requires.
+// floorReplayed is the replay marker contract.md §3 requires.
 var floorReplayed = http.Header{"Idempotency-Replayed": {"true"}}
 
 const (
 	// floorLifetime is the peer's default lifetime, 30 minutes, in seconds.
 	floorLifetime = 30 * 60
-	// floorLease is SPEC's default lease, in seconds, renewed at a third.
+	// floorLease is the contract's default lease, in seconds, renewed at a third.
 	floorLease = 30
 	floorRenew = floorLease * time.Second / 3
 )
@@ -152,7 +152,7 @@ type floorBody struct{ bytes.Reader }
 
 func (*floorBody) Close() error { return nil }
 
-// floorKeyOK is SPEC §1's grammar in its cheapest form: 1–255 visible
+// floorKeyOK is contract.md §1's grammar in its cheapest form: 1–255 visible
 // ASCII characters, in quotes or bare, without quote or backslash inside.
 func floorKeyOK(key string) bool {
 	if len(key) >= 2 && key[0] == '"' && key[len(key)-1] == '"' {
@@ -244,7 +244,7 @@ func floorSend(w http.ResponseWriter, header http.Header, status int, body []byt
 	idemhttp.WriteResponse(w, &core.Response{Status: status, Header: header, Body: body, Extra: extra})
 }
 
-// The floor's refusals, built once: SPEC §4's problem+json with the
+// The floor's refusals, built once: contract.md §4's problem+json with the
 // members it names and Cache-Control: no-store; §3's Retry-After on a 409,
 // one response per whole second of the lease. The texts are the engine's
 // (TestAdapterFloor compares the bodies), so both write the same bytes.
@@ -272,7 +272,7 @@ func floorProblem(status int, code, title, detail string, retryAfter int) *core.
 	return &core.Response{Status: status, Header: h, Body: body}
 }
 
-// floorStored is what SPEC §3 stores of a handler's header: all of it but
+// floorStored is what contract.md §3 stores of a handler's header: all of it but
 // the hop-by-hop fields and Set-Cookie. The handler's map is the floor's
 // own (its buffer) and is sent as it is, so it is stored as it is unless
 // it holds such a field; then the store gets a copy without them.
@@ -292,7 +292,7 @@ func floorStored(h http.Header) http.Header {
 var floorNotStored = [...]string{"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
 	"Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Set-Cookie"}
 
-// floorRecorder buffers a handler's response: SPEC §3 sends it only once
+// floorRecorder buffers a handler's response: contract.md §3 sends it only once
 // it is stored.
 type floorRecorder struct {
 	header http.Header
@@ -424,7 +424,7 @@ func (fl *adapterFloor) echo() echo.MiddlewareFunc {
 }
 
 // fiber: the peer itself (reading the key from core.KeyHeader, as our
-// adapter and the other floors do) behind the SPEC work.
+// adapter and the other floors do) behind the contract's work.
 func (fl *adapterFloor) fiber() fiber.Handler {
 	peer := idempotency.New(idempotency.Config{KeyHeader: core.KeyHeader})
 	return func(c *fiber.Ctx) error {
@@ -440,7 +440,7 @@ func (fl *adapterFloor) fiber() fiber.Handler {
 // the replay marker without running the handler, a retry with another body
 // gets 422, a retry while the first request is in the handler gets 409
 // with Retry-After, both as our adapter writes them, and a key that breaks
-// SPEC §1's grammar is refused.
+// contract.md §1's grammar is refused.
 func TestAdapterFloor(t *testing.T) {
 	s := memstore.New()
 	t.Cleanup(func() { s.Close() })

@@ -324,7 +324,7 @@ func newKey() string {
 
 func (e *env) runs() int64 { return e.app.runs.Load() }
 
-// Assertion helpers. Each names the SPEC rule a failure breaks.
+// Assertion helpers. Each names the rule of docs/contract.md (by section) a failure breaks.
 
 func (e *env) wantStatus(what string, r reply, want int, rule string) {
 	e.t.Helper()
@@ -346,55 +346,55 @@ func (e *env) wantRuns(what string, want int64, rule string) {
 
 func (e *env) wantProblem(what string, r reply, status int, code, rawKey string) {
 	e.t.Helper()
-	e.wantStatus(what, r, status, "SPEC §4 error status for "+code)
+	e.wantStatus(what, r, status, "contract.md §4 error status for "+code)
 	if r.err != nil {
 		return
 	}
 	if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
-		e.t.Errorf("%s: Content-Type %q; want application/problem+json (SPEC §4, RFC 9457)", what, ct)
+		e.t.Errorf("%s: Content-Type %q; want application/problem+json (contract.md §4, RFC 9457)", what, ct)
 	}
 	if cc := r.header.Get("Cache-Control"); cc != "no-store" {
-		e.t.Errorf("%s: Cache-Control %q; want no-store (SPEC §4)", what, cc)
+		e.t.Errorf("%s: Cache-Control %q; want no-store (contract.md §4)", what, cc)
 	}
 	var p map[string]any
 	if err := json.Unmarshal(r.body, &p); err != nil {
-		e.t.Errorf("%s: problem body %q is not JSON: %v (SPEC §4)", what, r.body, err)
+		e.t.Errorf("%s: problem body %q is not JSON: %v (contract.md §4)", what, r.body, err)
 		return
 	}
 	for _, m := range []string{"type", "title", "status", "detail", "code"} {
 		if _, ok := p[m]; !ok {
-			e.t.Errorf("%s: problem body %s lacks member %q (SPEC §4)", what, r.body, m)
+			e.t.Errorf("%s: problem body %s lacks member %q (contract.md §4)", what, r.body, m)
 		}
 	}
 	if got, _ := p["code"].(string); got != code {
-		e.t.Errorf("%s: problem code %q; want %q (SPEC §4 stable codes)", what, got, code)
+		e.t.Errorf("%s: problem code %q; want %q (contract.md §4 stable codes)", what, got, code)
 	}
 	if got, _ := p["status"].(float64); int(got) != status {
 		e.t.Errorf("%s: problem status member %v; want %d (RFC 9457)", what, p["status"], status)
 	}
 	if typ, _ := p["type"].(string); !strings.HasSuffix(typ, code) {
-		e.t.Errorf("%s: problem type %q does not name code %q (SPEC §4)", what, typ, code)
+		e.t.Errorf("%s: problem type %q does not name code %q (contract.md §4)", what, typ, code)
 	}
 	if rawKey != "" && bytes.Contains(r.body, []byte(rawKey)) {
-		e.t.Errorf("%s: problem body %s echoes the raw key (SPEC §4: never echo the key)", what, r.body)
+		e.t.Errorf("%s: problem body %s echoes the raw key (contract.md §4: never echo the key)", what, r.body)
 	}
 }
 
 func (e *env) wantReplay(what string, first, again reply) {
 	e.t.Helper()
-	e.wantStatus(what, again, first.status, "SPEC §3 replay: stored status")
+	e.wantStatus(what, again, first.status, "contract.md §3 replay: stored status")
 	if again.err != nil || first.err != nil {
 		return
 	}
 	if got := again.header.Get(core.DefaultReplayHeader); got != "true" {
-		e.t.Errorf("%s: %s = %q; want \"true\" (SPEC §3 replay header)", what, core.DefaultReplayHeader, got)
+		e.t.Errorf("%s: %s = %q; want \"true\" (contract.md §3 replay header)", what, core.DefaultReplayHeader, got)
 	}
 	if !bytes.Equal(first.body, again.body) {
-		e.t.Errorf("%s: replayed body differs from the first (%d vs %d bytes) (SPEC §3 replay byte for byte)", what, len(again.body), len(first.body))
+		e.t.Errorf("%s: replayed body differs from the first (%d vs %d bytes) (contract.md §3 replay byte for byte)", what, len(again.body), len(first.body))
 	}
 	for _, name := range []string{"Location", "Content-Type", "X-Multi"} {
 		if f, a := first.header.Values(name), again.header.Values(name); strings.Join(f, "\x00") != strings.Join(a, "\x00") {
-			e.t.Errorf("%s: replayed header %s = %q; want %q (SPEC §3 stored headers, all values)", what, name, a, f)
+			e.t.Errorf("%s: replayed header %s = %q; want %q (contract.md §3 stored headers, all values)", what, name, a, f)
 		}
 	}
 }
@@ -407,7 +407,7 @@ func (e *env) wantFresh(what string, r reply) {
 }
 
 // TestMiddleware drives a server built by h through every row of the
-// idempotency contract (SPEC §1–4): which requests are guarded, key
+// idempotency contract (contract.md §1–4): which requests are guarded, key
 // parsing, fingerprints and scopes, the state machine, the completion
 // policy, store failures and the problem+json errors. It checks statuses,
 // headers, bodies and how many times the handler ran.
@@ -427,10 +427,10 @@ func TestMiddleware(t *testing.T, h Harness) {
 		k := newKey()
 		for i := 0; i < 2; i++ {
 			r := e.do(req{method: http.MethodGet, key: k})
-			e.wantStatus("GET with key", r, http.StatusCreated, "SPEC §1 unguarded methods pass through")
+			e.wantStatus("GET with key", r, http.StatusCreated, "contract.md §1 unguarded methods pass through")
 			e.wantFresh("GET with key", r)
 		}
-		e.wantRuns("two GETs", 2, "SPEC §1 unguarded methods pass through")
+		e.wantRuns("two GETs", 2, "contract.md §1 unguarded methods pass through")
 	})
 
 	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
@@ -438,10 +438,10 @@ func TestMiddleware(t *testing.T, h Harness) {
 			e := newEnv(t, h)
 			k := newKey()
 			first := e.do(req{method: m, key: k, body: []byte(`{"a":1}`)})
-			e.wantStatus(m+" first", first, http.StatusCreated, "SPEC §3 new key runs the handler")
+			e.wantStatus(m+" first", first, http.StatusCreated, "contract.md §3 new key runs the handler")
 			again := e.do(req{method: m, key: k, body: []byte(`{"a":1}`)})
 			e.wantReplay(m+" retry", first, again)
-			e.wantRuns(m+" twice", 1, "SPEC §1 default guarded methods")
+			e.wantRuns(m+" twice", 1, "contract.md §1 default guarded methods")
 		})
 	}
 
@@ -449,17 +449,17 @@ func TestMiddleware(t *testing.T, h Harness) {
 		e := newEnv(t, h)
 		r := e.do(req{body: []byte(`{}`)})
 		e.wantProblem("POST without key", r, http.StatusBadRequest, core.CodeMissingKey, "")
-		e.wantRuns("POST without key", 0, "SPEC §1 missing key → 400, handler not run")
+		e.wantRuns("POST without key", 0, "contract.md §1 missing key → 400, handler not run")
 	})
 
 	run("Key/MissingOptional", func(t *testing.T) {
 		e := newEnv(t, h, core.WithKeyRequired(false))
 		for i := 0; i < 2; i++ {
 			r := e.do(req{body: []byte(`{}`)})
-			e.wantStatus("POST without key, optional", r, http.StatusCreated, "SPEC §1 missing optional key passes through")
+			e.wantStatus("POST without key, optional", r, http.StatusCreated, "contract.md §1 missing optional key passes through")
 			e.wantFresh("POST without key, optional", r)
 		}
-		e.wantRuns("two keyless POSTs", 2, "SPEC §1 / PITFALLS 6: keyless requests never share a record")
+		e.wantRuns("two keyless POSTs", 2, "contract.md §1 / PITFALLS 6: keyless requests never share a record")
 	})
 
 	// serverMayRefuse marks field values that an HTTP server may refuse on
@@ -485,11 +485,11 @@ func TestMiddleware(t *testing.T, h Harness) {
 			e := newEnv(t, h)
 			r := e.raw([]string{tc.line}, `{}`)
 			if tc.serverMayRefuse && r.err == nil && r.status == http.StatusBadRequest && r.header.Get("Content-Type") != "application/problem+json" {
-				e.wantRuns("key "+tc.name+" refused by the server", 0, "SPEC §1 invalid key → 400, handler not run")
+				e.wantRuns("key "+tc.name+" refused by the server", 0, "contract.md §1 invalid key → 400, handler not run")
 				return
 			}
 			e.wantProblem("key "+tc.name, r, http.StatusBadRequest, core.CodeInvalidKey, tc.secret)
-			e.wantRuns("key "+tc.name, 0, "SPEC §1 invalid key → 400, handler not run")
+			e.wantRuns("key "+tc.name, 0, "contract.md §1 invalid key → 400, handler not run")
 		})
 	}
 
@@ -497,31 +497,31 @@ func TestMiddleware(t *testing.T, h Harness) {
 		e := newEnv(t, h)
 		r := e.do(req{keys: []string{`"a1"`, `"a2"`}, body: []byte(`{}`)})
 		e.wantProblem("two Idempotency-Key fields", r, http.StatusBadRequest, core.CodeInvalidKey, "")
-		e.wantRuns("two fields", 0, "SPEC §1 more than one field → 400")
+		e.wantRuns("two fields", 0, "contract.md §1 more than one field → 400")
 	})
 
 	run("Key/MaxLengthAccepted", func(t *testing.T) {
 		e := newEnv(t, h)
 		k := strings.Repeat("z", core.DefaultMaxKeyLength-8) + newKey()[:8]
 		r := e.do(req{key: k, body: []byte(`{}`)})
-		e.wantStatus("255-character key", r, http.StatusCreated, "SPEC §1 keys up to 255 characters are valid")
+		e.wantStatus("255-character key", r, http.StatusCreated, "contract.md §1 keys up to 255 characters are valid")
 	})
 
 	run("Key/QuotedAndBareAreOneKey", func(t *testing.T) {
 		e := newEnv(t, h)
 		k := "8e03978e-40d5-43e8-bc93-" + newKey()[2:14]
 		first := e.do(req{key: core.FormatKey(k), body: []byte(`{"x":1}`)})
-		e.wantStatus("quoted key", first, http.StatusCreated, "SPEC §1 sf-string key")
+		e.wantStatus("quoted key", first, http.StatusCreated, "contract.md §1 sf-string key")
 		again := e.do(req{key: k, body: []byte(`{"x":1}`)})
 		e.wantReplay("bare form of the same key", first, again)
-		e.wantRuns("quoted then bare", 1, "SPEC §1 \"abc\" and abc are the same key")
+		e.wantRuns("quoted then bare", 1, "contract.md §1 \"abc\" and abc are the same key")
 	})
 
 	run("Key/QuotedEscapes", func(t *testing.T) {
 		e := newEnv(t, h)
 		k := `q"uo\te ` + newKey()
 		first := e.do(req{key: core.FormatKey(k), body: []byte(`{}`)})
-		e.wantStatus("escaped quoted key", first, http.StatusCreated, "SPEC §1 \\\" and \\\\ escapes")
+		e.wantStatus("escaped quoted key", first, http.StatusCreated, "contract.md §1 \\\" and \\\\ escapes")
 		again := e.do(req{key: core.FormatKey(k), body: []byte(`{}`)})
 		e.wantReplay("escaped quoted key retry", first, again)
 	})
@@ -532,7 +532,7 @@ func TestMiddleware(t *testing.T, h Harness) {
 		r := e.do(req{key: k, body: []byte(`{}`)})
 		e.wantProblem("bare key in strict mode", r, http.StatusBadRequest, core.CodeInvalidKey, k)
 		r = e.do(req{key: core.FormatKey(k), body: []byte(`{}`)})
-		e.wantStatus("quoted key in strict mode", r, http.StatusCreated, "SPEC §1 strict mode accepts sf-strings")
+		e.wantStatus("quoted key in strict mode", r, http.StatusCreated, "contract.md §1 strict mode accepts sf-strings")
 	})
 
 	run("Body/TooLarge", func(t *testing.T) {
@@ -540,9 +540,9 @@ func TestMiddleware(t *testing.T, h Harness) {
 		k := newKey()
 		r := e.do(req{key: k, body: bytes.Repeat([]byte("x"), 2048)})
 		e.wantProblem("2 KiB body over a 1 KiB limit", r, http.StatusRequestEntityTooLarge, core.CodeBodyTooLarge, k)
-		e.wantRuns("oversized body", 0, "SPEC §2 body over limit → 413, handler not run")
+		e.wantRuns("oversized body", 0, "contract.md §2 body over limit → 413, handler not run")
 		r = e.do(req{key: k, body: []byte(`{"small":true}`)})
-		e.wantStatus("same key, small body", r, http.StatusCreated, "SPEC §2 413 stores nothing")
+		e.wantStatus("same key, small body", r, http.StatusCreated, "contract.md §2 413 stores nothing")
 		e.wantFresh("same key, small body", r)
 	})
 
@@ -550,14 +550,14 @@ func TestMiddleware(t *testing.T, h Harness) {
 		e := newEnv(t, h)
 		body := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
 		r := e.do(req{key: newKey(), body: body})
-		e.wantStatus("64 KiB body", r, http.StatusCreated, "SPEC §2")
+		e.wantStatus("64 KiB body", r, http.StatusCreated, "contract.md §2")
 		var res appResult
 		if err := json.Unmarshal(r.body, &res); err != nil {
 			t.Fatalf("app body %q: %v", r.body, err)
 		}
 		sum := sha256.Sum256(body)
 		if res.BodyLen != len(body) || res.BodySHA != hex.EncodeToString(sum[:]) {
-			t.Errorf("handler saw %d bytes (sha %s); want %d bytes (sha %x) (SPEC §2 / PITFALLS 14: the handler sees the whole body)", res.BodyLen, res.BodySHA, len(body), sum)
+			t.Errorf("handler saw %d bytes (sha %s); want %d bytes (sha %x) (contract.md §2 / PITFALLS 14: the handler sees the whole body)", res.BodyLen, res.BodySHA, len(body), sum)
 		}
 		if res.ContentLength != int64(len(body)) {
 			t.Errorf("handler saw ContentLength %d; want %d (PITFALLS 14: ContentLength kept)", res.ContentLength, len(body))
@@ -568,13 +568,13 @@ func TestMiddleware(t *testing.T, h Harness) {
 		e := newEnv(t, h)
 		k := newKey()
 		first := e.do(req{key: k, body: []byte(`{"amount":1200}`)})
-		e.wantStatus("first", first, http.StatusCreated, "SPEC §3 new key")
+		e.wantStatus("first", first, http.StatusCreated, "contract.md §3 new key")
 		e.wantFresh("first", first)
 		for i := 0; i < 3; i++ {
 			again := e.do(req{key: k, body: []byte(`{"amount":1200}`)})
 			e.wantReplay(fmt.Sprintf("retry %d", i+1), first, again)
 		}
-		e.wantRuns("first and three retries", 1, "SPEC §3 replay never re-runs the handler")
+		e.wantRuns("first and three retries", 1, "contract.md §3 replay never re-runs the handler")
 	})
 
 	run("Replay/BinaryBody", func(t *testing.T) {
@@ -582,7 +582,7 @@ func TestMiddleware(t *testing.T, h Harness) {
 		k := newKey()
 		hdr := map[string]string{hdrBytes: "70000"}
 		first := e.do(req{key: k, body: []byte("payload"), header: hdr})
-		e.wantStatus("binary response", first, http.StatusCreated, "SPEC §3")
+		e.wantStatus("binary response", first, http.StatusCreated, "contract.md §3")
 		if len(first.body) != 70000 {
 			t.Errorf("first body %d bytes; want 70000", len(first.body))
 		}
@@ -595,10 +595,10 @@ func TestMiddleware(t *testing.T, h Harness) {
 		k := newKey()
 		hdr := map[string]string{hdrStatus: "204"}
 		first := e.do(req{key: k, header: hdr})
-		e.wantStatus("204", first, http.StatusNoContent, "SPEC §3")
+		e.wantStatus("204", first, http.StatusNoContent, "contract.md §3")
 		again := e.do(req{key: k, header: hdr})
 		e.wantReplay("204 replay", first, again)
-		e.wantRuns("204 twice", 1, "SPEC §3")
+		e.wantRuns("204 twice", 1, "contract.md §3")
 	})
 
 	run("Replay/SetCookieNotStored", func(t *testing.T) {
@@ -607,12 +607,12 @@ func TestMiddleware(t *testing.T, h Harness) {
 		hdr := map[string]string{hdrCookie: "1"}
 		first := e.do(req{key: k, body: []byte(`{}`), header: hdr})
 		if first.err == nil && first.header.Get("Set-Cookie") == "" {
-			t.Errorf("first response lost its Set-Cookie; want it delivered (SPEC §3: the first response is sent as is)")
+			t.Errorf("first response lost its Set-Cookie; want it delivered (contract.md §3: the first response is sent as is)")
 		}
 		again := e.do(req{key: k, body: []byte(`{}`), header: hdr})
 		e.wantReplay("replay", first, again)
 		if c := again.header.Get("Set-Cookie"); c != "" {
-			t.Errorf("replay carries Set-Cookie %q; want none (SPEC §3 stored headers exclude Set-Cookie)", c)
+			t.Errorf("replay carries Set-Cookie %q; want none (contract.md §3 stored headers exclude Set-Cookie)", c)
 		}
 	})
 
@@ -623,7 +623,7 @@ func TestMiddleware(t *testing.T, h Harness) {
 		// the raw bytes and Content-Encoding are what we compare.
 		hdr := map[string]string{hdrGzip: "1", "Accept-Encoding": "gzip"}
 		first := e.do(req{key: k, body: []byte(`{}`), header: hdr})
-		e.wantStatus("gzip response", first, http.StatusCreated, "SPEC §3")
+		e.wantStatus("gzip response", first, http.StatusCreated, "contract.md §3")
 		again := e.do(req{key: k, body: []byte(`{}`), header: hdr})
 		e.wantReplay("gzip replay", first, again)
 		if again.err == nil && (again.header.Get("Content-Encoding") != "gzip" || again.header.Get("Vary") != "Accept-Encoding") {
@@ -652,22 +652,22 @@ func TestMiddleware(t *testing.T, h Harness) {
 		k := newKey()
 		hdr := map[string]string{hdrBytes: "5000"}
 		first := e.do(req{key: k, header: hdr})
-		e.wantStatus("5000-byte response over a 1000-byte store limit", first, http.StatusCreated, "SPEC §3")
+		e.wantStatus("5000-byte response over a 1000-byte store limit", first, http.StatusCreated, "contract.md §3")
 		if len(first.body) != 5000 {
-			t.Errorf("first response %d bytes; want 5000 (SPEC §3: an oversized response is delivered as it is)", len(first.body))
+			t.Errorf("first response %d bytes; want 5000 (contract.md §3: an oversized response is delivered as it is)", len(first.body))
 		}
 		again := e.do(req{key: k, header: hdr})
-		e.wantStatus("retry", again, http.StatusCreated, "SPEC §3 oversized: original status")
+		e.wantStatus("retry", again, http.StatusCreated, "contract.md §3 oversized: original status")
 		if len(again.body) != 0 {
-			t.Errorf("retry body %d bytes; want empty (SPEC §3 oversized responses stored without body)", len(again.body))
+			t.Errorf("retry body %d bytes; want empty (contract.md §3 oversized responses stored without body)", len(again.body))
 		}
 		if again.header.Get(core.DefaultReplayHeader) != "true" || again.header.Get("Idempotency-Replay") != "omitted" {
-			t.Errorf("retry headers %v; want Idempotency-Replayed: true and Idempotency-Replay: omitted (SPEC §3)", again.header)
+			t.Errorf("retry headers %v; want Idempotency-Replayed: true and Idempotency-Replay: omitted (contract.md §3)", again.header)
 		}
 		if again.header.Get("Location") != first.header.Get("Location") {
-			t.Errorf("retry Location %q; want %q (SPEC §3 oversized: original headers)", again.header.Get("Location"), first.header.Get("Location"))
+			t.Errorf("retry Location %q; want %q (contract.md §3 oversized: original headers)", again.header.Get("Location"), first.header.Get("Location"))
 		}
-		e.wantRuns("oversized twice", 1, "SPEC §3 / PITFALLS 9: never a second execution")
+		e.wantRuns("oversized twice", 1, "contract.md §3 / PITFALLS 9: never a second execution")
 	})
 
 	run("Mismatch/Body", func(t *testing.T) {
@@ -676,7 +676,7 @@ func TestMiddleware(t *testing.T, h Harness) {
 		e.do(req{key: k, body: []byte(`{"amount":1200}`)})
 		r := e.do(req{key: k, body: []byte(`{"amount":9999}`)})
 		e.wantProblem("same key, other body", r, http.StatusUnprocessableEntity, core.CodeFingerprintMismatch, k)
-		e.wantRuns("mismatch", 1, "SPEC §3 mismatch: handler not run")
+		e.wantRuns("mismatch", 1, "contract.md §3 mismatch: handler not run")
 	})
 
 	run("Mismatch/Path", func(t *testing.T) {
@@ -708,15 +708,15 @@ func TestMiddleware(t *testing.T, h Harness) {
 		k := newKey()
 		a1 := e.do(req{key: k, body: []byte(`{}`), header: map[string]string{scopeHdr: "client-a"}})
 		b1 := e.do(req{key: k, body: []byte(`{"other":1}`), header: map[string]string{scopeHdr: "client-b"}})
-		e.wantStatus("client A", a1, http.StatusCreated, "SPEC §2 scopes")
-		e.wantStatus("client B, same key", b1, http.StatusCreated, "SPEC §2 / PITFALLS 13: scopes never share records")
+		e.wantStatus("client A", a1, http.StatusCreated, "contract.md §2 scopes")
+		e.wantStatus("client B, same key", b1, http.StatusCreated, "contract.md §2 / PITFALLS 13: scopes never share records")
 		e.wantFresh("client B, same key", b1)
 		a2 := e.do(req{key: k, body: []byte(`{}`), header: map[string]string{scopeHdr: "client-a"}})
 		e.wantReplay("client A retry", a1, a2)
 		if bytes.Equal(a2.body, b1.body) {
 			t.Errorf("client A's replay equals client B's response (PITFALLS 13 cross-client replay)")
 		}
-		e.wantRuns("two clients", 2, "SPEC §2 scopes")
+		e.wantRuns("two clients", 2, "contract.md §2 scopes")
 	})
 
 	run("InFlight/Conflict", func(t *testing.T) {
@@ -729,13 +729,13 @@ func TestMiddleware(t *testing.T, h Harness) {
 		e.release()
 		e.wantProblem("duplicate while in flight", r, http.StatusConflict, core.CodeInFlight, k)
 		if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 || ra > int(core.DefaultLease/time.Second) {
-			t.Errorf("409 Retry-After %q; want whole seconds in [1, lease] (SPEC §3 in flight)", r.header.Get("Retry-After"))
+			t.Errorf("409 Retry-After %q; want whole seconds in [1, lease] (contract.md §3 in flight)", r.header.Get("Retry-After"))
 		}
 		first := <-done
-		e.wantStatus("first", first, http.StatusCreated, "SPEC §3")
+		e.wantStatus("first", first, http.StatusCreated, "contract.md §3")
 		again := e.do(req{key: k, body: []byte(`{}`)})
 		e.wantReplay("after completion", first, again)
-		e.wantRuns("in-flight duplicate", 1, "SPEC §3 exactly one execution")
+		e.wantRuns("in-flight duplicate", 1, "contract.md §3 exactly one execution")
 	})
 
 	run("InFlight/MismatchBeforeConflict", func(t *testing.T) {
@@ -759,7 +759,7 @@ func TestMiddleware(t *testing.T, h Harness) {
 		r := e.do(req{key: k, body: []byte(`{}`)})
 		first := <-done
 		e.wantReplay("duplicate that waited", first, r)
-		e.wantRuns("waiting duplicate", 1, "SPEC §3 wait-for-in-flight replays the result")
+		e.wantRuns("waiting duplicate", 1, "contract.md §3 wait-for-in-flight replays the result")
 	})
 
 	run("Concurrency/SameKey32", func(t *testing.T) {
@@ -792,20 +792,20 @@ func TestMiddleware(t *testing.T, h Harness) {
 			}
 		}
 		if created != 1 {
-			t.Errorf("%d of %d simultaneous requests ran fresh (409s %d, replays %d); want exactly 1 (SPEC §3 exactly one winner, PITFALLS 1)", created, n, conflicts, replays)
+			t.Errorf("%d of %d simultaneous requests ran fresh (409s %d, replays %d); want exactly 1 (contract.md §3 exactly one winner, PITFALLS 1)", created, n, conflicts, replays)
 		}
-		e.wantRuns("32 simultaneous duplicates", 1, "SPEC §3 exactly one winner")
+		e.wantRuns("32 simultaneous duplicates", 1, "contract.md §3 exactly one winner")
 	})
 
 	run("Completion/ServerErrorReleased", func(t *testing.T) {
 		e := newEnv(t, h)
 		k := newKey()
 		r := e.do(req{key: k, body: []byte(`{}`), header: map[string]string{hdrStatus: "500"}})
-		e.wantStatus("handler answers 500", r, http.StatusInternalServerError, "SPEC §3")
+		e.wantStatus("handler answers 500", r, http.StatusInternalServerError, "contract.md §3")
 		r = e.do(req{key: k, body: []byte(`{}`)})
-		e.wantStatus("retry after 500", r, http.StatusCreated, "SPEC §3 / PITFALLS 8: 5xx releases the claim")
+		e.wantStatus("retry after 500", r, http.StatusCreated, "contract.md §3 / PITFALLS 8: 5xx releases the claim")
 		e.wantFresh("retry after 500", r)
-		e.wantRuns("500 then retry", 2, "SPEC §3 5xx is not stored")
+		e.wantRuns("500 then retry", 2, "contract.md §3 5xx is not stored")
 	})
 
 	run("Completion/ClientErrorStored", func(t *testing.T) {
@@ -813,10 +813,10 @@ func TestMiddleware(t *testing.T, h Harness) {
 		k := newKey()
 		hdr := map[string]string{hdrStatus: "409"}
 		first := e.do(req{key: k, body: []byte(`{}`), header: hdr})
-		e.wantStatus("handler answers 409", first, http.StatusConflict, "SPEC §3")
+		e.wantStatus("handler answers 409", first, http.StatusConflict, "contract.md §3")
 		again := e.do(req{key: k, body: []byte(`{}`), header: hdr})
 		e.wantReplay("retry after handler's 409", first, again)
-		e.wantRuns("4xx then retry", 1, "SPEC §3 status < 500 is stored")
+		e.wantRuns("4xx then retry", 1, "contract.md §3 status < 500 is stored")
 	})
 
 	run("Completion/PanicReleased", func(t *testing.T) {
@@ -827,8 +827,8 @@ func TestMiddleware(t *testing.T, h Harness) {
 			t.Errorf("panicking handler: status %d; want a transport error or 5xx", r.status)
 		}
 		r = e.do(req{key: k, body: []byte(`{}`)})
-		e.wantStatus("retry after panic", r, http.StatusCreated, "SPEC §3 / PITFALLS 2: a panic releases the claim")
-		e.wantRuns("panic then retry", 2, "SPEC §3 a panic is not stored")
+		e.wantStatus("retry after panic", r, http.StatusCreated, "contract.md §3 / PITFALLS 2: a panic releases the claim")
+		e.wantRuns("panic then retry", 2, "contract.md §3 a panic is not stored")
 	})
 
 	run("Lease/RenewedWhileRunning", func(t *testing.T) {
@@ -842,7 +842,7 @@ func TestMiddleware(t *testing.T, h Harness) {
 		e.release()
 		e.wantProblem("duplicate after the original lease", r, http.StatusConflict, core.CodeInFlight, k)
 		<-done
-		e.wantRuns("long handler", 1, "SPEC §3 / PITFALLS 3: the lease is renewed while the handler runs")
+		e.wantRuns("long handler", 1, "contract.md §3 / PITFALLS 3: the lease is renewed while the handler runs")
 	})
 
 	run("Store/UnavailableFailsClosed", func(t *testing.T) {
@@ -852,20 +852,20 @@ func TestMiddleware(t *testing.T, h Harness) {
 		r := e.do(req{key: k, body: []byte(`{}`)})
 		e.wantProblem("store down", r, http.StatusServiceUnavailable, core.CodeStoreUnavailable, k)
 		if r.header.Get("Retry-After") == "" {
-			t.Errorf("503 without Retry-After (SPEC §3 store unavailable)")
+			t.Errorf("503 without Retry-After (contract.md §3 store unavailable)")
 		}
-		e.wantRuns("store down", 0, "SPEC §3 / PITFALLS 10: fail closed")
+		e.wantRuns("store down", 0, "contract.md §3 / PITFALLS 10: fail closed")
 		e.store.failClaim.Store(false)
 		r = e.do(req{key: k, body: []byte(`{}`)})
-		e.wantStatus("store back", r, http.StatusCreated, "SPEC §3 service resumes")
+		e.wantStatus("store back", r, http.StatusCreated, "contract.md §3 service resumes")
 	})
 
 	run("Store/FailOpen", func(t *testing.T) {
 		e := newEnv(t, h, core.WithFailOpen(true))
 		e.store.failClaim.Store(true)
 		r := e.do(req{key: newKey(), body: []byte(`{}`)})
-		e.wantStatus("store down, fail-open", r, http.StatusCreated, "SPEC §3 fail-open is an explicit option")
-		e.wantRuns("fail-open", 1, "SPEC §3 fail-open runs the handler")
+		e.wantStatus("store down, fail-open", r, http.StatusCreated, "contract.md §3 fail-open is an explicit option")
+		e.wantRuns("fail-open", 1, "contract.md §3 fail-open runs the handler")
 	})
 
 	run("Store/CompleteDeferredThenReplayed", func(t *testing.T) {
@@ -986,16 +986,16 @@ func TestMiddleware(t *testing.T, h Harness) {
 		var sawExec, sawReplay bool
 		for _, ev := range evs {
 			if strings.Contains(ev.KeyHash, k) || (ev.Err != nil && strings.Contains(ev.Err.Error(), k)) {
-				t.Errorf("event %+v contains the raw key (SPEC §6)", ev)
+				t.Errorf("event %+v contains the raw key (contract.md §5)", ev)
 			}
 			sawExec = sawExec || ev.Outcome == core.OutcomeExecuted
 			sawReplay = sawReplay || ev.Outcome == core.OutcomeReplayed
 			if (ev.Outcome == core.OutcomeExecuted || ev.Outcome == core.OutcomeReplayed) && ev.KeyHash == "" {
-				t.Errorf("event %+v has no KeyHash (SPEC §6)", ev)
+				t.Errorf("event %+v has no KeyHash (contract.md §5)", ev)
 			}
 		}
 		if !sawExec || !sawReplay {
-			t.Errorf("observer saw %v; want executed and replayed (SPEC §6 every decision)", e.events.outcomes())
+			t.Errorf("observer saw %v; want executed and replayed (contract.md §5 every decision)", e.events.outcomes())
 		}
 	})
 }

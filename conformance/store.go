@@ -139,15 +139,15 @@ var storeGroups = []suiteGroup[*storeT]{
 // Rules quoted in failure messages.
 const (
 	ruleAcquire    = "an absent key must be claimable (Store.Claim)"
-	ruleInFlight   = "a second claim on a key whose lease is live must not succeed (SPEC §3: exactly one holder)"
+	ruleInFlight   = "a second claim on a key whose lease is live must not succeed (contract.md §3: exactly one holder)"
 	ruleReplay     = "a completed key with the same fingerprint must replay its response (Store.Claim)"
 	ruleMismatch   = "a live record with another fingerprint must be a mismatch, reported before in-flight (Store.Claim)"
-	ruleLease      = "a key whose lease lapsed must be claimable (SPEC §3 lease)"
+	ruleLease      = "a key whose lease lapsed must be claimable (contract.md §3 lease)"
 	ruleRenew      = "Renew extends the lease to the given duration from now (Store.Renew)"
-	ruleLapsed     = "an expired record counts as absent everywhere, so its token holds nothing (SPEC §3)"
-	ruleFencing    = "Complete, Release and Renew are compare-and-set on the fencing token (SPEC §3 fencing)"
-	ruleTTL        = "a completed record past its TTL counts as absent (SPEC §3)"
-	ruleBytes      = "stored bytes come back exactly (SPEC §5)"
+	ruleLapsed     = "an expired record counts as absent everywhere, so its token holds nothing (contract.md §3)"
+	ruleFencing    = "Complete, Release and Renew are compare-and-set on the fencing token (contract.md §3 fencing)"
+	ruleTTL        = "a completed record past its TTL counts as absent (contract.md §3)"
+	ruleBytes      = "stored bytes come back exactly (contract.md §3: replay byte for byte)"
 	ruleExactlyOne = "exactly one of any number of concurrent claims may acquire a key (Store.Claim)"
 	ruleContext    = "every method must honour its context's cancellation and deadline (Store)"
 

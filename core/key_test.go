@@ -145,7 +145,7 @@ func TestParseKeyBareCharacters(t *testing.T) {
 
 // TestParseKeyQuotedBytes puts every byte value at every position of a
 // 24-character quoted key (three 8-byte words, then the closing quote)
-// and checks ParseKey against SPEC §1's grammar written out byte by byte.
+// and checks ParseKey against contract.md §1's grammar written out byte by byte.
 func TestParseKeyQuotedBytes(t *testing.T) {
 	const n = 24
 	for pos := 0; pos < n; pos++ {
