@@ -29,6 +29,11 @@ func (ws *workspace) check(args []string) error {
 	only := fs.String("run", "", "run only the consumers whose name contains this")
 	fs.Parse(args)
 
+	for _, v := range []string{"IDEMKIT_REDIS_URL", "IDEMKIT_POSTGRES_URL"} {
+		if os.Getenv(v) == "" {
+			return fmt.Errorf("%s is unset: the redisstore and pgxstore consumers need a server", v)
+		}
+	}
 	start := time.Now()
 	version, err := ws.version()
 	if err != nil {
@@ -127,7 +132,6 @@ func consumerEnv(proxy string) ([]string, error) {
 		"GOFLAGS="+strings.TrimSpace("-mod=mod -modcacherw "+goflags),
 		"GOPROXY=file://"+filepath.ToSlash(proxy)+",file://"+filepath.ToSlash(filepath.Join(gomodcache, "cache", "download"))+","+goproxy,
 		"GONOSUMDB=github.com/idemkit",
-		"GONOSUMCHECK=github.com/idemkit",
 		"GOPRIVATE=",
 		"GONOPROXY=",
 		"GOMODCACHE="+modcache,
