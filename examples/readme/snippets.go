@@ -36,7 +36,16 @@ func QuickStartNetHTTP() {
 	)
 	mux := http.NewServeMux()
 	mux.Handle("POST /payments", idemhttp.Middleware(engine)(http.HandlerFunc(createPayment)))
-	http.ListenAndServe("127.0.0.1:8080", mux)
+	srv := &http.Server{
+		Addr:              "127.0.0.1:8080",
+		Handler:           http.MaxBytesHandler(mux, 2<<20), // any body, any route
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second, // headers and body: a slow client is cut off
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+	}
+	srv.ListenAndServe()
 }
 
 // QuickStartChi is README's chi quick start.
