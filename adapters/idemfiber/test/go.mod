@@ -3,6 +3,7 @@ module github.com/idemkit/idemkit/adapters/idemfiber/test
 go 1.25.0
 
 require (
+	github.com/andybalholm/brotli v1.1.0
 	github.com/gofiber/fiber/v2 v2.52.15
 	github.com/idemkit/idemkit/adapters/idemfiber v0.1.0
 	github.com/idemkit/idemkit/conformance v0.1.0
@@ -10,7 +11,6 @@ require (
 )
 
 require (
-	github.com/andybalholm/brotli v1.1.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/klauspost/compress v1.17.9 // indirect
 	github.com/mattn/go-colorable v0.1.13 // indirect
