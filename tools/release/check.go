@@ -99,8 +99,9 @@ func (ws *workspace) check(args []string) error {
 // machine's module cache (itself a file proxy: what the tests downloaded
 // is not fetched again) and then the machine's own GOPROXY,
 // idemkit's modules exempt from the checksum database (they are not
-// published yet), and a module cache of its own, so that a module version
-// rebuilt from a changed tree is never served from a stale cache.
+// published yet), and a module cache of its own, cleared of idemkit's
+// modules and not indexed, so that a module version rebuilt from a changed
+// tree is never served from a stale cache.
 func consumerEnv(proxy string) ([]string, error) {
 	goproxy, err := goEnv("GOPROXY")
 	if err != nil {
@@ -136,6 +137,10 @@ func consumerEnv(proxy string) ([]string, error) {
 		"GONOPROXY=",
 		"GOMODCACHE="+modcache,
 		"GOTOOLCHAIN=local",
+		// The go command indexes a module cache directory once, by its
+		// path, trusting path@version never to change; here the idemkit
+		// modules do change between runs at the same version.
+		"GODEBUG="+strings.TrimPrefix(os.Getenv("GODEBUG")+",goindex=0", ","),
 	), nil
 }
 
