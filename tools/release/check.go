@@ -81,6 +81,14 @@ func (ws *workspace) check(args []string) error {
 		fmt.Printf("release-check: %-24s ok, replayed (%v)\n", c.Name, time.Since(t0).Round(time.Millisecond))
 		rows = append(rows, row{c.Name, c.AloneName, n, alone})
 	}
+	if *only == "" {
+		t0 := time.Now()
+		if err := ws.vetPublished(filepath.Join(tmp, "vet"), version, env); err != nil {
+			errs = append(errs, err)
+		} else {
+			fmt.Printf("release-check: %-24s ok (%v)\n", "go vet, as a dependency", time.Since(t0).Round(time.Millisecond))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -256,4 +264,65 @@ func (c consumer) run(dir, version string, env []string) (count, alone int, err 
 		return 0, 0, err
 	}
 	return len(lines), len(strings.Split(strings.TrimSpace(aall), "\n")), nil
+}
+
+// vetPublished gets every published module from the proxy into one fresh
+// module and runs go vet on all their packages, tests included, with
+// -mod=readonly: a test file that imports a module its go.mod does not
+// require (the workspace would hide that) fails here, as it would for a
+// user running the module's tests.
+func (ws *workspace) vetPublished(dir, version string, env []string) error {
+	order, err := ws.published()
+	if err != nil {
+		return err
+	}
+	if err := writeModule(dir, "vet", map[string]string{}); err != nil {
+		return err
+	}
+	get := []string{"get"}
+	getTests := []string{"get", "-t"}
+	vet := []string{"vet", "-mod=readonly"}
+	for _, m := range order {
+		get = append(get, m.Path+"@"+version)
+		getTests = append(getTests, m.Path+"/...@"+version)
+		vet = append(vet, m.Path+"/...")
+	}
+	if _, err := goCmd(dir, env, get...); err != nil {
+		return err
+	}
+	graph := func() (map[string]bool, error) {
+		out, err := goCmd(dir, env, "list", "-m", "-f", "{{.Path}}", "all")
+		paths := map[string]bool{}
+		for _, p := range strings.Fields(out) {
+			paths[p] = true
+		}
+		return paths, err
+	}
+	before, err := graph()
+	if err != nil {
+		return err
+	}
+	// go get -t records the checksums the tests' imports need; it must not
+	// have to add a module: every module a published test imports is in
+	// the graph its go.mod files give.
+	if _, err := goCmd(dir, env, getTests...); err != nil {
+		return err
+	}
+	after, err := graph()
+	if err != nil {
+		return err
+	}
+	var added []string
+	for p := range after {
+		if !before[p] {
+			added = append(added, p)
+		}
+	}
+	if len(added) > 0 {
+		return fmt.Errorf("the published modules' tests import modules their go.mod files do not require: %v", added)
+	}
+	if _, err := goCmd(dir, env, vet...); err != nil {
+		return fmt.Errorf("published modules as a dependency: %w", err)
+	}
+	return nil
 }
