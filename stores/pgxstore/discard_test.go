@@ -7,9 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idemkit/idemkit/conformance"
 	"github.com/idemkit/idemkit/core"
-	"github.com/idemkit/idemkit/svctest"
 )
 
 // TestDiscardUnreadableRows checks Discard without a response: rows this
@@ -84,11 +82,4 @@ func TestDiscardUnreadableRows(t *testing.T) {
 	if c, err := s.Claim(ctx, again); err != nil || c.Status != core.ClaimAcquired {
 		t.Errorf("Claim after discarding the stored response = %v, %v; want acquired", c.Status, err)
 	}
-}
-
-// TestDiscarderConformance runs the Discarder checks of the conformance
-// module on this store, one schema per subtest on one shared pool.
-func TestDiscarderConformance(t *testing.T) {
-	pool := newPool(t, svctest.PostgresURL(t), 8)
-	conformance.TestDiscarder(t, func(t *testing.T) core.Store { return newTestDBOn(t, pool).store() })
 }

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/idemkit/idemkit/conformance"
 	"github.com/idemkit/idemkit/core"
 )
 
@@ -83,10 +82,4 @@ func TestDiscard(t *testing.T) {
 	if c, err := s.Claim(ctx, claimReq(done)); err != nil || c.Status != core.ClaimAcquired {
 		t.Errorf("Claim after discarding the response it replayed = %v, %v; want acquired", c.Status, err)
 	}
-}
-
-// TestDiscarderConformance runs the Discarder checks of the conformance
-// module on this store.
-func TestDiscarderConformance(t *testing.T) {
-	conformance.TestDiscarder(t, storeFactory(singleClient(t)))
 }

@@ -6,6 +6,7 @@ require (
 	github.com/idemkit/idemkit/adapters/idemhttp v0.1.0
 	github.com/idemkit/idemkit/conformance v0.1.0
 	github.com/idemkit/idemkit/core v0.1.0
+	github.com/idemkit/idemkit/migrations v0.1.0
 	github.com/idemkit/idemkit/stores/pgxstore v0.1.0
 	github.com/idemkit/idemkit/svctest v0.1.0
 	github.com/jackc/pgx/v5 v5.13.0
@@ -31,7 +32,6 @@ require (
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/go-ole/go-ole v1.3.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
-	github.com/idemkit/idemkit/migrations v0.1.0 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/jackc/puddle/v2 v2.2.3 // indirect

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/migrations"
 	. "github.com/idemkit/idemkit/stores/pgxstore"
 	"github.com/idemkit/idemkit/svctest"
 )
@@ -54,12 +55,19 @@ func newPool(t testing.TB, url string, maxConns int32) *pgxpool.Pool {
 
 // testDB is one test's private schema on the shared test database.
 type testDB struct {
-	pool *pgxpool.Pool
-	opts []Option
+	pool   *pgxpool.Pool
+	schema string
+	opts   []Option
 }
 
-// newTestDBOn creates a schema with a random name on pool, applies the
+// newTestDB creates a schema with a random name on a new pool, applies the
 // migrations in it and drops it in t.Cleanup.
+func newTestDB(t testing.TB, maxConns int32, opts ...Option) *testDB {
+	t.Helper()
+	return newTestDBOn(t, newPool(t, svctest.PostgresURL(t), maxConns), opts...)
+}
+
+// newTestDBOn is newTestDB on an existing pool.
 func newTestDBOn(t testing.TB, pool *pgxpool.Pool, opts ...Option) *testDB {
 	t.Helper()
 	schema := "idemkit_test_" + randHex(6)
@@ -76,11 +84,17 @@ func newTestDBOn(t testing.TB, pool *pgxpool.Pool, opts ...Option) *testDB {
 	if err := EnsureSchema(ctx, pool, opts...); err != nil {
 		t.Fatalf("EnsureSchema: %v", err)
 	}
-	return &testDB{pool: pool, opts: opts}
+	return &testDB{pool: pool, schema: schema, opts: opts}
 }
 
 func (db *testDB) store(extra ...Option) *Store {
 	return New(db.pool, append(append([]Option{}, db.opts...), extra...)...)
+}
+
+// table is the quoted, schema-qualified name of the test table, for
+// statements a test writes by hand.
+func (db *testDB) table() string {
+	return pgx.Identifier{db.schema, migrations.DefaultTable}.Sanitize()
 }
 
 func ctxT(t testing.TB) context.Context {

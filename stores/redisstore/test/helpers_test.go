@@ -106,3 +106,7 @@ func sampleResponse() *core.Response {
 		Body:   []byte(`{"id":"1"}`),
 	}
 }
+
+// headerLen is the length of a record's header: the state byte and the
+// fingerprint (the key layout in redisstore's doc).
+const headerLen = 1 + len(core.Fingerprint{})

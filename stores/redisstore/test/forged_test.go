@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/idemkit/idemkit/core"
+	. "github.com/idemkit/idemkit/stores/redisstore"
 )
 
 // TestForgedRecords writes records into Redis with plain SETs, as anyone
@@ -54,7 +55,8 @@ func TestForgedRecords(t *testing.T) {
 				opts = append(opts, core.WithHMACSecret([]byte("forged-test secret")))
 			}
 			obs := &keyLog{}
-			store := New(client, WithPrefix(uniquePrefix(t)))
+			prefix := uniquePrefix(t)
+			store := New(client, WithPrefix(prefix))
 			var runs atomic.Int64
 			base := newHTTPServer(t, core.New(store, append(opts, core.WithObserver(obs))...), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				runs.Add(1)
@@ -77,7 +79,9 @@ func TestForgedRecords(t *testing.T) {
 			if len(skeys) != 2 {
 				t.Fatalf("executed %d requests; want 2", len(skeys))
 			}
-			rkey, orkey := store.recordKey(skeys[0]), store.recordKey(skeys[1])
+			// A record's key is the prefix and the storage key in braces
+			// (the layout in redisstore's doc).
+			rkey, orkey := prefix+"{"+skeys[0]+"}", prefix+"{"+skeys[1]+"}"
 			genuine, err := client.Get(ctx, rkey).Result()
 			if err != nil {
 				t.Fatalf("GET %s: %v", rkey, err)
