@@ -18,6 +18,9 @@ func main() {
 	flags, logger, engine, closeStore := service.Setup()
 	defer closeStore()
 	app := routes(flags.Limits, engine, &service.Payments{})
+	if t := flags.Telemetry; t != nil { // -metrics: idemkit's metrics (fiber has no otelhttp)
+		app.Get("/metrics", idemfiber.HTTPHandler(t.MetricsHandler()))
+	}
 	err := service.RunUntilSignal(logger, func() error {
 		logger.Info("listening", "addr", flags.Addr)
 		return app.Listen(flags.Addr)

@@ -93,9 +93,12 @@ func (p *Payments) Stats() Stats { return Stats{Executions: p.executions.Load()}
 
 // Flags are the example services' command line.
 type Flags struct {
-	Addr   string
-	Store  string
-	Limits Limits
+	Addr    string
+	Store   string
+	Metrics bool // -metrics: Prometheus metrics on GET /metrics
+	Limits  Limits
+	// Telemetry is what -metrics turns on, set by [Setup]; nil without it.
+	Telemetry *Telemetry
 }
 
 // Limits bound what one client can make a server hold: time to send the
@@ -159,8 +162,8 @@ func ParseArgs(args []string) (Flags, error) {
 	return *f, err
 }
 
-// ParseFlags parses the process's command line: -addr, -store and the
-// limits.
+// ParseFlags parses the process's command line: -addr, -store, -metrics
+// and the limits.
 func ParseFlags() Flags {
 	f := register(flag.CommandLine)
 	flag.Parse()
@@ -171,6 +174,7 @@ func register(fs *flag.FlagSet) *Flags {
 	f := &Flags{Limits: DefaultLimits}
 	fs.StringVar(&f.Addr, "addr", "127.0.0.1:8080", "listen address")
 	fs.StringVar(&f.Store, "store", "memory", "store: "+StoreNames)
+	fs.BoolVar(&f.Metrics, "metrics", false, "serve OpenTelemetry metrics (idemkit's, and HTTP's by outcome) in the Prometheus format on GET /metrics")
 	f.Limits.Register(fs)
 	return f
 }
@@ -235,12 +239,21 @@ func RunUntilSignal(logger *slog.Logger, serve func() error, shutdown func(conte
 func Setup() (Flags, *slog.Logger, *core.Engine, func()) {
 	flags := ParseFlags()
 	logger := Logger()
-	store, closeStore, err := OpenStore(context.Background(), flags.Store, Observer(logger))
+	if flags.Metrics {
+		t, err := NewTelemetry()
+		if err != nil {
+			logger.Error("setting up metrics", "err", err)
+			os.Exit(2)
+		}
+		flags.Telemetry = t
+	}
+	obs := flags.Telemetry.Observer(Observer(logger))
+	store, closeStore, err := OpenStore(context.Background(), flags.Store, obs)
 	if err != nil {
 		logger.Error("opening store", "err", err)
 		os.Exit(2)
 	}
-	opts := append(EngineOptions(logger), core.WithMaxBodyBytes(flags.Limits.MaxBody))
+	opts := append(EngineOptions(logger), core.WithMaxBodyBytes(flags.Limits.MaxBody), core.WithObserver(obs))
 	engine := core.New(store, opts...)
 	return flags, logger, engine, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -249,6 +262,7 @@ func Setup() (Flags, *slog.Logger, *core.Engine, func()) {
 			logger.Error("background work left unfinished", "err", err)
 		}
 		closeStore()
+		_ = flags.Telemetry.Shutdown(ctx)
 	}
 }
 
@@ -256,7 +270,7 @@ func Setup() (Flags, *slog.Logger, *core.Engine, func()) {
 // -addr until SIGINT or SIGTERM.
 func Main(routes func(*core.Engine, *Payments) http.Handler) {
 	flags, logger, engine, closeStore := Setup()
-	err := Serve(flags, routes(engine, &Payments{}), logger)
+	err := Serve(flags, flags.Telemetry.Handler(routes(engine, &Payments{})), logger)
 	closeStore()
 	if err != nil {
 		logger.Error("server", "err", err)
