@@ -60,6 +60,6 @@
 // echo are net/http handlers: wrap the router with otelhttp.NewHandler to
 // get the same. Other instrumentations (otelgin's and otelecho's own
 // metrics, fiber) are not labelled. [WithoutHTTPLabeler] turns this off.
-// This is why the module requires otelhttp; it brings no other
-// dependency than httpsnoop.
+// This is why the module requires otelhttp: built into a program, it adds
+// only github.com/felixge/httpsnoop to what the OpenTelemetry API brings.
 package idemotel

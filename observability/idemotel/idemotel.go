@@ -79,9 +79,11 @@ type Observer struct {
 	// Measurement options by attribute values, built once: the values come
 	// from fixed sets, so these maps stay small.
 	mu      sync.RWMutex
-	reqOpts map[reqAttrs]metric.MeasurementOption
-	evOpts  map[core.Outcome]metric.MeasurementOption
-	durOpts map[durAttrs]metric.MeasurementOption
+	reqOpts map[reqAttrs][]metric.AddOption
+	evOpts  map[core.Outcome][]metric.AddOption
+	durOpts map[durAttrs][]metric.RecordOption
+	// Span start options by phase: kind and operation, built once.
+	startOpts map[core.Phase][]trace.SpanStartOption
 }
 
 type reqAttrs struct {
@@ -120,7 +122,9 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 func WithoutKeyHash() Option { return func(c *config) { c.keyHash = false } }
 
 // WithoutHTTPLabeler stops adding the outcome to otelhttp's metrics (see
-// the package documentation).
+// the package documentation). Where no otelhttp handler runs, it also
+// saves the empty labeler otelhttp.LabelerFromContext allocates per
+// request.
 func WithoutHTTPLabeler() Option { return func(c *config) { c.labeler = false } }
 
 // storeBuckets are the histogram's bucket bounds in seconds: store calls
@@ -150,9 +154,16 @@ func New(opts ...Option) *Observer {
 		tracer:  c.tp.Tracer(ScopeName),
 		keyHash: c.keyHash,
 		labeler: c.labeler,
-		reqOpts: map[reqAttrs]metric.MeasurementOption{},
-		evOpts:  map[core.Outcome]metric.MeasurementOption{},
-		durOpts: map[durAttrs]metric.MeasurementOption{},
+		reqOpts: map[reqAttrs][]metric.AddOption{},
+		evOpts:  map[core.Outcome][]metric.AddOption{},
+		durOpts: map[durAttrs][]metric.RecordOption{},
+		startOpts: map[core.Phase][]trace.SpanStartOption{
+			core.PhaseHandler: {trace.WithSpanKind(trace.SpanKindInternal)},
+		},
+	}
+	for _, p := range []core.Phase{core.PhaseClaim, core.PhaseComplete, core.PhaseRelease} {
+		o.startOpts[p] = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal),
+			trace.WithAttributes(OperationKey.String(string(p)))}
 	}
 	var err error
 	if o.requests, err = meter.Int64Counter(RequestsMetric,
@@ -201,14 +212,14 @@ var events = map[core.Outcome]bool{
 func (o *Observer) Observe(ctx context.Context, ev core.Event) {
 	span := trace.SpanFromContext(ctx)
 	if events[ev.Outcome] {
-		o.events.Add(ctx, 1, o.eventOpt(ev.Outcome))
+		o.events.Add(ctx, 1, o.eventOpt(ev.Outcome)...)
 		if span.IsRecording() {
 			span.AddEvent("idempotency."+string(ev.Outcome), trace.WithAttributes(EventKey.String(string(ev.Outcome))))
 		}
 		return
 	}
 	method := normalizeMethod(ev.Method)
-	o.requests.Add(ctx, 1, o.requestOpt(ev.Outcome, method))
+	o.requests.Add(ctx, 1, o.requestOpt(ev.Outcome, method)...)
 	if span.IsRecording() {
 		attrs := []attribute.KeyValue{OutcomeKey.String(string(ev.Outcome))}
 		if ev.Method == "" && ev.Path != "" {
@@ -231,16 +242,15 @@ func (o *Observer) Observe(ctx context.Context, ev core.Event) {
 // and an error.type attribute when err is not nil, and for the store
 // steps (claim, complete, release) records the step's duration.
 func (o *Observer) StartPhase(ctx context.Context, phase core.Phase, keyHash string) (context.Context, func(error)) {
-	store := phase != core.PhaseHandler
-	attrs := make([]attribute.KeyValue, 0, 2)
-	if store {
-		attrs = append(attrs, OperationKey.String(string(phase)))
+	store := phase == core.PhaseClaim || phase == core.PhaseComplete || phase == core.PhaseRelease
+	opts, ok := o.startOpts[phase]
+	if !ok {
+		opts = o.startOpts[core.PhaseHandler] // a phase of a later core: kind only
 	}
-	if o.keyHash && keyHash != "" {
-		attrs = append(attrs, KeyHashKey.String(keyHash))
+	ctx, span := o.tracer.Start(ctx, spanName(phase), opts...)
+	if o.keyHash && keyHash != "" && span.IsRecording() {
+		span.SetAttributes(KeyHashKey.String(keyHash))
 	}
-	ctx, span := o.tracer.Start(ctx, spanName(phase),
-		trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...))
 	start := time.Now()
 	return ctx, func(err error) {
 		errType := ""
@@ -252,7 +262,7 @@ func (o *Observer) StartPhase(ctx context.Context, phase core.Phase, keyHash str
 			span.SetStatus(codes.Error, errType)
 		}
 		if store {
-			o.duration.Record(ctx, time.Since(start).Seconds(), o.durationOpt(phase, errType))
+			o.duration.Record(ctx, time.Since(start).Seconds(), o.durationOpt(phase, errType)...)
 		}
 		span.End()
 	}
@@ -302,7 +312,7 @@ func normalizeMethod(m string) string {
 	return "_OTHER"
 }
 
-func (o *Observer) requestOpt(outcome core.Outcome, method string) metric.MeasurementOption {
+func (o *Observer) requestOpt(outcome core.Outcome, method string) []metric.AddOption {
 	k := reqAttrs{outcome, method}
 	o.mu.RLock()
 	opt, ok := o.reqOpts[k]
@@ -314,28 +324,28 @@ func (o *Observer) requestOpt(outcome core.Outcome, method string) metric.Measur
 	if method != "" {
 		attrs = append(attrs, MethodKey.String(method))
 	}
-	opt = metric.WithAttributeSet(attribute.NewSet(attrs...))
+	opt = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attrs...))}
 	o.mu.Lock()
 	o.reqOpts[k] = opt
 	o.mu.Unlock()
 	return opt
 }
 
-func (o *Observer) eventOpt(ev core.Outcome) metric.MeasurementOption {
+func (o *Observer) eventOpt(ev core.Outcome) []metric.AddOption {
 	o.mu.RLock()
 	opt, ok := o.evOpts[ev]
 	o.mu.RUnlock()
 	if ok {
 		return opt
 	}
-	opt = metric.WithAttributeSet(attribute.NewSet(EventKey.String(string(ev))))
+	opt = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(EventKey.String(string(ev))))}
 	o.mu.Lock()
 	o.evOpts[ev] = opt
 	o.mu.Unlock()
 	return opt
 }
 
-func (o *Observer) durationOpt(op core.Phase, errType string) metric.MeasurementOption {
+func (o *Observer) durationOpt(op core.Phase, errType string) []metric.RecordOption {
 	k := durAttrs{op, errType}
 	o.mu.RLock()
 	opt, ok := o.durOpts[k]
@@ -347,7 +357,7 @@ func (o *Observer) durationOpt(op core.Phase, errType string) metric.Measurement
 	if errType != "" {
 		attrs = append(attrs, ErrorTypeKey.String(errType))
 	}
-	opt = metric.WithAttributeSet(attribute.NewSet(attrs...))
+	opt = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attrs...))}
 	o.mu.Lock()
 	o.durOpts[k] = opt
 	o.mu.Unlock()
