@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -215,6 +216,8 @@ type faultyStore struct {
 	completeAlways bool         // every call of Complete fails
 	completeFails  atomic.Int64 // else, how many calls fail
 	renewErr       error
+	renewed        chan struct{} // if not nil, closed by the first Renew
+	renewOnce      sync.Once
 }
 
 func (f *faultyStore) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, error) {
@@ -235,6 +238,9 @@ func (f *faultyStore) Complete(ctx context.Context, key string, token core.Token
 }
 
 func (f *faultyStore) Renew(ctx context.Context, key string, token core.Token, lease time.Duration) error {
+	if f.renewed != nil {
+		defer f.renewOnce.Do(func() { close(f.renewed) })
+	}
 	if f.renewErr != nil {
 		return f.renewErr
 	}

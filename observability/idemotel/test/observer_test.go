@@ -260,10 +260,17 @@ func TestLeaseEvents(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t)
-			store := &faultyStore{Store: memstore.New(), renewErr: tc.renewErr}
+			store := &faultyStore{Store: memstore.New(), renewErr: tc.renewErr, renewed: make(chan struct{})}
 			engine := core.New(store, core.WithObserver(h.obs), core.WithLease(90*time.Millisecond))
 			slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				time.Sleep(70 * time.Millisecond) // past a third of the lease: at least one renewal
+				// Until a renewal has run (a third of the lease), and a
+				// little more for its event.
+				select {
+				case <-store.renewed:
+				case <-time.After(10 * time.Second):
+					t.Error("no renewal within 10 s under a 90 ms lease")
+				}
+				time.Sleep(20 * time.Millisecond)
 				app(w, r)
 			})
 			handler := otelhttp.NewHandler(idemhttp.Middleware(engine)(slow), "payments",

@@ -176,7 +176,7 @@ func TestOutcomes(t *testing.T) {
 		},
 		{
 			name:      "StoreDeferredThenCompletionLost",
-			opts:      []core.Option{core.WithCompleteWait(0), core.WithLease(150 * time.Millisecond)},
+			opts:      []core.Option{core.WithCompleteWait(0), core.WithLease(400 * time.Millisecond)},
 			fault:     func() *faultyStore { return &faultyStore{completeErr: errDown, completeAlways: true} },
 			reqs:      []request{{key: k1, body: b1, want: 503}},
 			requests:  map[string]int64{post + "store-deferred": 1},
