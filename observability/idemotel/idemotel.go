@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -135,9 +136,9 @@ var storeBuckets = []float64{
 }
 
 // New returns an Observer reporting to the global meter and tracer
-// providers, or to those the options name. Instruments that cannot be
-// created (a provider's error) are replaced by no-op ones and the error is
-// handed to [otel.Handle].
+// providers, or to those the options name. A provider's error creating an
+// instrument is handed to [otel.Handle]; an instrument it did not return
+// is replaced by a no-op one.
 func New(opts ...Option) *Observer {
 	c := config{keyHash: true, labeler: true}
 	for _, o := range opts {
@@ -181,6 +182,17 @@ func New(opts ...Option) *Observer {
 		metric.WithDescription("Duration of the idempotency store steps: claim, complete (retries included) and release."),
 		metric.WithExplicitBucketBoundaries(storeBuckets...)); err != nil {
 		otel.Handle(err)
+	}
+	// A provider may return an error with no instrument: count nothing
+	// rather than crash.
+	if o.requests == nil {
+		o.requests, _ = noop.Meter{}.Int64Counter(RequestsMetric)
+	}
+	if o.events == nil {
+		o.events, _ = noop.Meter{}.Int64Counter(EventsMetric)
+	}
+	if o.duration == nil {
+		o.duration, _ = noop.Meter{}.Float64Histogram(StoreDurationMetric)
 	}
 	return o
 }
