@@ -49,9 +49,9 @@
 // the HTTP adapters' completion policy ([DefaultFailurePolicy],
 // [WithFailurePolicy]): the codes a retry cannot change (InvalidArgument,
 // NotFound, AlreadyExists, PermissionDenied, FailedPrecondition,
-// OutOfRange, Unimplemented, Unauthenticated — the 4xx of gRPC) are
-// stored, and every retry gets the same status, message and details; the
-// others (Internal, Unavailable, Unknown, DeadlineExceeded, …) release the
+// OutOfRange, Unauthenticated — the 4xx of gRPC) are stored, and every
+// retry gets the same status, message and details; the others (Internal,
+// Unavailable, Unknown, DeadlineExceeded, Unimplemented, …) release the
 // claim, so a retry runs the handler again. A handler overrides that for
 // one call with [core.MarkApplied] (its side effect happened: the error is
 // stored and replayed) or [core.MarkNotApplied] (nothing happened:

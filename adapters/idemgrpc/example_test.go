@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"sync/atomic"
 
 	"github.com/idemkit/idemkit/adapters/idemgrpc"
@@ -67,4 +68,19 @@ func Example() {
 	// "charge 1: 1200 EUR" replayed=[] err=<nil>
 	// "charge 1: 1200 EUR" replayed=[true] err=<nil>
 	// executions: 1
+}
+
+// The server of README's gRPC section (compiled, not run: it serves until
+// stopped).
+func ExampleUnaryServerInterceptor() {
+	engine := core.New(memstore.New())
+	srv := grpc.NewServer(grpc.UnaryInterceptor(idemgrpc.UnaryServerInterceptor(engine,
+		idemgrpc.WithScope(func(ctx context.Context, fullMethod string) string {
+			md, _ := metadata.FromIncomingContext(ctx) // scope keys by client: see "Guarantees"
+			return strings.Join(md.Get("x-api-key"), ",")
+		}),
+	)))
+	// paymentspb.RegisterPaymentsServer(srv, &payments{}) — your generated service, as usual
+	lis, _ := net.Listen("tcp", "127.0.0.1:50051")
+	srv.Serve(lis)
 }

@@ -52,14 +52,15 @@ type FailurePolicy func(c codes.Code) bool
 
 // DefaultFailurePolicy stores the errors a retry cannot change —
 // InvalidArgument, NotFound, AlreadyExists, PermissionDenied,
-// FailedPrecondition, OutOfRange, Unimplemented and Unauthenticated, the
-// counterpart of the 4xx responses the HTTP adapters store — and releases
-// the others (Unknown, Internal, Unavailable, DeadlineExceeded, Aborted,
-// ResourceExhausted, Canceled, DataLoss), the counterpart of a 5xx.
+// FailedPrecondition, OutOfRange and Unauthenticated, the counterpart of
+// the 4xx responses the HTTP adapters store — and releases the others
+// (Unknown, Internal, Unavailable, DeadlineExceeded, Aborted,
+// ResourceExhausted, Canceled, DataLoss, and Unimplemented, which a deploy
+// may change), the counterpart of a 5xx.
 func DefaultFailurePolicy(c codes.Code) bool {
 	switch c {
 	case codes.InvalidArgument, codes.NotFound, codes.AlreadyExists, codes.PermissionDenied,
-		codes.FailedPrecondition, codes.OutOfRange, codes.Unimplemented, codes.Unauthenticated:
+		codes.FailedPrecondition, codes.OutOfRange, codes.Unauthenticated:
 		return true
 	}
 	return false

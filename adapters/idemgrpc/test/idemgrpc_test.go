@@ -247,6 +247,37 @@ func testInterceptor(t *testing.T, newStore newStoreFunc) {
 		}
 	})
 
+	t.Run("WaitForInFlight", func(t *testing.T) {
+		t.Parallel()
+		p := &payments{}
+		c := serve(t, core.New(newStore(t), core.WithWaitForInFlight(5*time.Second)), p)
+		key := newKey(t)
+		r := req()
+		r.DelayMs = 200
+		const n = 8
+		results := make(chan result, n)
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() { results <- charge(c, r, idemgrpc.KeyMetadata, key) })
+		}
+		wg.Wait()
+		close(results)
+		var ran, replayed int
+		for res := range results {
+			switch {
+			case res.err != nil:
+				t.Errorf("duplicate with waiting on: %v; want the reply or its replay", res.err)
+			case res.replayed:
+				replayed++
+			default:
+				ran++
+			}
+		}
+		if ran != 1 || replayed != n-1 || p.executions.Load() != 1 {
+			t.Errorf("%d ran, %d replayed, %d executions; want 1, %d, 1", ran, replayed, p.executions.Load(), n-1)
+		}
+	})
+
 	t.Run("Mismatch", func(t *testing.T) {
 		t.Parallel()
 		c, p, _ := setup(t)
@@ -344,7 +375,7 @@ func testInterceptor(t *testing.T, newStore newStoreFunc) {
 		t.Parallel()
 		c, p, _ := setup(t)
 		key := newKey(t)
-		for _, code := range []codes.Code{codes.Unavailable, codes.Internal, codes.Unknown, codes.Aborted} {
+		for _, code := range []codes.Code{codes.Unavailable, codes.Internal, codes.Unknown, codes.Aborted, codes.Unimplemented, codes.DeadlineExceeded} {
 			p.failNext.Store(int32(code))
 			if res := charge(c, req(), idemgrpc.KeyMetadata, key); status.Code(res.err) != code || res.replayed {
 				t.Fatalf("failing Charge: %v (replayed %v); want the handler's %v as it is", res.err, res.replayed, code)
@@ -357,8 +388,8 @@ func testInterceptor(t *testing.T, newStore newStoreFunc) {
 		if again := charge(c, req(), idemgrpc.KeyMetadata, key); again.err != nil || !again.replayed || again.reply.Execution != ok.reply.Execution {
 			t.Errorf("retry after success: %v %v; want the stored reply of execution %d", again.err, again.reply, ok.reply.Execution)
 		}
-		if got := p.executions.Load(); got != 5 {
-			t.Errorf("executions = %d; want 5 (4 released failures, 1 success)", got)
+		if got := p.executions.Load(); got != 7 {
+			t.Errorf("executions = %d; want 7 (6 released failures, 1 success)", got)
 		}
 	})
 
@@ -453,6 +484,18 @@ func testInterceptor(t *testing.T, newStore newStoreFunc) {
 			t.Errorf("the second server ran its handler %d times; want 0", got)
 		}
 	})
+}
+
+func TestDefaultFailurePolicy(t *testing.T) {
+	stored := map[codes.Code]bool{
+		codes.InvalidArgument: true, codes.NotFound: true, codes.AlreadyExists: true, codes.PermissionDenied: true,
+		codes.FailedPrecondition: true, codes.OutOfRange: true, codes.Unauthenticated: true,
+	}
+	for c := codes.OK; c <= codes.Unauthenticated; c++ {
+		if got := idemgrpc.DefaultFailurePolicy(c); got != stored[c] {
+			t.Errorf("DefaultFailurePolicy(%v) = %v; want %v: only the codes a retry cannot change are stored", c, got, stored[c])
+		}
+	}
 }
 
 // retryDelay returns the google.rpc.RetryInfo delay of err, or 0.
