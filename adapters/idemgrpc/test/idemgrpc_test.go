@@ -57,11 +57,15 @@ func TestInterceptorRedis(t *testing.T) {
 type payments struct {
 	testpb.UnimplementedPaymentsServer
 	executions atomic.Int64
+	claimed    atomic.Int64 // executions under a claim (core.HeldClaim)
 	failNext   atomic.Int32 // a code the next Charge fails with, once
 }
 
 func (p *payments) Charge(ctx context.Context, req *testpb.ChargeRequest) (*testpb.ChargeReply, error) {
 	n := p.executions.Add(1)
+	if _, token, ok := core.HeldClaim(ctx); ok && token != "" {
+		p.claimed.Add(1)
+	}
 	if req.DelayMs > 0 {
 		time.Sleep(time.Duration(req.DelayMs) * time.Millisecond)
 	}
@@ -186,6 +190,9 @@ func testInterceptor(t *testing.T, newStore newStoreFunc) {
 		}
 		if got := p.executions.Load(); got != 1 {
 			t.Errorf("executions = %d; want 1: a retry must not run the handler", got)
+		}
+		if got := p.claimed.Load(); got != 1 {
+			t.Errorf("executions under a claim = %d; want 1: the handler's context carries the claim's fencing token (core.HeldClaim)", got)
 		}
 	})
 
