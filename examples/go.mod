@@ -15,10 +15,12 @@ require (
 	github.com/idemkit/idemkit/adapters/idemecho v0.1.0
 	github.com/idemkit/idemkit/adapters/idemfiber v0.1.0
 	github.com/idemkit/idemkit/adapters/idemgin v0.1.0
+	github.com/idemkit/idemkit/adapters/idemgrpc v0.1.0
 	github.com/idemkit/idemkit/conformance v0.1.0
 	github.com/jackc/pgx/v5 v5.13.0
 	github.com/labstack/echo/v4 v4.16.0
 	github.com/redis/go-redis/v9 v9.23.0
+	google.golang.org/grpc v1.85.0
 )
 
 require (
@@ -28,6 +30,7 @@ require (
 	github.com/jackc/puddle/v2 v2.2.3 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
 )
 
 require (
@@ -75,5 +78,5 @@ require (
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.15.0 // indirect
-	google.golang.org/protobuf v1.36.10 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
 )
