@@ -60,7 +60,11 @@
 // # Stored results
 //
 // The engine stores one byte of kind, then protobuf wire format: 'm' and
-// the response message, or 's' and a google.rpc.Status. A replay decodes
+// the response message, or 's' and a google.rpc.Status (an error of a
+// stored code); an error the handler declared applied is stored as the
+// engine stores any failure of [core.Engine.Do], its text carrying the same
+// google.rpc.Status, so its replay has the same code, message and
+// details. A replay decodes
 // the message into the method's response type, found by its descriptor in
 // [protoregistry.GlobalFiles] (generated code registers it; nothing to
 // configure); a service written without generated code names its types
