@@ -20,7 +20,7 @@ require (
 	github.com/jackc/pgx/v5 v5.13.0
 	github.com/labstack/echo/v4 v4.16.0
 	github.com/redis/go-redis/v9 v9.23.0
-	google.golang.org/grpc v1.85.0
+	google.golang.org/grpc v1.84.0
 )
 
 require (
