@@ -72,6 +72,9 @@ func (p *payments) Charge(ctx context.Context, req *testpb.ChargeRequest) (*test
 	if req.Applied {
 		core.MarkApplied(ctx)
 	}
+	if req.NotApplied {
+		core.MarkNotApplied(ctx)
+	}
 	if c := p.failNext.Swap(0); c != 0 {
 		return nil, status.Errorf(codes.Code(c), "charge %d failed", n)
 	}
@@ -454,6 +457,24 @@ func testInterceptor(t *testing.T, newStore newStoreFunc) {
 		}
 		if got := p.executions.Load(); got != 1 {
 			t.Errorf("executions = %d; want 1", got)
+		}
+	})
+
+	t.Run("MarkNotAppliedReleases", func(t *testing.T) {
+		t.Parallel()
+		c, p, _ := setup(t)
+		for _, code := range []codes.Code{codes.NotFound, codes.OK} {
+			key := newKey(t)
+			r := req()
+			r.Fail, r.NotApplied = int32(code), true
+			for i := range 2 {
+				if res := charge(c, r, idemgrpc.KeyMetadata, key); status.Code(res.err) != code || res.replayed {
+					t.Errorf("%v declared not applied, call %d: %v (replayed %v); want the handler to run again", code, i, res.err, res.replayed)
+				}
+			}
+		}
+		if got := p.executions.Load(); got != 4 {
+			t.Errorf("executions = %d; want 4: core.MarkNotApplied releases a result the policy would store", got)
 		}
 	})
 

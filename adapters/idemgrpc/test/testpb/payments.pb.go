@@ -33,7 +33,9 @@ type ChargeRequest struct {
 	// applied makes the handler call core.MarkApplied before failing.
 	Applied bool `protobuf:"varint,5,opt,name=applied,proto3" json:"applied,omitempty"`
 	// delay_ms makes the handler sleep first.
-	DelayMs       int64 `protobuf:"varint,6,opt,name=delay_ms,json=delayMs,proto3" json:"delay_ms,omitempty"`
+	DelayMs int64 `protobuf:"varint,6,opt,name=delay_ms,json=delayMs,proto3" json:"delay_ms,omitempty"`
+	// not_applied makes the handler call core.MarkNotApplied before answering.
+	NotApplied    bool `protobuf:"varint,7,opt,name=not_applied,json=notApplied,proto3" json:"not_applied,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -108,6 +110,13 @@ func (x *ChargeRequest) GetDelayMs() int64 {
 		return x.DelayMs
 	}
 	return 0
+}
+
+func (x *ChargeRequest) GetNotApplied() bool {
+	if x != nil {
+		return x.NotApplied
+	}
+	return false
 }
 
 type ChargeReply struct {
@@ -226,14 +235,16 @@ var File_payments_proto protoreflect.FileDescriptor
 
 const file_payments_proto_rawDesc = "" +
 	"\n" +
-	"\x0epayments.proto\x12\x0fidemkit.test.v1\"\x89\x02\n" +
+	"\x0epayments.proto\x12\x0fidemkit.test.v1\"\xaa\x02\n" +
 	"\rChargeRequest\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x16\n" +
 	"\x06amount\x18\x02 \x01(\x03R\x06amount\x12B\n" +
 	"\x06labels\x18\x03 \x03(\v2*.idemkit.test.v1.ChargeRequest.LabelsEntryR\x06labels\x12\x12\n" +
 	"\x04fail\x18\x04 \x01(\x05R\x04fail\x12\x18\n" +
 	"\aapplied\x18\x05 \x01(\bR\aapplied\x12\x19\n" +
-	"\bdelay_ms\x18\x06 \x01(\x03R\adelayMs\x1a9\n" +
+	"\bdelay_ms\x18\x06 \x01(\x03R\adelayMs\x12\x1f\n" +
+	"\vnot_applied\x18\a \x01(\bR\n" +
+	"notApplied\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd0\x01\n" +
