@@ -15,10 +15,12 @@ require (
 	github.com/idemkit/idemkit/adapters/idemecho v0.1.0
 	github.com/idemkit/idemkit/adapters/idemfiber v0.1.0
 	github.com/idemkit/idemkit/adapters/idemgin v0.1.0
+	github.com/idemkit/idemkit/adapters/idemgrpc v0.1.0
 	github.com/idemkit/idemkit/conformance v0.1.0
 	github.com/jackc/pgx/v5 v5.13.0
 	github.com/labstack/echo/v4 v4.16.0
 	github.com/redis/go-redis/v9 v9.23.0
+	google.golang.org/grpc v1.84.0
 )
 
 require (
@@ -43,6 +45,7 @@ require (
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
 )
 
 require (

@@ -6,15 +6,20 @@ package readme
 import (
 	"context"
 	"log"
+	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/idemkit/idemkit/adapters/idemchi"
+	"github.com/idemkit/idemkit/adapters/idemgrpc"
 	"github.com/idemkit/idemkit/adapters/idemhttp"
 	"github.com/idemkit/idemkit/core"
 	"github.com/idemkit/idemkit/core/memstore"
@@ -85,4 +90,18 @@ func Stores(ctx context.Context) *core.Engine {
 
 	engine := core.New(store)
 	return engine
+}
+
+// GRPC is README's gRPC server.
+func GRPC() {
+	engine := core.New(memstore.New())
+	srv := grpc.NewServer(grpc.UnaryInterceptor(idemgrpc.UnaryServerInterceptor(engine,
+		idemgrpc.WithScope(func(ctx context.Context, fullMethod string) string {
+			md, _ := metadata.FromIncomingContext(ctx) // scope keys by client: see "Guarantees"
+			return strings.Join(md.Get("x-api-key"), ",")
+		}),
+	)))
+	// paymentspb.RegisterPaymentsServer(srv, &payments{}) — your generated service, as usual
+	lis, _ := net.Listen("tcp", "127.0.0.1:50051")
+	srv.Serve(lis)
 }
