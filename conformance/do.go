@@ -205,6 +205,16 @@ var doCases = []struct {
 			d.Errorf("Do: err %v, HeldClaim ok %v, Renew with the held token %v; want nil, true, nil", err, ok, renewErr)
 		}
 	}},
+	{"ResultOverLimit", func(d *doT) {
+		e, call, c := d.engine(core.WithMaxResponseBytes(4)), d.call("big"), &counter{}
+		first, err := e.Do(d.Context(), call, c.work)
+		if err != nil || string(first) != "run 1" {
+			d.Fatalf("first Do with a result over the limit = %q, %v; want the result, delivered once", first, err)
+		}
+		if _, err := e.Do(d.Context(), call, c.work); !errors.Is(err, core.ErrResultOmitted) || c.runs.Load() != 1 {
+			d.Errorf("repeat of work whose result was over the limit = %v, %d runs; want core.ErrResultOmitted and no second run (docs/contract.md §3: never a second execution)", err, c.runs.Load())
+		}
+	}},
 	{"InvalidKey", func(d *doT) {
 		e, c := d.engine(), &counter{}
 		for _, key := range []string{"", "tab\there", string(make([]byte, 300))} {

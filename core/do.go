@@ -54,7 +54,8 @@ func (e *InFlightError) Unwrap() error { return ErrInFlight }
 //     ([HeldClaim], [MarkApplied], [MarkNotApplied]); a result fn returns
 //     with a nil error is stored and returned;
 //   - a repeat returns the stored result without running fn (the returned
-//     slice is the caller's own);
+//     slice is the caller's own), or an error wrapping [ErrResultOmitted]
+//     when the result was over the stored-response limit;
 //   - while another call holds the key, Do returns an [*InFlightError] (or
 //     waits for the result, with [WithWaitForInFlight]);
 //   - a repeat with other input returns an error wrapping
@@ -93,6 +94,12 @@ func (e *Engine) Do(ctx context.Context, call Call, fn func(ctx context.Context)
 // that outcome is what every repeat gets.
 var ErrFailureReplayed = errors.New("core: the stored outcome is a failure")
 
+// ErrResultOmitted reports, from [Engine.Do], a repeat of work whose result
+// was larger than the stored-response limit ([WithMaxResponseBytes]): the
+// work ran once and its result was returned then, but only its success is
+// stored, not its bytes. The work is not run again.
+var ErrResultOmitted = errors.New("core: the stored result was too large to keep")
+
 // validCallKey checks a Do key: 1 to maxLen printable ASCII characters.
 func validCallKey(key string, maxLen int) error {
 	switch {
@@ -121,6 +128,9 @@ type doExchange struct {
 	fnErr error
 	out   []byte
 	sent  Response // what the engine sent, copied: it keeps nothing we get
+	// omitted: the replayed result was over the stored-response limit, so
+	// it was delivered once and kept without its bytes.
+	omitted bool
 	ev    Event    // the engine's decision (the last event observed)
 }
 
@@ -135,6 +145,7 @@ func (x *doExchange) Next()                    {}
 func (x *doExchange) observed(ev Event)        { x.ev = ev }
 func (x *doExchange) Send(resp *Response) {
 	x.sent = Response{Status: resp.Status, Header: resp.Header, Body: bytes.Clone(resp.Body)}
+	x.omitted = resp.Extra.Get("Idempotency-Replay") == "omitted"
 }
 func (x *doExchange) Capture(ctx context.Context, _ []byte) (*Response, bool, error) {
 	out, err := x.fn(ctx)
@@ -152,6 +163,9 @@ func (x *doExchange) result() ([]byte, error) {
 		// fn ran: its own answer, stored or not.
 		return x.out, x.fnErr
 	case OutcomeReplayed:
+		if x.omitted {
+			return nil, fmt.Errorf("%w: the work ran once; its result was over the stored-result limit", ErrResultOmitted)
+		}
 		if x.sent.Status >= http.StatusInternalServerError {
 			return nil, fmt.Errorf("%w: %s", ErrFailureReplayed, x.sent.Body)
 		}
