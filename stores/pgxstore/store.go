@@ -221,24 +221,45 @@ SELECT *, now() FROM up
 UNION ALL
 SELECT *, now() FROM cur`
 
-// claimColumns are all the columns of the table, set by a takeover.
-var claimColumns = []string{
-	"fingerprint", "state", "lease_token", "lease_expires_at", "status", "headers",
-	"body", "body_omitted", "created_at", "completed_at", "expires_at", "completed_token",
+// claimColumns are all the columns of the table, set by a takeover, each
+// with the condition under which it takes the proposed value (and keeps
+// its own otherwise); see claimTakeover.
+var claimColumns = []struct{ name, when string }{
+	{"fingerprint", takeoverStale},
+	{"state", takeoverExpired},
+	{"lease_token", takeoverStale},
+	{"lease_expires_at", takeoverAny},
+	{"status", takeoverExpired},
+	{"headers", takeoverExpired},
+	{"body", takeoverExpired},
+	{"body_omitted", takeoverExpired},
+	{"created_at", takeoverStale},
+	{"completed_at", takeoverExpired},
+	{"expires_at", takeoverAny},
+	{"completed_token", takeoverExpired},
 }
 
-// claimTakeover renders the DO UPDATE SET list: every column takes the
-// proposed value when the existing row has expired by now(), is pending
-// with the proposed token and fingerprint (the same claim again), or is
-// pending with a lease that ends beyond $5; it keeps its own value
-// otherwise.
+// The conditions of a takeover, on the existing row r. A row is taken over
+// when it has expired by now(), when it is pending with a lease beyond $5
+// (lease_expires_at is NULL on completed rows, so the test needs no state),
+// or when it is pending with the proposed token and fingerprint (the same
+// claim again: only its lease changes). Each column tests only the cases
+// in which its value can differ from the proposed one, because PostgreSQL
+// sets up every expression again at each execution, a replay's included:
+// a pending row already holds 'pending', no response, no completed_at and
+// no completed_token (the CHECK constraints), and a re-sent claim's row
+// holds the same token, fingerprint and (kept) created_at.
+const (
+	takeoverExpired = "r.expires_at <= now()"
+	takeoverStale   = takeoverExpired + " OR r.lease_expires_at > now() + $5::bigint * interval '1 microsecond'"
+	takeoverAny     = takeoverStale + " OR r.lease_token = excluded.lease_token AND r.fingerprint = excluded.fingerprint"
+)
+
+// claimTakeover renders the DO UPDATE SET list from claimColumns.
 func claimTakeover() string {
-	const takeover = "r.expires_at <= now() OR r.state = 'pending' AND (" +
-		"r.lease_token = excluded.lease_token AND r.fingerprint = excluded.fingerprint" +
-		" OR r.expires_at > now() + $5::bigint * interval '1 microsecond')"
 	parts := make([]string, len(claimColumns))
 	for i, c := range claimColumns {
-		parts[i] = fmt.Sprintf("%[1]s = CASE WHEN %[2]s THEN excluded.%[1]s ELSE r.%[1]s END", c, takeover)
+		parts[i] = fmt.Sprintf("%[1]s = CASE WHEN %[2]s THEN excluded.%[1]s ELSE r.%[1]s END", c.name, c.when)
 	}
 	return strings.Join(parts, ",\n\t\t")
 }
