@@ -65,10 +65,9 @@
 // The claim acquired the key when the returned record is pending with the
 // caller's token and fingerprint (tokens are unique per attempt). A Claim
 // re-sent with the token that already holds the key, after a lost reply,
-// is the same claim: cur leaves that record out, and the DO UPDATE takes it
-// over as it would an expired one, so the claim reports acquired again with
-// its lease extended to the re-sent lease. A mismatch is reported before an
-// in-flight conflict.
+// is the same claim: cur leaves that record out, and the DO UPDATE extends
+// its lease to the re-sent lease, so the claim reports acquired again. A
+// mismatch is reported before an in-flight conflict.
 //
 // A pending record whose lease ends later than the claim's own lease plus
 // [WithLeaseTolerance] [1 h] from now cannot belong to a live holder

@@ -178,16 +178,17 @@ func New(pool *pgxpool.Pool, opts ...Option) *Store {
 //     expired one, one cur left out, or one a concurrent statement inserted
 //     or took over after our snapshot was taken, which cur cannot see), ON
 //     CONFLICT locks its newest committed version and the unconditional DO
-//     UPDATE either takes it over (expired by now(), held with $3 under the
-//     same fingerprint, or leased beyond $5) or rewrites it unchanged;
+//     UPDATE either takes it over (expired by now() or leased beyond $5),
+//     extends its lease (held with $3 under the same fingerprint), or
+//     rewrites it unchanged;
 //     RETURNING then shows the newest version either way. So the statement
 //     always yields exactly one row and one decision, with no
 //     read-then-write window.
 //
 // A claim re-sent with the token that holds the key (a client library
-// re-sends a statement whose reply it lost) takes its own record over: the
-// lease is extended to $4 from now and the claim reports acquired again,
-// never a second holder nor "in flight" to its own sender.
+// re-sends a statement whose reply it lost) finds its own record: the lease
+// is extended to $4 from now and the claim reports acquired again, never a
+// second holder nor "in flight" to its own sender.
 //
 // The row comes back as stored, with the statement's now(), and Claim
 // decides in Go (acquired, same fingerprint, time left): PostgreSQL sets up
