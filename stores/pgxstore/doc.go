@@ -96,6 +96,10 @@
 // need the newest migration, [SchemaVersion]: apply it before deploying a
 // store that needs it. [Store.Check] reports a missing or older table as
 // [ErrSchema], as every statement the server refuses for that reason does.
+// An older store still running on the migrated table works, except that it
+// cannot take over an expired row a newer store completed (its takeover
+// leaves completed_token set, which the CHECK refuses): that only happens
+// when the retention is shorter than the rollout.
 //
 // [WithTable] and [WithSchema] choose the names; both are quoted as
 // identifiers, never spliced into SQL. Apply the migrations with
