@@ -11,7 +11,6 @@ import (
 
 	"github.com/idemkit/idemkit/core"
 	"github.com/idemkit/idemkit/migrations"
-	"github.com/idemkit/idemkit/svctest"
 )
 
 // TestCheck: Check answers nil on a migrated table and an error wrapping
@@ -51,7 +50,7 @@ func TestCheck(t *testing.T) {
 func TestCheckOlderSchema(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)
-	pool := newPool(t, svctest.PostgresURL(t), 4)
+	pool := newPool(t, postgresURL(t), 4)
 	schema := "idemkit_test_" + randHex(6)
 	t.Cleanup(func() {
 		pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/idemkit/idemkit/core"
+	. "github.com/idemkit/idemkit/stores/pgxstore"
 	"github.com/idemkit/idemkit/svctest"
 )
 
