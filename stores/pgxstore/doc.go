@@ -16,7 +16,10 @@
 //   - Complete, Release and Renew are one statement each, a compare-and-set on
 //     the fencing token of a live pending record: a holder whose lease lapsed
 //     (and was perhaps taken over) gets an error wrapping [core.ErrLeaseLost]
-//     and changes nothing.
+//     and changes nothing. Completing is idempotent for its holder: a
+//     completed row keeps the token that completed it (completed_token), so
+//     a Complete retried with that token after a lost reply returns nil and
+//     leaves the record as it is.
 //   - Time is PostgreSQL's: leases, TTLs and expiry are judged by now() on the
 //     server, never by the application's clock. Expired records count as
 //     absent everywhere; [Store.Prune] deletes them.
@@ -32,6 +35,8 @@
 //     retried twice first. A statement the server refuses for another
 //     reason (a missing table, say) is returned wrapped but not as
 //     unavailable. pgx.ErrNoRows never escapes.
+//   - [Store.Check] ([core.Checker]) tells a readiness probe whether the
+//     server answers and the table is at [SchemaVersion].
 //   - A call whose context has no deadline gets one of [DefaultTimeout]
 //     ([WithTimeout]): the engine sets none by default, and a hung server
 //     or an exhausted pool must still end in a 503.
@@ -58,9 +63,18 @@
 // rewritten unchanged when it is live. RETURNING therefore reports the
 // winner's record and every claim gets a decision from the same statement.
 // The claim acquired the key when the returned record is pending with the
-// caller's token (tokens are unique per attempt; a Claim retried with the
-// token that already holds the key, after a lost reply, reports acquired
-// again). A mismatch is reported before an in-flight conflict. Keys and
+// caller's token and fingerprint (tokens are unique per attempt). A Claim
+// re-sent with the token that already holds the key, after a lost reply,
+// is the same claim: cur leaves that record out, and the DO UPDATE extends
+// its lease to the re-sent lease, so the claim reports acquired again. A
+// mismatch is reported before an in-flight conflict.
+//
+// A pending record whose lease ends later than the claim's own lease plus
+// [WithLeaseTolerance] [1 h] from now cannot belong to a live holder
+// (Claim and Renew set a lease from now(), never further): cur leaves it
+// out and the DO UPDATE takes it over, so a record leased until the year
+// 3000 by a hand edit or a bug no longer answers "in flight" until then.
+// An in-flight answer's RetryAfter is at most the claim's own lease. Keys and
 // tokens are stored as text, so they must be valid UTF-8 without NUL bytes
 // (the engine's hex digests always are); Claim refuses others with a plain
 // error.
@@ -77,6 +91,15 @@
 // status between 100 and 599, headers, a body and no lease), an index on
 // expires_at for the prune, and a view <table>_json exposing bodies that are
 // valid JSON as jsonb for operators (bytea stays the truth for replay).
+// Migration 2 adds completed_token, the token that completed a row (NULL
+// on pending rows and on rows completed before it). The store's statements
+// need the newest migration, [SchemaVersion]: apply it before deploying a
+// store that needs it. [Store.Check] reports a missing or older table as
+// [ErrSchema], as every statement the server refuses for that reason does.
+// An older store still running on the migrated table works, except that it
+// cannot take over an expired row a newer store completed (its takeover
+// leaves completed_token set, which the CHECK refuses): that only happens
+// when the retention is shorter than the rollout.
 //
 // [WithTable] and [WithSchema] choose the names; both are quoted as
 // identifiers, never spliced into SQL. Apply the migrations with

@@ -38,6 +38,7 @@ type config struct {
 	pruneBatch int
 	onPrune    func(deleted int64, err error)
 	timeout    time.Duration
+	tolerance  time.Duration
 }
 
 // WithTimeout bounds every Claim, Complete, Release and Renew whose context
@@ -59,6 +60,32 @@ func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc)
 		return ctx, func() {}
 	}
 	return context.WithTimeout(ctx, s.cfg.timeout)
+}
+
+// DefaultLeaseTolerance is how much longer than a claim's own lease the
+// remaining lease of another holder may be before the claim judges that
+// lease impossible; see [WithLeaseTolerance].
+const DefaultLeaseTolerance = time.Hour
+
+// WithLeaseTolerance sets how far a pending record's remaining lease may
+// exceed the lease of a claim of its key before that claim counts the
+// record as lapsed and takes it over [DefaultLeaseTolerance].
+//
+// A holder's lease never ends later than its own lease length after the
+// last Claim or Renew (both judged by the server's now()), so a record
+// whose lease ends, say, in the year 3000 was not written by a live holder
+// (a hand edit, a bug, a clock set far ahead when it was written); without
+// a bound it would answer "in flight" until then. Instances that share a
+// table may configure different leases (a rolling change of
+// [core.WithLease]): the tolerance must exceed the largest difference
+// between them, or a claim with the shorter lease could take over a live
+// holder with the longer one. d <= 0 keeps the default.
+func WithLeaseTolerance(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.tolerance = d
+		}
+	}
 }
 
 // WithTable sets the table name [default "idempotency_keys"]. The name is
@@ -95,7 +122,7 @@ func WithPruneReport(fn func(deleted int64, err error)) Option {
 }
 
 func newConfig(opts []Option) config {
-	c := config{table: migrations.DefaultTable, pruneBatch: DefaultPruneBatch, timeout: DefaultTimeout}
+	c := config{table: migrations.DefaultTable, pruneBatch: DefaultPruneBatch, timeout: DefaultTimeout, tolerance: DefaultLeaseTolerance}
 	for _, o := range opts {
 		if o != nil {
 			o(&c)
@@ -118,7 +145,7 @@ type Store struct {
 	pool *pgxpool.Pool
 	cfg  config
 
-	claimSQL, completeSQL, releaseSQL, renewSQL, pruneSQL string
+	claimSQL, completeSQL, releaseSQL, renewSQL, pruneSQL, checkSQL string
 }
 
 // New returns a store on pool. The table must exist: apply the migrations
@@ -134,22 +161,34 @@ func New(pool *pgxpool.Pool, opts ...Option) *Store {
 	s.releaseSQL = fmt.Sprintf(releaseSQL, t)
 	s.renewSQL = fmt.Sprintf(renewSQL, t)
 	s.pruneSQL = fmt.Sprintf(pruneSQL, t)
+	s.checkSQL = fmt.Sprintf(checkSQL, t)
 	return s
 }
 
 // claimSQL decides a claim in one statement. $1 key, $2 fingerprint,
-// $3 token, $4 lease in microseconds.
+// $3 token, $4 lease in microseconds, $5 the lease plus the lease
+// tolerance in microseconds.
 //
 //   - cur reads the live record (expires_at > now()) from the statement's
-//     snapshot. When there is one, nothing is written and cur alone answers:
-//     replay, mismatch or in flight.
+//     snapshot, unless that record is pending and either held with $3 (the
+//     same claim sent again) or leased implausibly far ahead (beyond $5, see
+//     [WithLeaseTolerance]). When there is one, nothing is written and cur
+//     alone answers: replay, mismatch or in flight.
 //   - Otherwise up inserts a pending record. If a row is in the way (an
-//     expired one, or one a concurrent statement inserted or took over after
-//     our snapshot was taken, which cur cannot see), ON CONFLICT locks its
-//     newest committed version and the unconditional DO UPDATE either takes
-//     it over (expired by now()) or rewrites it unchanged; RETURNING then
-//     shows the newest version either way. So the statement always yields
-//     exactly one row and one decision, with no read-then-write window.
+//     expired one, one cur left out, or one a concurrent statement inserted
+//     or took over after our snapshot was taken, which cur cannot see), ON
+//     CONFLICT locks its newest committed version and the unconditional DO
+//     UPDATE either takes it over (expired by now() or leased beyond $5),
+//     extends its lease (held with $3 under the same fingerprint), or
+//     rewrites it unchanged;
+//     RETURNING then shows the newest version either way. So the statement
+//     always yields exactly one row and one decision, with no
+//     read-then-write window.
+//
+// A claim re-sent with the token that holds the key (a client library
+// re-sends a statement whose reply it lost) finds its own record: the lease
+// is extended to $4 from now and the claim reports acquired again, never a
+// second holder nor "in flight" to its own sender.
 //
 // The row comes back as stored, with the statement's now(), and Claim
 // decides in Go (acquired, same fingerprint, time left): PostgreSQL sets up
@@ -160,14 +199,16 @@ func New(pool *pgxpool.Pool, opts ...Option) *Store {
 // conflict path may still carry one).
 //
 // The token is unique per attempt, so "the row holds $3 and is pending"
-// means this statement acquired it. lease_expires_at is not returned: the
-// table's CHECK constraint keeps it equal to expires_at while a row is
-// pending, and NULL once it is completed.
+// means this statement (or an earlier copy of it) acquired it.
+// lease_expires_at is not returned: the table's CHECK constraint keeps it
+// equal to expires_at while a row is pending, and NULL once it is
+// completed.
 const claimSQL = `WITH cur AS (
 	SELECT fingerprint, state, lease_token, status, headers,
 		CASE WHEN fingerprint = $2 THEN body END, body_omitted, expires_at
 	FROM %[1]s
 	WHERE key = $1 AND expires_at > now()
+		AND (state <> 'pending' OR lease_token <> $3 AND expires_at <= now() + $5::bigint * interval '1 microsecond')
 ), up AS (
 	INSERT INTO %[1]s AS r (key, fingerprint, state, lease_token, lease_expires_at, created_at, expires_at)
 	SELECT $1, $2, 'pending', $3,
@@ -181,19 +222,45 @@ SELECT *, now() FROM up
 UNION ALL
 SELECT *, now() FROM cur`
 
-// claimColumns are all the columns of the table, set by a takeover.
-var claimColumns = []string{
-	"fingerprint", "state", "lease_token", "lease_expires_at", "status", "headers",
-	"body", "body_omitted", "created_at", "completed_at", "expires_at",
+// claimColumns are all the columns of the table, set by a takeover, each
+// with the condition under which it takes the proposed value (and keeps
+// its own otherwise); see claimTakeover.
+var claimColumns = []struct{ name, when string }{
+	{"fingerprint", takeoverStale},
+	{"state", takeoverExpired},
+	{"lease_token", takeoverStale},
+	{"lease_expires_at", takeoverAny},
+	{"status", takeoverExpired},
+	{"headers", takeoverExpired},
+	{"body", takeoverExpired},
+	{"body_omitted", takeoverExpired},
+	{"created_at", takeoverStale},
+	{"completed_at", takeoverExpired},
+	{"expires_at", takeoverAny},
+	{"completed_token", takeoverExpired},
 }
 
-// claimTakeover renders the DO UPDATE SET list: every column takes the
-// proposed value when the existing row has expired by now(), and keeps its
-// own value otherwise.
+// The conditions of a takeover, on the existing row r. A row is taken over
+// when it has expired by now(), when it is pending with a lease beyond $5
+// (lease_expires_at is NULL on completed rows, so the test needs no state),
+// or when it is pending with the proposed token and fingerprint (the same
+// claim again: only its lease changes). Each column tests only the cases
+// in which its value can differ from the proposed one, because PostgreSQL
+// sets up every expression again at each execution, a replay's included:
+// a pending row already holds 'pending', no response, no completed_at and
+// no completed_token (the CHECK constraints), and a re-sent claim's row
+// holds the same token, fingerprint and (kept) created_at.
+const (
+	takeoverExpired = "r.expires_at <= now()"
+	takeoverStale   = takeoverExpired + " OR r.lease_expires_at > now() + $5::bigint * interval '1 microsecond'"
+	takeoverAny     = takeoverStale + " OR r.lease_token = excluded.lease_token AND r.fingerprint = excluded.fingerprint"
+)
+
+// claimTakeover renders the DO UPDATE SET list from claimColumns.
 func claimTakeover() string {
 	parts := make([]string, len(claimColumns))
 	for i, c := range claimColumns {
-		parts[i] = fmt.Sprintf("%[1]s = CASE WHEN r.expires_at <= now() THEN excluded.%[1]s ELSE r.%[1]s END", c)
+		parts[i] = fmt.Sprintf("%[1]s = CASE WHEN %[2]s THEN excluded.%[1]s ELSE r.%[1]s END", c.name, c.when)
 	}
 	return strings.Join(parts, ",\n\t\t")
 }
@@ -213,11 +280,25 @@ type claimRow struct {
 
 // completeSQL: $1 key, $2 token, $3 status, $4 headers, $5 body,
 // $6 body omitted, $7 ttl in microseconds.
+//
+// It completes the live pending row held with $2, keeping $2 as the
+// row's completed_token, and matches as well the live row that $2 already
+// completed, which it leaves as it is (every CASE keeps the stored value):
+// a Complete retried after its reply was lost reports success, and never
+// overwrites the response or extends the retention. Both cases are one
+// WHERE, so a retry that waits on the row lock of a first Complete still in
+// progress is judged, under READ COMMITTED, on the row that first Complete
+// committed, and succeeds too.
 const completeSQL = `UPDATE %s SET
-	state = 'completed', lease_token = NULL, lease_expires_at = NULL,
-	status = $3, headers = $4, body = $5, body_omitted = $6,
-	completed_at = now(), expires_at = now() + $7::bigint * interval '1 microsecond'
-WHERE key = $1 AND lease_token = $2 AND state = 'pending' AND expires_at > now()`
+	state = 'completed', lease_token = NULL, lease_expires_at = NULL, completed_token = $2,
+	status = CASE WHEN state = 'pending' THEN $3 ELSE status END,
+	headers = CASE WHEN state = 'pending' THEN $4 ELSE headers END,
+	body = CASE WHEN state = 'pending' THEN $5 ELSE body END,
+	body_omitted = CASE WHEN state = 'pending' THEN $6 ELSE body_omitted END,
+	completed_at = CASE WHEN state = 'pending' THEN now() ELSE completed_at END,
+	expires_at = CASE WHEN state = 'pending' THEN now() + $7::bigint * interval '1 microsecond' ELSE expires_at END
+WHERE key = $1 AND expires_at > now()
+	AND (state = 'pending' AND lease_token = $2 OR state = 'completed' AND completed_token = $2)`
 
 // releaseSQL deletes the caller's pending row, lapsed or not (nobody else
 // holds it), and tells whether the lease was still live.
@@ -251,11 +332,14 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 	if err := checkText("token", string(req.Token)); err != nil {
 		return core.Claim{}, fmt.Errorf("pgxstore: claim: %w", err)
 	}
+	// The longest lease a live holder can plausibly have left (see
+	// WithLeaseTolerance); two durations in microseconds never overflow.
+	plausible := micros(req.Lease) + micros(s.cfg.tolerance)
 	var r claimRow
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	err := retry(ctx, func() error {
-		return s.pool.QueryRow(ctx, s.claimSQL, req.Key, req.Fingerprint[:], string(req.Token), micros(req.Lease)).
+		return s.pool.QueryRow(ctx, s.claimSQL, req.Key, req.Fingerprint[:], string(req.Token), micros(req.Lease), plausible).
 			Scan(&r.fp, &r.state, &r.token, &r.status, &r.headers, &r.body, &r.omitted, &r.expires, &r.now)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -268,9 +352,8 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 	if !r.expires.Valid || r.expires.InfinityModifier != pgtype.Finite || !r.now.Valid {
 		return core.Claim{}, fmt.Errorf("pgxstore: claim: %w: row without a finite expiry", core.ErrCorruptRecord)
 	}
-	pending := r.state == "pending"
-	acquired := pending && r.token.Valid && r.token.String == string(req.Token)
 	same := bytes.Equal(r.fp, req.Fingerprint[:])
+	acquired := r.state == "pending" && same && r.token.Valid && r.token.String == string(req.Token)
 	// Time left on the record, measured against the statement's own now():
 	// expires_at is the lease's end while the row is pending (see claimSQL)
 	// and the retention's once it is completed.
@@ -287,12 +370,17 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 		}
 		return core.Claim{Status: core.ClaimReplay, Response: resp, TTL: remaining}, nil
 	default:
-		return core.Claim{Status: core.ClaimInFlight, RetryAfter: remaining}, nil
+		// Never more than the claim's own lease: a holder may have a longer
+		// one (up to the tolerance), but a retry after this long learns no
+		// less.
+		return core.Claim{Status: core.ClaimInFlight, RetryAfter: min(remaining, req.Lease)}, nil
 	}
 }
 
 // Complete implements [core.Store.Complete]: one UPDATE guarded by the
-// token, the pending state and the live lease.
+// token and the live record, which completes the pending record held with
+// token, or finds the record token already completed and leaves it as it is
+// (a retried Complete, nil error).
 func (s *Store) Complete(ctx context.Context, key string, token core.Token, resp *core.Response, ttl time.Duration) error {
 	if resp == nil {
 		return errors.New("pgxstore: complete: nil response")
@@ -412,10 +500,14 @@ func retryable(err error) bool {
 }
 
 // wrap adds the operation to err and, when the backend could not answer,
-// [core.ErrStoreUnavailable].
+// [core.ErrStoreUnavailable]; when the table or a column is missing,
+// [ErrSchema].
 func wrap(op string, err error) error {
 	if unavailable(err) {
 		return fmt.Errorf("pgxstore: %s: %w: %w", op, core.ErrStoreUnavailable, err)
+	}
+	if schemaError(err) {
+		return fmt.Errorf("pgxstore: %s: %w: %w", op, ErrSchema, err)
 	}
 	return fmt.Errorf("pgxstore: %s: %w", op, err)
 }

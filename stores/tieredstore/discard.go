@@ -24,19 +24,21 @@ var _ core.Discarder = (*Store)(nil)
 // replay) may still land after it: a retry then finds the copy once more,
 // and the engine discards it again on the next request.
 func (s *Store) Discard(ctx context.Context, req core.DiscardRequest) error {
-	if hot, ok := s.hot.(core.Discarder); ok && s.hotAllowed() {
-		s.callHot(ctx, func(ctx context.Context) error {
-			hc, err := s.hot.Lookup(ctx, req.Key, req.Fingerprint)
-			switch {
-			case err != nil:
-				// A copy the hot tier cannot read itself: it discards what it
-				// cannot read.
-				return hot.Discard(ctx, core.DiscardRequest{Key: req.Key, Fingerprint: req.Fingerprint, Reason: req.Reason})
-			case hc.Status == core.ClaimReplay:
-				return hot.Discard(ctx, core.DiscardRequest{Key: req.Key, Fingerprint: req.Fingerprint, Response: hc.Response, Reason: req.Reason})
-			}
-			return nil
-		})
+	if hot, ok := s.hot.(core.Discarder); ok {
+		if allowed, probe := s.hotAllowed(); allowed {
+			s.callHot(ctx, probe, func(ctx context.Context) error {
+				hc, err := s.hot.Lookup(ctx, req.Key, req.Fingerprint)
+				switch {
+				case err != nil:
+					// A copy the hot tier cannot read itself: it discards what it
+					// cannot read.
+					return hot.Discard(ctx, core.DiscardRequest{Key: req.Key, Fingerprint: req.Fingerprint, Reason: req.Reason})
+				case hc.Status == core.ClaimReplay:
+					return hot.Discard(ctx, core.DiscardRequest{Key: req.Key, Fingerprint: req.Fingerprint, Response: hc.Response, Reason: req.Reason})
+				}
+				return nil
+			})
+		}
 	}
 	if durable, ok := s.durable.(core.Discarder); ok {
 		if err := durable.Discard(ctx, req); err != nil {

@@ -96,9 +96,9 @@ func (s *Store) Degraded() bool {
 // hot tier is final; anything else is decided by the durable tier, whose
 // replays warm the hot tier in the background.
 func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, error) {
-	if s.hotAllowed() {
+	if ok, probe := s.hotAllowed(); ok {
 		var hc core.Claim
-		err := s.callHot(ctx, func(ctx context.Context) (err error) {
+		err := s.callHot(ctx, probe, func(ctx context.Context) (err error) {
 			hc, err = s.hot.Lookup(ctx, req.Key, req.Fingerprint)
 			return err
 		})
@@ -110,7 +110,10 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 	if err != nil {
 		return core.Claim{}, fmt.Errorf("tieredstore: claim: %w", err)
 	}
-	if dc.Status == core.ClaimReplay && s.hotAllowed() {
+	if dc.Status != core.ClaimReplay {
+		return dc, nil
+	}
+	if ok, probe := s.hotAllowed(); ok {
 		// The replayed response is read-only for everyone: the caller sends
 		// it, the hot Put encodes or keeps it, nobody modifies it.
 		// The copy lives no longer than the record (when the durable tier
@@ -123,7 +126,7 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 		s.pending.Add(1)
 		go func() {
 			defer s.pending.Done()
-			s.callHot(bg, func(ctx context.Context) error {
+			s.callHot(bg, probe, func(ctx context.Context) error {
 				return s.hot.Put(ctx, req.Key, req.Fingerprint, dc.Response, ttl)
 			})
 		}()
@@ -162,31 +165,57 @@ func (s *Store) Renew(ctx context.Context, key string, token core.Token, lease t
 }
 
 // callHot runs f against the hot tier under the hot timeout and feeds the
-// breaker. Errors caused by the caller's own context do not count.
-func (s *Store) callHot(ctx context.Context, f func(context.Context) error) error {
-	hctx, cancel := context.WithTimeout(ctx, s.cfg.hotTimeout)
+// breaker. Errors caused by the caller's own context do not count, except
+// for the half-open probe (probe set): the breaker waits for its verdict
+// before it lets any other call through, so the probe runs detached from
+// its caller's cancellation, bounded by the hot timeout alone, and its
+// outcome is recorded whatever happens to the request that carries it.
+// Should f panic, the probe is given up so that the next request probes.
+func (s *Store) callHot(ctx context.Context, probe bool, f func(context.Context) error) error {
+	parent := ctx
+	recorded := false
+	if probe {
+		parent = context.WithoutCancel(ctx)
+		defer func() {
+			if !recorded {
+				s.abandonProbe()
+			}
+		}()
+	}
+	hctx, cancel := context.WithTimeout(parent, s.cfg.hotTimeout)
 	err := f(hctx)
 	cancel()
-	if err != nil && ctx.Err() != nil {
+	if err != nil && !probe && ctx.Err() != nil {
 		return err
 	}
 	s.record(ctx, err)
+	recorded = true
 	return err
 }
 
-// hotAllowed reports whether a call may go to the hot tier: the breaker is
-// closed, or its cool-down has passed and no other probe is running.
-func (s *Store) hotAllowed() bool {
+// hotAllowed reports whether a call may go to the hot tier (the breaker
+// is closed, or its cool-down has passed and no other probe is running)
+// and whether that call is the half-open probe, which the caller must
+// pass to callHot.
+func (s *Store) hotAllowed() (ok, probe bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.degraded {
-		return true
+		return true, false
 	}
 	if time.Now().Before(s.openUntil) || s.probing {
-		return false
+		return false, false
 	}
 	s.probing = true
-	return true
+	return true, true
+}
+
+// abandonProbe ends a probe that gave no verdict: the next request after
+// the cool-down probes again.
+func (s *Store) abandonProbe() {
+	s.mu.Lock()
+	s.probing = false
+	s.mu.Unlock()
 }
 
 func (s *Store) record(ctx context.Context, err error) {
