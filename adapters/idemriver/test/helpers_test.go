@@ -127,10 +127,14 @@ func (soonRetry) NextRetry(*rivertype.JobRow) time.Time {
 // with an engine of its own over the shared idempotency table. Only a
 // leader runs River's maintenance (the rescuer, the scheduler); the
 // idempotency middleware sits inside the env's probe.
-func (e *env) client(id string, leader bool, work func(context.Context, *river.Job[chargeArgs]) error) *river.Client[pgx.Tx] {
+// A wrap, if given, wraps the engine's store.
+func (e *env) client(id string, leader bool, work func(context.Context, *river.Job[chargeArgs]) error, wrap ...func(core.Store) core.Store) *river.Client[pgx.Tx] {
 	e.t.Helper()
-	engine := core.New(pgxstore.New(e.pool, pgxstore.WithSchema(e.schema), pgxstore.WithTable(idemTable)),
-		core.WithLease(lease))
+	var store core.Store = pgxstore.New(e.pool, pgxstore.WithSchema(e.schema), pgxstore.WithTable(idemTable))
+	for _, w := range wrap {
+		store = w(store)
+	}
+	engine := core.New(store, core.WithLease(lease))
 	workers := river.NewWorkers()
 	river.AddWorker(workers, river.WorkFunc(work))
 	c, err := river.NewClient(riverpgxv5.New(e.pool), &river.Config{
@@ -314,3 +318,41 @@ type gate struct {
 func newGate() *gate { return &gate{ch: make(chan struct{})} }
 
 func (g *gate) open() { g.once.Do(func() { close(g.ch) }) }
+
+// killable is a store as a process sees it: once the process is killed,
+// nothing it would send reaches the store (its claims are no longer
+// renewed, so they lapse).
+type killable struct {
+	core.Store
+	dead atomic.Bool
+}
+
+var errKilled = errors.New("the process was killed")
+
+func (k *killable) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, error) {
+	if k.dead.Load() {
+		return core.Claim{}, errKilled
+	}
+	return k.Store.Claim(ctx, req)
+}
+
+func (k *killable) Complete(ctx context.Context, key string, token core.Token, resp *core.Response, ttl time.Duration) error {
+	if k.dead.Load() {
+		return errKilled
+	}
+	return k.Store.Complete(ctx, key, token, resp, ttl)
+}
+
+func (k *killable) Release(ctx context.Context, key string, token core.Token) error {
+	if k.dead.Load() {
+		return errKilled
+	}
+	return k.Store.Release(ctx, key, token)
+}
+
+func (k *killable) Renew(ctx context.Context, key string, token core.Token, lease time.Duration) error {
+	if k.dead.Load() {
+		return errKilled
+	}
+	return k.Store.Renew(ctx, key, token, lease)
+}

@@ -51,6 +51,51 @@ func TestRescueWhileFirstWorkerHangs(t *testing.T) {
 	}
 }
 
+// A worker process is killed mid-job, before its side effect: its claim is
+// no longer renewed and lapses one lease later, River's rescuer makes the
+// job available again, and the second client runs it: the side effect
+// happens once, on the second client. (A process killed after its side
+// effect and before the engine stored it is the documented at-least-once
+// case.)
+func TestRescueAfterWorkerKilled(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	procA := &killable{}
+	var runs atomic.Int64
+	work := func(ctx context.Context, job *river.Job[chargeArgs]) error {
+		if runs.Add(1) == 1 {
+			procA.dead.Store(true) // the process dies here: nothing after this happens
+			<-e.frozen.ch
+			return ctx.Err()
+		}
+		e.effects.Add(1)
+		return nil
+	}
+	a := e.client("worker-a", false, work, func(s core.Store) core.Store { procA.Store = s; return procA })
+	ids := e.insert(a, chargeArgs{Key: "order-1", Amount: 100})
+	until(t, 5*time.Second, "first delivery", func() bool { return runs.Load() == 1 })
+	stopped := make(chan error, 1)
+	go func() { stopped <- a.Stop(context.Background()) }() // nor does it fetch any more jobs
+	time.Sleep(rescueAfter + 200*time.Millisecond)
+	b := e.client("worker-b", true, work)
+	rows := e.wait(b, 15*time.Second, ids...)
+	e.frozen.open()
+	if err := <-stopped; err != nil {
+		t.Errorf("stop client worker-a: %v", err)
+	}
+
+	p := e.report(len(ids))
+	if rows[0].State != rivertype.JobStateCompleted {
+		t.Errorf("job state %s; want completed", rows[0].State)
+	}
+	if got := e.effects.Load(); got != 1 {
+		t.Errorf("side effects %d; want 1: the rescued job must run once its killed holder's lease lapsed", got)
+	}
+	if p.deliveries < 2 {
+		t.Errorf("deliveries %d; want at least 2 (the killed one, the rescued one)", p.deliveries)
+	}
+}
+
 // A worker performs its side effect and returns; the middleware stores the
 // result; then the process freezes before River records the completion (as
 // a process that dies or stops there). River rescues the job, and the second
