@@ -196,6 +196,21 @@ func TestPanicReleases(t *testing.T) {
 	}
 }
 
+// The worker's context carries the claim: its fencing token, for writes
+// conditional on still holding it, and MarkApplied.
+func TestWorkerSeesHeldClaim(t *testing.T) {
+	mw := idemriver.Middleware(core.New(memstore.New()))
+	var ok bool
+	var token core.Token
+	err := mw.Work(context.Background(), job(`{"order":1}`), func(ctx context.Context) error {
+		_, token, ok = core.HeldClaim(ctx)
+		return nil
+	})
+	if err != nil || !ok || token == "" {
+		t.Errorf("Work = %v; HeldClaim in the worker = %q, %v; want a token: the worker runs under the claim", err, token, ok)
+	}
+}
+
 // A key the engine refuses cancels the job, the worker not run.
 func TestInvalidKeyCancelled(t *testing.T) {
 	mw := idemriver.Middleware(core.New(memstore.New()),
