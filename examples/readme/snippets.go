@@ -13,14 +13,19 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/idemkit/idemkit/adapters/idemchi"
 	"github.com/idemkit/idemkit/adapters/idemgrpc"
 	"github.com/idemkit/idemkit/adapters/idemhttp"
+	"github.com/idemkit/idemkit/adapters/idemriver"
 	"github.com/idemkit/idemkit/core"
 	"github.com/idemkit/idemkit/core/memstore"
 	"github.com/idemkit/idemkit/stores/pgxstore"
@@ -104,4 +109,29 @@ func GRPC() {
 	// paymentspb.RegisterPaymentsServer(srv, &payments{}) — your generated service, as usual
 	lis, _ := net.Listen("tcp", "127.0.0.1:50051")
 	srv.Serve(lis)
+}
+
+// ChargeArgs are the args of README's "Background jobs: River".
+type ChargeArgs struct {
+	OrderKey string `json:"order_key"` // the Idempotency-Key of the request that enqueued it
+	Amount   int    `json:"amount"`
+}
+
+func (ChargeArgs) Kind() string { return "charge" }
+
+// charge is the application's River worker in the snippets.
+func charge(ctx context.Context, job *river.Job[ChargeArgs]) error { return nil }
+
+// River is README's "Background jobs: River".
+func River(pool *pgxpool.Pool) (*river.Client[pgx.Tx], error) {
+	engine := core.New(pgxstore.New(pool))
+	workers := river.NewWorkers()
+	river.AddWorker(workers, river.WorkFunc(charge))
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}},
+		Workers: workers,
+		Middleware: []rivertype.Middleware{idemriver.Middleware(engine,
+			idemriver.WithArgsKey(func(a ChargeArgs) string { return a.OrderKey }))},
+	})
+	return client, err
 }
