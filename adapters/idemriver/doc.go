@@ -17,9 +17,9 @@
 // A job's key is, in this order: the key [WithArgsKey] takes from the args
 // of its kind (a key the producer chose, the same for every insert of one
 // logical job), the key of [WithKeyFunc], or [JobIDKey], which guards one
-// job's own redeliveries. Keys are scoped by job kind ([KindScope]; see
-// [WithScope]). The job's kind is the call's name and its encoded args its
-// input: a key reused with other args is refused.
+// job's own redeliveries. Keys are scoped by job kind (see [WithScope]).
+// The job's kind is the call's name and its encoded args its input: a key
+// reused with other args is refused.
 //
 // # What happens to the job
 //

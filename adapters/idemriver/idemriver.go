@@ -18,13 +18,9 @@ import (
 // cancels the job without working it.
 type KeyFunc func(job *rivertype.JobRow) (string, error)
 
-// ScopeFunc names the key space of a job's idempotency key. The default,
-// [KindScope], is the job's kind.
+// ScopeFunc names the key space of a job's idempotency key. By default it
+// is the job's kind (see [WithScope]).
 type ScopeFunc func(job *rivertype.JobRow) string
-
-// KindScope is the default [ScopeFunc]: keys are scoped by job kind, so two
-// kinds that carry the same key never share a record.
-func KindScope(job *rivertype.JobRow) string { return job.Kind }
 
 // Option configures [Middleware].
 type Option func(*config)
@@ -32,6 +28,9 @@ type Option func(*config)
 type config struct {
 	keyFunc KeyFunc
 	byKind  map[string]KeyFunc
+	// primary maps the kind aliases of args given to WithArgsKey
+	// (river.JobArgsWithKindAliases) to their primary kind.
+	primary map[string]string
 	scope   ScopeFunc
 }
 
@@ -46,25 +45,43 @@ func WithKeyFunc(fn KeyFunc) Option { return func(c *config) { c.keyFunc = fn } 
 // Args that do not decode as T cancel the job. It takes precedence over
 // [WithKeyFunc] for that kind; a later WithArgsKey for the same kind
 // replaces an earlier one.
+//
+// When T has kind aliases (a kind being renamed: River's
+// JobArgsWithKindAliases), jobs inserted under an alias are keyed the same
+// way, and named and scoped by T's kind, so a logical job inserted under
+// both names still runs once.
 func WithArgsKey[T rivertype.JobArgs](key func(args T) string) Option {
 	var zero T
 	kind := zero.Kind()
+	var aliases []string
+	if a, ok := any(zero).(interface{ KindAliases() []string }); ok {
+		aliases = a.KindAliases()
+	}
 	return func(c *config) {
 		if c.byKind == nil {
 			c.byKind = make(map[string]KeyFunc)
+			c.primary = make(map[string]string)
 		}
-		c.byKind[kind] = func(job *rivertype.JobRow) (string, error) {
+		fn := func(job *rivertype.JobRow) (string, error) {
 			var args T
 			if err := json.Unmarshal(job.EncodedArgs, &args); err != nil {
 				return "", fmt.Errorf("decode args as %T: %w", args, err)
 			}
 			return key(args), nil
 		}
+		c.byKind[kind] = fn
+		for _, alias := range aliases {
+			c.byKind[alias] = fn
+			c.primary[alias] = kind
+		}
 	}
 }
 
-// WithScope sets how keys are scoped [KindScope]. Scope by tenant (from the
-// args, say) when jobs of one kind carry keys chosen by different clients.
+// WithScope sets how keys are scoped. By default they are scoped by the
+// job's kind (for an alias [WithArgsKey] knows, its primary kind). Scope by
+// tenant (from the args, say) when jobs of one kind carry keys chosen by
+// different clients; include the kind when several kinds may carry the
+// same key.
 func WithScope(fn ScopeFunc) Option { return func(c *config) { c.scope = fn } }
 
 // JobIDKey is the key of a job without a key of its own: "job:" and its ID,
@@ -93,12 +110,9 @@ func Middleware(engine *core.Engine, opts ...Option) rivertype.WorkerMiddleware 
 	if engine == nil {
 		panic("idemriver: Middleware called with a nil *core.Engine")
 	}
-	m := &middleware{engine: engine, cfg: config{scope: KindScope}}
+	m := &middleware{engine: engine}
 	for _, o := range opts {
 		o(&m.cfg)
-	}
-	if m.cfg.scope == nil {
-		m.cfg.scope = KindScope
 	}
 	return m
 }
@@ -112,7 +126,15 @@ func (m *middleware) Work(ctx context.Context, job *rivertype.JobRow, doInner fu
 	if err != nil {
 		return rivertype.JobCancel(fmt.Errorf("idemriver: job %d (%s): idempotency key: %w", job.ID, job.Kind, err))
 	}
-	call := core.Call{Key: key, Scope: m.cfg.scope(job), Name: job.Kind, Input: job.EncodedArgs}
+	kind := job.Kind
+	if p, ok := m.cfg.primary[kind]; ok {
+		kind = p
+	}
+	scope := kind
+	if m.cfg.scope != nil {
+		scope = m.cfg.scope(job)
+	}
+	call := core.Call{Key: key, Scope: scope, Name: kind, Input: job.EncodedArgs}
 	var ran bool
 	var workErr error
 	_, err = m.engine.Do(ctx, call, func(ctx context.Context) ([]byte, error) {

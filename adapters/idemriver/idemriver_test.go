@@ -177,6 +177,33 @@ func wantCancel(cause error) func(t *testing.T, err error) {
 	}
 }
 
+// renamedArgs are receipt args whose kind is being renamed from
+// "receipt_v0".
+type renamedArgs struct {
+	OrderKey string `json:"order_key"`
+}
+
+func (renamedArgs) Kind() string          { return "receipt" }
+func (renamedArgs) KindAliases() []string { return []string{"receipt_v0"} }
+
+// A job inserted under a kind alias is keyed, named and scoped as its
+// primary kind: the same logical job under both names runs once.
+func TestArgsKeyKindAlias(t *testing.T) {
+	mw := idemriver.Middleware(core.New(memstore.New()),
+		idemriver.WithArgsKey(func(a renamedArgs) string { return a.OrderKey }))
+	w := &counter{}
+	for _, kind := range []string{"receipt_v0", "receipt"} {
+		j := job(`{"order_key":"k-1"}`)
+		j.Kind = kind
+		if err := mw.Work(context.Background(), j, w.work); err != nil {
+			t.Errorf("Work(kind %s) = %v; want nil", kind, err)
+		}
+	}
+	if got := w.runs.Load(); got != 1 {
+		t.Errorf("worker ran %d times; want 1 for one key under a kind and its alias", got)
+	}
+}
+
 // A panicking worker releases its claim (River recovers the panic and
 // retries the job): the retry runs.
 func TestPanicReleases(t *testing.T) {
