@@ -175,9 +175,10 @@ func (m *middleware) key(job *rivertype.JobRow) (string, error) {
 func outcome(job *rivertype.JobRow, err error) error {
 	var inFlight *core.InFlightError
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, core.ErrResultOmitted):
 		// Replayed: the work was done by an earlier delivery, the job
-		// completes without running it again.
+		// completes without running it again. (Work's result is empty, so
+		// it is never omitted for size; were it, the work still ran.)
 		return nil
 	case errors.As(err, &inFlight):
 		// Another worker holds the key: look again once its lease would
