@@ -131,7 +131,7 @@ type doExchange struct {
 	// omitted: the replayed result was over the stored-response limit, so
 	// it was delivered once and kept without its bytes.
 	omitted bool
-	ev    Event    // the engine's decision (the last event observed)
+	ev      Event // the engine's decision (the last event observed)
 }
 
 func (x *doExchange) Context() context.Context { return x.ctx }
