@@ -83,7 +83,8 @@ func WithScope(f ScopeFunc) Option { return func(c *config) { c.scope = f } }
 //     stored result through the task's ResultWriter when there is one;
 //   - while another delivery holds the key: a retryable error wrapping a
 //     [*core.InFlightError] ([RetryDelay] retries it after the holder's
-//     remaining lease);
+//     remaining lease; each refusal counts as one of the task's retries,
+//     asynq.MaxRetry);
 //   - a key reused with another payload or task type, an empty or invalid
 //     key, a payload over the engine's body limit, or a repeat of a failure
 //     the handler declared applied: an error wrapping asynq.SkipRetry, so
