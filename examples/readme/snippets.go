@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/hibiken/asynq"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/idemkit/idemkit/adapters/idemasynq"
 	"github.com/idemkit/idemkit/adapters/idemchi"
 	"github.com/idemkit/idemkit/adapters/idemgrpc"
 	"github.com/idemkit/idemkit/adapters/idemhttp"
@@ -134,4 +136,38 @@ func River(pool *pgxpool.Pool) (*river.Client[pgx.Tx], error) {
 			idemriver.WithArgsKey(func(a ChargeArgs) string { return a.OrderKey }))},
 	})
 	return client, err
+}
+
+// rdb, client and sendEmail stand for the application's in README's
+// "Background jobs: asynq".
+var (
+	rdb    = redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	client = asynq.NewClient(asynq.RedisClientOpt{Addr: "127.0.0.1:6379"})
+)
+
+func sendEmail(ctx context.Context, t *asynq.Task) error { return nil }
+
+// BackgroundJobsWorker is README's asynq worker.
+func BackgroundJobsWorker() {
+	engine := core.New(redisstore.New(rdb)) // a store every worker shares
+	srv := asynq.NewServer(asynq.RedisClientOpt{Addr: "127.0.0.1:6379"}, asynq.Config{
+		RetryDelayFunc: idemasynq.RetryDelay(nil), // an in-flight copy is retried when the holder's lease may lapse
+	})
+	mux := asynq.NewServeMux()
+	mux.Use(idemasynq.Middleware(engine))
+	mux.HandleFunc("email:send", sendEmail)
+	go srv.Run(mux)
+}
+
+// createReceipt is README's request-to-job handler.
+func createReceipt(w http.ResponseWriter, r *http.Request) {
+	task, err := idemasynq.NewTask(r.Context(), "email:send", []byte(`{"receipt":42}`))
+	if err == nil {
+		_, err = idemasynq.Enqueue(r.Context(), client, task)
+	}
+	if err != nil {
+		http.Error(w, "try again", http.StatusServiceUnavailable) // a 5xx releases the key: the retry enqueues
+		return
+	}
+	w.WriteHeader(http.StatusCreated)
 }
