@@ -80,7 +80,9 @@ func WithScope(f ScopeFunc) Option { return func(c *config) { c.scope = f } }
 //   - a repeat (a redelivery after a crash, a retry of a task whose
 //     handler succeeded but whose completion asynq lost, a second task with
 //     the same key) returns nil without running the handler, writing the
-//     stored result through the task's ResultWriter when there is one;
+//     stored result through the task's ResultWriter when there is one (a
+//     result over the engine's [core.WithMaxResponseBytes] is not kept:
+//     the repeat is acknowledged without it);
 //   - while another delivery holds the key: a retryable error wrapping a
 //     [*core.InFlightError] ([RetryDelay] retries it after the holder's
 //     remaining lease; each refusal counts as one of the task's retries,
@@ -142,6 +144,9 @@ func Middleware(engine *core.Engine, opts ...Option) asynq.MiddlewareFunc {
 						return fmt.Errorf("idemasynq: task %q replayed, its stored result not written: %w", t.Type(), werr)
 					}
 				}
+				return nil
+			case errors.Is(err, core.ErrResultOmitted):
+				// The work ran once; its result was too large to keep.
 				return nil
 			case errors.Is(err, core.ErrInFlight), errors.Is(err, core.ErrStoreUnavailable):
 				return fmt.Errorf("idemasynq: task %q: %w", t.Type(), err)

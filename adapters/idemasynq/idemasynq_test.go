@@ -110,6 +110,24 @@ func TestMiddlewareAppliedFailure(t *testing.T) {
 	}
 }
 
+func TestMiddlewareResultOmitted(t *testing.T) {
+	engine := core.New(memstore.New(), core.WithMaxResponseBytes(8))
+	runs := 0
+	h := idemasynq.Middleware(engine)(asynq.HandlerFunc(func(ctx context.Context, tk *asynq.Task) error {
+		runs++
+		idemasynq.WriteResult(ctx, tk, []byte("a result over eight bytes")) // no ResultWriter here: kept, not written
+		return nil
+	}))
+	for i := range 2 {
+		if err := h.ProcessTask(context.Background(), keyed("k", "p")); err != nil {
+			t.Errorf("delivery %d: got %v; want nil (a repeat of work whose result was too large to keep is acknowledged)", i+1, err)
+		}
+	}
+	if runs != 1 {
+		t.Errorf("handler runs = %d; want 1", runs)
+	}
+}
+
 // downStore answers every call with an error, as a store that cannot be
 // reached.
 type downStore struct{}
