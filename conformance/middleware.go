@@ -916,29 +916,25 @@ func TestMiddleware(t *testing.T, h Harness) {
 	run("Completion/ClientGoneStored", func(t *testing.T) {
 		e := newEnv(t, h)
 		k := newKey()
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		defer cancel()
-		// The handler finishes after its client gave up, as a provider
-		// call that does not watch the request context does.
-		r := e.doCtx(ctx, req{key: k, body: []byte(`{}`), header: map[string]string{hdrDelay: "400"}})
+		// The client gives up once the handler has started; the handler
+		// finishes later, as a provider call that does not watch the
+		// request context does.
+		r := e.cancelOnceRunning(req{key: k, body: []byte(`{}`), header: map[string]string{hdrDelay: "400"}})
 		if r.err == nil {
-			t.Fatalf("the client should have timed out; got status %d", r.status)
+			t.Fatalf("the client should have given up; got status %d", r.status)
 		}
 		again := e.eventually("the retry answered", req{key: k, body: []byte(`{}`), header: map[string]string{hdrDelay: "400"}}, func(r reply) bool { return r.status != http.StatusConflict })
-		e.wantStatus("retry after the client timed out", again, http.StatusCreated, ruleClientGone)
+		e.wantStatus("retry after the client gave up", again, http.StatusCreated, ruleClientGone)
 		if again.header.Get(core.DefaultReplayHeader) != "true" {
-			t.Errorf("retry after the client timed out: a fresh response; want the first one replayed (%s)", ruleClientGone)
+			t.Errorf("retry after the client gave up: a fresh response; want the first one replayed (%s)", ruleClientGone)
 		}
-		e.wantRuns("client timed out, then retried", 1, ruleClientGone)
+		e.wantRuns("client gave up, then retried", 1, ruleClientGone)
 	})
 
 	run("Completion/ClientGoneNothingWritten", func(t *testing.T) {
 		e := newEnv(t, h)
 		k := newKey()
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		defer cancel()
-		e.doCtx(ctx, req{key: k, body: []byte(`{}`), header: map[string]string{hdrUntilCancel: "1"}})
-		waitRuns(t, e, 1)
+		e.cancelOnceRunning(req{key: k, body: []byte(`{}`), header: map[string]string{hdrUntilCancel: "1"}})
 		again := e.eventually("the retry answered", req{key: k, body: []byte(`{}`)}, func(r reply) bool { return r.status != http.StatusConflict })
 		if e.app.cancelled.Load() > 0 {
 			// The framework cancelled the request, and the handler wrote
@@ -1007,6 +1003,22 @@ const (
 	ruleNothingWritten = "docs/contract.md §3: only a handler that wrote nothing while its request was cancelled is released"
 	ruleDeclared       = "docs/contract.md §3: a declared outcome overrides the completion policy"
 )
+
+// cancelOnceRunning sends r and gives up on it, as a client that times
+// out does, once the handler has started (so a slow claim on a loaded
+// machine cannot make the client give up before the handler runs); it
+// returns what the client saw.
+func (e *env) cancelOnceRunning(r req) reply {
+	e.t.Helper()
+	before := e.runs()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan reply, 1)
+	go func() { done <- e.doCtx(ctx, r) }()
+	waitRuns(e.t, e, before+1)
+	cancel()
+	return <-done
+}
 
 // eventually sends r until done accepts the reply or 10 s pass, and
 // returns the last reply.

@@ -267,6 +267,11 @@ func refusal(ctx context.Context, err error) error {
 	case errors.Is(err, core.ErrFailureReplayed):
 		markReplayed(ctx)
 		return decodeStatus(err.Error())
+	case errors.Is(err, core.ErrResultOmitted):
+		// The call ran; its response was over core.WithMaxResponseBytes
+		// and kept without its bytes.
+		markReplayed(ctx)
+		return status.Error(codes.DataLoss, "idemgrpc: the call with this idempotency-key ran, and its response was too large to be kept")
 	case errors.Is(err, core.ErrFingerprintMismatch):
 		return status.Error(codes.FailedPrecondition, "this idempotency-key was first used with another request")
 	case errors.Is(err, core.ErrMissingKey), errors.Is(err, core.ErrInvalidKey):
@@ -284,10 +289,7 @@ func refusal(ctx context.Context, err error) error {
 // replay turns a stored result into the call's answer.
 func (i *interceptor) replay(fullMethod string, out []byte) (any, error) {
 	if len(out) == 0 {
-		// The engine keeps no result over its limit
-		// (core.WithMaxResponseBytes): the call ran, and its response is
-		// gone.
-		return nil, status.Errorf(codes.DataLoss, "idemgrpc: the call with this idempotency-key ran, and its response was too large to be kept")
+		return nil, status.Errorf(codes.Internal, "idemgrpc: the stored response of %s is empty", fullMethod)
 	}
 	switch out[0] {
 	case resultMessage:
