@@ -20,6 +20,11 @@ import (
 // works it while the first worker still runs: the middleware snoozes it,
 // since the first worker's claim is alive (renewed), and once that worker
 // returns, the next delivery completes the job without running it.
+// rescueWait bounds a wait that depends on River's rescuer: the new
+// leader rescues at once, and should that first pass miss the job (a
+// loaded machine), the next one comes a rescuer interval (30 s) later.
+const rescueWait = 45 * time.Second
+
 func TestRescueWhileFirstWorkerHangs(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -35,7 +40,7 @@ func TestRescueWhileFirstWorkerHangs(t *testing.T) {
 	until(t, 5*time.Second, "first delivery", func() bool { return runs.Load() == 1 })
 	time.Sleep(rescueAfter + 200*time.Millisecond) // the job is stuck by River's measure
 	e.client("worker-b", true, work)               // the leader: its rescuer runs at once
-	until(t, 15*time.Second, "a rescued delivery snoozed", func() bool { return e.probe.snapshot().snoozed >= 1 })
+	until(t, rescueWait, "a rescued delivery snoozed", func() bool { return e.probe.snapshot().snoozed >= 1 })
 	e.frozen.open()
 	rows := e.wait(a, 15*time.Second, ids...)
 
@@ -78,7 +83,7 @@ func TestRescueAfterWorkerKilled(t *testing.T) {
 	go func() { stopped <- a.Stop(context.Background()) }() // nor does it fetch any more jobs
 	time.Sleep(rescueAfter + 200*time.Millisecond)
 	b := e.client("worker-b", true, work)
-	rows := e.wait(b, 15*time.Second, ids...)
+	rows := e.wait(b, rescueWait, ids...)
 	e.frozen.open()
 	if err := <-stopped; err != nil {
 		t.Errorf("stop client worker-a: %v", err)
@@ -118,7 +123,7 @@ func TestRescueAfterWorkStoredButNotRecorded(t *testing.T) {
 	until(t, 5*time.Second, "first delivery", frozen.Load)
 	time.Sleep(rescueAfter + 200*time.Millisecond)
 	b := e.client("worker-b", true, work)
-	rows := e.wait(b, 15*time.Second, ids...)
+	rows := e.wait(b, rescueWait, ids...)
 
 	p := e.report(len(ids))
 	if rows[0].State != rivertype.JobStateCompleted {
