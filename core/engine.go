@@ -29,6 +29,7 @@ type Engine struct {
 	renewers                  sync.Pool // of *renewer, each with its timer
 	bg                        background
 	phases                    PhaseObserver // the observer, when it traces phases
+	tx                        Transactor    // with WithTransactions: the store's (see tx.go)
 	// macKey authenticates stored records when a secret is configured
 	// (nil otherwise); macs pools HMAC states under it.
 	macKey []byte
@@ -70,6 +71,13 @@ func New(store Store, opts ...Option) *Engine {
 	e.buildProblems()
 	e.bg.init(e)
 	e.phases, _ = c.observer.(PhaseObserver)
+	if c.transactions {
+		t, ok := store.(Transactor)
+		if !ok {
+			panic("core: New: WithTransactions needs a Store that implements Transactor")
+		}
+		e.tx = t
+	}
 	e.replayMarks = http.Header{c.replayHeader: valTrue}
 	e.omittedMarks = http.Header{c.replayHeader: valTrue, "Idempotency-Replay": valOmitted}
 	return e
@@ -179,6 +187,10 @@ func (e *Engine) serveKey(ctx context.Context, x Exchange, skey, scopeID string,
 		e.sanitizeClaim(&claim)
 		switch claim.Status {
 		case ClaimAcquired:
+			if e.tx != nil {
+				e.executeTx(ctx, x, skey, fp, token, body, latency, sent)
+				return
+			}
 			e.execute(ctx, x, skey, fp, token, body, latency, sent)
 			return
 		case ClaimReplay:

@@ -77,6 +77,7 @@ type config struct {
 	storeTimeout time.Duration
 	retryAfter   time.Duration
 	completeWait time.Duration
+	transactions bool
 
 	// unauthenticatedUntil: records without a MAC replay until then.
 	unauthenticatedUntil time.Time
