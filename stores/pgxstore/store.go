@@ -39,6 +39,7 @@ type config struct {
 	onPrune    func(deleted int64, err error)
 	timeout    time.Duration
 	tolerance  time.Duration
+	txOptions  pgx.TxOptions
 }
 
 // WithTimeout bounds every Claim, Complete, Release and Renew whose context
@@ -146,6 +147,7 @@ type Store struct {
 	cfg  config
 
 	claimSQL, completeSQL, releaseSQL, renewSQL, pruneSQL, checkSQL string
+	completeTxSQL                                                   string
 }
 
 // New returns a store on pool. The table must exist: apply the migrations
@@ -158,6 +160,7 @@ func New(pool *pgxpool.Pool, opts ...Option) *Store {
 	t := s.cfg.ident()
 	s.claimSQL = fmt.Sprintf(claimSQL, t, claimTakeover())
 	s.completeSQL = fmt.Sprintf(completeSQL, t)
+	s.completeTxSQL = completeTxSQL(s.completeSQL)
 	s.releaseSQL = fmt.Sprintf(releaseSQL, t)
 	s.renewSQL = fmt.Sprintf(renewSQL, t)
 	s.pruneSQL = fmt.Sprintf(pruneSQL, t)
