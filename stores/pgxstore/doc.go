@@ -35,11 +35,53 @@
 //     retried twice first. A statement the server refuses for another
 //     reason (a missing table, say) is returned wrapped but not as
 //     unavailable. pgx.ErrNoRows never escapes.
+//   - In transactional mode ([core.WithTransactions]) the handler's writes
+//     in this database and the stored response commit in one transaction:
+//     exactly-once for those writes across crashes too (see below).
 //   - [Store.Check] ([core.Checker]) tells a readiness probe whether the
 //     server answers and the table is at [SchemaVersion].
 //   - A call whose context has no deadline gets one of [DefaultTimeout]
 //     ([WithTimeout]): the engine sets none by default, and a hung server
 //     or an exhausted pool must still end in a 503.
+//
+// # Transactional mode
+//
+// With [core.WithTransactions], the Engine runs each guarded handler in a
+// transaction of this store (the Store implements [core.Transactor]), so
+// that the handler's writes in the same database and the stored response
+// commit together:
+//
+//	engine := core.New(pgxstore.New(pool), core.WithTransactions(true))
+//	…
+//	func pay(w http.ResponseWriter, r *http.Request) {
+//	    tx, _ := pgxstore.Tx(r.Context())
+//	    tx.Exec(r.Context(), "INSERT INTO payments …")
+//	    w.WriteHeader(http.StatusCreated)
+//	}
+//
+// The claim is committed first, with its lease and token, as without
+// transactions; [Store.Begin] then opens the transaction ([WithTxOptions])
+// and [Tx] hands it to the handler, which writes on it and neither commits
+// nor rolls it back. Once the handler has returned a response to store, the
+// Engine completes the record in the transaction ([Store.CompleteTx]) and
+// commits; a response it releases rolls the transaction back. The
+// completing UPDATE is the Complete statement judged at
+// statement_timestamp() instead of now() (the transaction's start): it
+// matches only the record still pending with the claim's token under a
+// lease live at that moment, so a holder whose lease lapsed during the
+// handler — and was perhaps taken over — completes nothing, gets
+// [core.ErrLeaseLost] and rolls back its writes. Lease renewals run on
+// other connections meanwhile; the record row is locked only from the
+// completing statement to the commit. A crash anywhere before the commit
+// leaves a pending claim, which lapses after one lease, and no writes: the
+// retry runs the handler once. A crash after it leaves a completed record,
+// which the retry replays. docs/contract.md has the table of crash points.
+//
+// Code that manages its own transaction calls [Store.CompleteTx] (pgx) or
+// [Store.CompleteSQLTx] (database/sql on pgx's stdlib) with the key and
+// token of its claim ([core.HeldClaim]) before it commits. A later
+// [Store.Complete] with the same token returns nil and leaves the record
+// as CompleteTx stored it.
 //
 // # The claim statement
 //
