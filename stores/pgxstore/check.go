@@ -21,15 +21,17 @@ var ErrSchema = errors.New("pgxstore: schema missing or out of date")
 
 // SchemaVersion is the migration version the store's statements need: the
 // newest file of module github.com/idemkit/idemkit/migrations. Version 2
-// added completed_token, which lets a retried Complete be recognised.
-const SchemaVersion = 2
+// added completed_token, which lets a retried Complete be recognised;
+// version 3 the steps table of [Store.Step].
+const SchemaVersion = 3
 
 // checkSQL names every column the store's statements read or write, so the
 // server plans it against the table as it is and refuses it, reading no
 // row, when the table or one of those columns is missing.
-const checkSQL = `SELECT key, fingerprint, state, lease_token, lease_expires_at, status, headers, body,
-	body_omitted, created_at, completed_at, expires_at, completed_token
-FROM %s WHERE false`
+const checkSQL = `SELECT t.key, t.fingerprint, t.state, t.lease_token, t.lease_expires_at, t.status, t.headers, t.body,
+	t.body_omitted, t.created_at, t.completed_at, t.expires_at, t.completed_token,
+	s.key, s.name, s.fingerprint, s.payload, s.created_at, s.expires_at
+FROM %s t, %s s WHERE false`
 
 // Check implements [core.Checker]: PostgreSQL answers, and the table is
 // there with every column of schema version [SchemaVersion]. It returns nil

@@ -75,8 +75,10 @@ func TestCheckOlderSchema(t *testing.T) {
 	}
 	s := New(pool, WithSchema(schema))
 	err = s.Check(ctx)
-	if !errors.Is(err, ErrSchema) || !hasSQLState(err, "42703") {
-		t.Errorf("Check on a version-1 table: %v; want ErrSchema wrapping SQLSTATE 42703 (undefined column)", err)
+	// It lacks migration 2's column and migration 3's table; the server
+	// reports whichever it resolves first.
+	if !errors.Is(err, ErrSchema) || !hasSQLState(err, "42703") && !hasSQLState(err, "42P01") {
+		t.Errorf("Check on a version-1 table: %v; want ErrSchema wrapping SQLSTATE 42703 (undefined column) or 42P01 (undefined table)", err)
 	}
 	t.Logf("version-1 table: %v", err)
 

@@ -11,14 +11,25 @@ import (
 // works in batches of at most [WithPruneBatch] rows, one short statement
 // each, locking rows with SKIP LOCKED, so that pruning millions of rows never
 // holds long locks nor blocks claims. It stops when a batch comes back short
-// or ctx is done, returning the rows deleted so far with the error.
+// or ctx is done, returning the rows deleted so far with the error. It
+// then deletes the expired steps ([Store.Step]) the same way; they count
+// in the total.
 func (s *Store) Prune(ctx context.Context) (int64, error) {
+	total, err := s.prune(ctx, s.pruneSQL)
+	if err != nil {
+		return total, err
+	}
+	n, err := s.prune(ctx, s.pruneStepsSQL)
+	return total + n, err
+}
+
+func (s *Store) prune(ctx context.Context, sql string) (int64, error) {
 	var total int64
 	for {
 		if err := ctx.Err(); err != nil {
 			return total, wrap("prune", err)
 		}
-		tag, err := s.pool.Exec(ctx, s.pruneSQL, s.cfg.pruneBatch)
+		tag, err := s.pool.Exec(ctx, sql, s.cfg.pruneBatch)
 		if err != nil {
 			return total, wrap("prune", err)
 		}

@@ -40,6 +40,8 @@ type config struct {
 	timeout    time.Duration
 	tolerance  time.Duration
 	txOptions  pgx.TxOptions
+	// stepRetention: how long a recorded step is kept.
+	stepRetention time.Duration
 }
 
 // WithTimeout bounds every Claim, Complete, Release and Renew whose context
@@ -123,13 +125,22 @@ func WithPruneReport(fn func(deleted int64, err error)) Option {
 }
 
 func newConfig(opts []Option) config {
-	c := config{table: migrations.DefaultTable, pruneBatch: DefaultPruneBatch, timeout: DefaultTimeout, tolerance: DefaultLeaseTolerance}
+	c := config{table: migrations.DefaultTable, pruneBatch: DefaultPruneBatch, timeout: DefaultTimeout, tolerance: DefaultLeaseTolerance, stepRetention: DefaultStepRetention}
 	for _, o := range opts {
 		if o != nil {
 			o(&c)
 		}
 	}
 	return c
+}
+
+// stepsIdent returns the quoted, possibly schema-qualified name of the
+// steps table (migration 3): the table's name plus "_steps".
+func (c config) stepsIdent() string {
+	if c.schema == "" {
+		return pgx.Identifier{c.table + "_steps"}.Sanitize()
+	}
+	return pgx.Identifier{c.schema, c.table + "_steps"}.Sanitize()
 }
 
 // ident returns the quoted, possibly schema-qualified name of the table.
@@ -148,6 +159,7 @@ type Store struct {
 
 	claimSQL, completeSQL, releaseSQL, renewSQL, pruneSQL, checkSQL string
 	completeTxSQL                                                   string
+	stepLookupSQL, stepRecordSQL, pruneStepsSQL                     string
 }
 
 // New returns a store on pool. The table must exist: apply the migrations
@@ -164,7 +176,11 @@ func New(pool *pgxpool.Pool, opts ...Option) *Store {
 	s.releaseSQL = fmt.Sprintf(releaseSQL, t)
 	s.renewSQL = fmt.Sprintf(renewSQL, t)
 	s.pruneSQL = fmt.Sprintf(pruneSQL, t)
-	s.checkSQL = fmt.Sprintf(checkSQL, t)
+	steps := s.cfg.stepsIdent()
+	s.checkSQL = fmt.Sprintf(checkSQL, t, steps)
+	s.stepLookupSQL = fmt.Sprintf(stepLookupSQL, t, steps)
+	s.stepRecordSQL = fmt.Sprintf(stepRecordSQL, t, steps)
+	s.pruneStepsSQL = fmt.Sprintf(pruneStepsSQL, steps)
 	return s
 }
 
