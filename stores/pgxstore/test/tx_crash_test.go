@@ -47,6 +47,8 @@ func txTables(t *testing.T, pool *pgxpool.Pool, schema string) {
 		"CREATE TABLE " + s + ".side (id bigserial PRIMARY KEY, k text NOT NULL)",
 		"CREATE TABLE " + s + ".accounts (id int PRIMARY KEY, balance bigint NOT NULL)",
 		"CREATE TABLE " + s + ".transfers (id bigserial PRIMARY KEY, k text NOT NULL, src int NOT NULL, dst int NOT NULL, amount bigint NOT NULL)",
+		"CREATE TABLE " + s + ".payments (id bigserial PRIMARY KEY, k text NOT NULL, status text NOT NULL, charge text)",
+		"CREATE TABLE " + s + ".provider_calls (payment bigint NOT NULL)",
 	} {
 		if _, err := pool.Exec(ctxT(t), q); err != nil {
 			t.Fatal(err)
@@ -58,7 +60,7 @@ func txTables(t *testing.T, pool *pgxpool.Pool, schema string) {
 // the request's transaction and answers its id; POST /transfer moves an
 // amount between two accounts and records the transfer. crash, when not
 // nil, is called at each crash point of /pay.
-func txApp(schema string, crash func(point string)) http.Handler {
+func txApp(store *Store, pool *pgxpool.Pool, schema string, crash func(point string)) http.Handler {
 	s := pgx.Identifier{schema}.Sanitize()
 	if crash == nil {
 		crash = func(string) {}
@@ -112,6 +114,9 @@ func txApp(schema string, crash func(point string)) http.Handler {
 		w.WriteHeader(http.StatusCreated)
 		fmt.Fprintf(w, `{"transfer":%d}`, id)
 	})
+	mux.HandleFunc("POST /payment", func(w http.ResponseWriter, r *http.Request) {
+		payment(w, r, store, pool, s, crash)
+	})
 	return mux
 }
 
@@ -126,8 +131,9 @@ func txServer(pool *pgxpool.Pool, schema string, crash func(string), afterCommit
 			}
 		})))
 	}
-	engine := core.New(New(pool, WithSchema(schema)), opts...)
-	return idemhttp.Middleware(engine)(txApp(schema, crash))
+	store := New(pool, WithSchema(schema))
+	engine := core.New(store, opts...)
+	return idemhttp.Middleware(engine)(txApp(store, pool, schema, crash))
 }
 
 // send posts body to url with key until it gets an answer other than 409
