@@ -83,6 +83,24 @@
 // [Store.Complete] with the same token returns nil and leaves the record
 // as CompleteTx stored it.
 //
+// # Recovery points
+//
+// [Store.Step] records a named step of the request the handler runs under,
+// in the same transaction as the step's own writes; a retry after a crash
+// finds the steps of the same request (same key and fingerprint) and
+// resumes after the last one, Step returning each recorded payload without
+// running its function again:
+//
+//	id, err := store.Step(ctx, "payment-created", func(ctx context.Context, tx pgx.Tx) ([]byte, error) {
+//	    … INSERT INTO payments … RETURNING id
+//	})
+//
+// Steps are rows of the table's _steps table (migration 3), not columns of
+// the record: a pending record whose lease lapsed counts as expired (a
+// claim takes it over, the prune deletes it), while its steps must wait
+// for the retry. Recording a step is fenced like a completion. Steps expire
+// after [WithStepRetention]; [Store.Prune] deletes them.
+//
 // # The claim statement
 //
 // One statement with two common table expressions:
@@ -134,7 +152,9 @@
 // expires_at for the prune, and a view <table>_json exposing bodies that are
 // valid JSON as jsonb for operators (bytea stays the truth for replay).
 // Migration 2 adds completed_token, the token that completed a row (NULL
-// on pending rows and on rows completed before it). The store's statements
+// on pending rows and on rows completed before it); migration 3 the
+// <table>_steps table of [Store.Step] (key, step name, fingerprint,
+// payload, created_at, expires_at). The store's statements
 // need the newest migration, [SchemaVersion]: apply it before deploying a
 // store that needs it. [Store.Check] reports a missing or older table as
 // [ErrSchema], as every statement the server refuses for that reason does.
