@@ -76,6 +76,10 @@
 // leaves a pending claim, which lapses after one lease, and no writes: the
 // retry runs the handler once. A crash after it leaves a completed record,
 // which the retry replays. docs/contract.md has the table of crash points.
+// Each request in flight holds one pool connection for its transaction
+// (and briefly another for each [Store.Step]), while claims and renewals
+// need connections of their own: size the pool above the handlers in
+// flight, or a claim waits for a connection until its timeout (503).
 //
 // Code that manages its own transaction calls [Store.CompleteTx] (pgx) or
 // [Store.CompleteSQLTx] (database/sql on pgx's stdlib) with the key and
