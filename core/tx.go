@@ -46,8 +46,11 @@ type Transaction interface {
 // back and releases the claim. A transaction that cannot begin or commit
 // answers 503 with Retry-After, as a store outage does: the handler's
 // writes were rolled back, or (a commit whose reply was lost) landed with
-// the record, which a retry then replays. A wrapping store (a tiered store,
-// say) hides its inner store's Transactor: give the Engine the Transactor.
+// the record, which a retry then replays ([WithFailOpen] does not run a
+// handler whose transaction could not begin). A wrapping store (a tiered
+// store, say) hides its inner store's Transactor: give the Engine the
+// Transactor. Background completion ([WithCompleteWait]) does not apply: a
+// transaction is committed by its request or not at all.
 func WithTransactions(enabled bool) Option { return func(c *config) { c.transactions = enabled } }
 
 // ErrTxNotCommitted reports, in an [Event], a transaction that did not
