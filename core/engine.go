@@ -323,36 +323,9 @@ func (e *Engine) refuse(ctx context.Context, x Exchange, ev Event, kind problemK
 // claim sent at claimed), then stores or releases, then sends.
 func (e *Engine) execute(ctx context.Context, x Exchange, skey string, fp Fingerprint, token Token, body []byte, latency time.Duration, claimed time.Time) {
 	bg := context.WithoutCancel(ctx)
-	hc := &heldClaim{key: skey, token: token}
-	r := e.startRenewer(bg, x, skey, token, claimed)
-	var resp *Response
-	var wrote bool
-	var capErr error
-	hctx, end := e.phase(withHeldClaim(ctx, hc), PhaseHandler, skey)
-	func() {
-		defer func() {
-			if p := recover(); p != nil {
-				end(fmt.Errorf("core: handler panicked: %v", p))
-				r.stop()
-				rerr := e.release(bg, skey, token)
-				e.observe(ctx, x, Event{Outcome: OutcomeReleased, KeyHash: skey, Err: errors.Join(fmt.Errorf("core: handler panicked: %v", p), rerr)})
-				panic(p)
-			}
-		}()
-		resp, wrote, capErr = x.Capture(hctx, body)
-	}()
-	end(capErr)
-	confirmed := r.stop()
-
-	if release, why := e.releases(ctx, hc, resp, wrote, capErr); release {
-		start := e.clock()
-		rerr := e.release(bg, skey, token)
-		ev := Event{Outcome: OutcomeReleased, KeyHash: skey, StoreLatency: latency + e.since(start), Err: errors.Join(why, rerr)}
-		if resp != nil {
-			x.Send(resp)
-			ev.Status = resp.Status
-		}
-		e.observe(ctx, x, ev)
+	resp, release, why, confirmed := e.runHandler(ctx, bg, ctx, x, skey, token, body, claimed, nil)
+	if release {
+		e.releaseAfter(ctx, bg, x, skey, token, resp, why, latency, nil)
 		return
 	}
 
@@ -412,6 +385,59 @@ func (e *Engine) complete(ctx context.Context, skey string, token Token, resp *R
 	}
 	end(err)
 	return err
+}
+
+// runHandler runs the handler under the claim held with token, from the
+// context base (the request's, or a transaction's; bg is the request's
+// without its cancellation, for store calls), renewing the claim
+// meanwhile; it returns what the handler answered, whether that releases
+// the claim (and why), and when the lease was last known held. If the
+// handler panics, undo (when not nil: a transaction's rollback) runs, the
+// claim is released and the panic re-raised.
+func (e *Engine) runHandler(ctx, bg, base context.Context, x Exchange, skey string, token Token, body []byte, claimed time.Time, undo func(context.Context) error) (resp *Response, release bool, why error, confirmed time.Time) {
+	hc := &heldClaim{key: skey, token: token}
+	r := e.startRenewer(bg, x, skey, token, claimed)
+	var wrote bool
+	var capErr error
+	hctx, end := e.phase(withHeldClaim(base, hc), PhaseHandler, skey)
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				perr := fmt.Errorf("core: handler panicked: %v", p)
+				end(perr)
+				r.stop()
+				rerr := e.release(bg, skey, token)
+				if undo != nil {
+					rerr = errors.Join(undo(bg), rerr)
+				}
+				e.observe(ctx, x, Event{Outcome: OutcomeReleased, KeyHash: skey, Err: errors.Join(perr, rerr)})
+				panic(p)
+			}
+		}()
+		resp, wrote, capErr = x.Capture(hctx, body)
+	}()
+	end(capErr)
+	confirmed = r.stop()
+	release, why = e.releases(ctx, hc, resp, wrote, capErr)
+	return resp, release, why, confirmed
+}
+
+// releaseAfter releases the claim of a handler whose outcome is not stored
+// (after undo, when not nil: a transaction's rollback), sends its response
+// if there is one, and reports why.
+func (e *Engine) releaseAfter(ctx, bg context.Context, x Exchange, skey string, token Token, resp *Response, why error, latency time.Duration, undo func(context.Context) error) {
+	start := e.clock()
+	var rerr error
+	if undo != nil {
+		rerr = undo(bg)
+	}
+	rerr = errors.Join(rerr, e.release(bg, skey, token))
+	ev := Event{Outcome: OutcomeReleased, KeyHash: skey, StoreLatency: latency + e.since(start), Err: errors.Join(why, rerr)}
+	if resp != nil {
+		x.Send(resp)
+		ev.Status = resp.Status
+	}
+	e.observe(ctx, x, ev)
 }
 
 // releases decides whether a handler's outcome releases the claim instead

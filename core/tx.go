@@ -74,36 +74,10 @@ func (e *Engine) executeTx(ctx context.Context, x Exchange, skey string, fp Fing
 		return
 	}
 	latency += e.since(start)
-	hc := &heldClaim{key: skey, token: token}
-	r := e.startRenewer(bg, x, skey, token, claimed)
-	var resp *Response
-	var wrote bool
-	var capErr error
-	hctx, end := e.phase(withHeldClaim(tctx, hc), PhaseHandler, skey)
-	func() {
-		defer func() {
-			if p := recover(); p != nil {
-				end(fmt.Errorf("core: handler panicked: %v", p))
-				r.stop()
-				rerr := errors.Join(e.rollback(bg, tx), e.release(bg, skey, token))
-				e.observe(ctx, x, Event{Outcome: OutcomeReleased, KeyHash: skey, Err: errors.Join(fmt.Errorf("core: handler panicked: %v", p), rerr)})
-				panic(p)
-			}
-		}()
-		resp, wrote, capErr = x.Capture(hctx, body)
-	}()
-	end(capErr)
-	r.stop()
-
-	if release, why := e.releases(ctx, hc, resp, wrote, capErr); release {
-		start := e.clock()
-		rerr := errors.Join(e.rollback(bg, tx), e.release(bg, skey, token))
-		ev := Event{Outcome: OutcomeReleased, KeyHash: skey, StoreLatency: latency + e.since(start), Err: errors.Join(why, rerr)}
-		if resp != nil {
-			x.Send(resp)
-			ev.Status = resp.Status
-		}
-		e.observe(ctx, x, ev)
+	rollback := func(ctx context.Context) error { return e.rollback(ctx, tx) }
+	resp, release, why, _ := e.runHandler(ctx, bg, tctx, x, skey, token, body, claimed, rollback)
+	if release {
+		e.releaseAfter(ctx, bg, x, skey, token, resp, why, latency, rollback)
 		return
 	}
 
