@@ -14,7 +14,7 @@ LOADRATE ?= 500
 LOADTIME ?= 3s
 BENCHOUT := bench/out
 
-.PHONY: all demo demo-stores test test-short bench bench-modules fuzz lint vet fmt-check core-deps release-verify release-check release-set release-tags tidy build clean
+.PHONY: all demo demo-stores test test-short bench bench-modules fuzz model lint vet fmt-check core-deps release-verify release-check release-set release-tags tidy build clean
 
 all: lint test
 
@@ -68,6 +68,12 @@ fuzz:
 	cd core && $(GO) test -run '^$$' -fuzz '^FuzzParseKey$$' -fuzztime $(FUZZTIME) .
 	cd core && $(GO) test -run '^$$' -fuzz '^FuzzDecodeResponse$$' -fuzztime $(FUZZTIME) .
 	cd core && $(GO) test -run '^$$' -fuzz '^FuzzDecodeHeader$$' -fuzztime $(FUZZTIME) .
+
+## model: model-check the claim protocol (model/idemkit.pml) with spin, and show that the model without
+## fencing fails the check (needs spin and a C compiler; installs nothing)
+model:
+	@command -v spin >/dev/null 2>&1 || { echo "make model: spin is not installed (Debian: apt-get install spin)"; exit 1; }
+	./model/check.sh
 
 ## lint: gofmt, go vet in every module, core's zero requirements, the release rules of the go.mod files
 lint: fmt-check vet core-deps release-verify
