@@ -68,6 +68,10 @@ fuzz:
 	cd core && $(GO) test -run '^$$' -fuzz '^FuzzParseKey$$' -fuzztime $(FUZZTIME) .
 	cd core && $(GO) test -run '^$$' -fuzz '^FuzzDecodeResponse$$' -fuzztime $(FUZZTIME) .
 	cd core && $(GO) test -run '^$$' -fuzz '^FuzzDecodeHeader$$' -fuzztime $(FUZZTIME) .
+	cd core && $(GO) test -run '^$$' -fuzz '^FuzzFingerprint$$' -fuzztime $(FUZZTIME) .
+	cd core && $(GO) test -run '^$$' -fuzz '^FuzzReplayRecord$$' -fuzztime $(FUZZTIME) .
+	cd stores/pgxstore && $(GO) test -run '^$$' -fuzz '^FuzzDecodeRow$$' -fuzztime $(FUZZTIME) .
+	cd stores/redisstore && $(GO) test -run '^$$' -fuzz '^FuzzCompletedRecord$$' -fuzztime $(FUZZTIME) .
 
 ## model: model-check the claim protocol (model/idemkit.pml) with spin, and show that the model without
 ## fencing fails the check (needs spin and a C compiler; installs nothing)

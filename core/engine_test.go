@@ -358,6 +358,13 @@ func TestCanonicalQuery(t *testing.T) {
 		"q=a+b":       "q=a+b",
 		"q=a%20b":     "q=a+b",
 		"bad=%zz&a=1": "bad=%zz&a=1",
+		// One escaping, whether the query holds one parameter or several.
+		"a=/x":   "a=%2Fx",
+		"a=%2Fx": "a=%2Fx",
+		"= ":     "=+",
+		"&= ":    "=+",
+		"a=b=c":  "a=b%3Dc",
+		"a=~.-_": "a=~.-_",
 	} {
 		if got := core.CanonicalQuery(in); got != want {
 			t.Errorf("CanonicalQuery(%q) = %q; want %q", in, got, want)

@@ -54,7 +54,7 @@ func CanonicalQuery(raw string) string {
 	if raw == "" {
 		return ""
 	}
-	if !strings.ContainsAny(raw, "&;%+") && strings.Contains(raw, "=") {
+	if canonicalPair(raw) {
 		return raw
 	}
 	type pair struct{ k, v string }
@@ -82,6 +82,24 @@ func CanonicalQuery(raw string) string {
 		b.WriteString(url.QueryEscape(p.v))
 	}
 	return b.String()
+}
+
+// canonicalPair reports whether raw is one name=value pair already in
+// canonical form: exactly one '=' and otherwise only the bytes
+// url.QueryEscape leaves as they are. Any other query takes the slow path,
+// so that "a=/x" and "a=%2Fx", or "= " and "&= ", are one query.
+func canonicalPair(raw string) bool {
+	eq := 0
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case c == '=':
+			eq++
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.', c == '~':
+		default:
+			return false
+		}
+	}
+	return eq == 1
 }
 
 // storageKey derives the key a store sees from (scope, key): hex SHA-256, or
