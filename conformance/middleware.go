@@ -719,6 +719,98 @@ func TestMiddleware(t *testing.T, h Harness) {
 		e.wantRuns("two clients", 2, "contract.md §2 scopes")
 	})
 
+	run("Security/NoCrossScopeReplay", func(t *testing.T) {
+		e := newEnv(t, h)
+		k := newKey()
+		body := []byte(`{"same":"payload"}`)
+		as := map[string]string{scopeHdr: "client-a", hdrHold: "1"}
+		held := make(chan reply, 1)
+		go func() { held <- e.do(req{key: k, body: body, header: as}) }()
+		waitRuns(t, e, 1)
+		// While A's request runs, B and an unscoped client send A's key
+		// and payload: neither is told A's request is in flight.
+		b1 := e.do(req{key: k, body: body, header: map[string]string{scopeHdr: "client-b"}})
+		e.wantStatus("client B, A's key and payload, A in flight", b1, http.StatusCreated, "contract.md §2 / PITFALLS 13: scopes never share records")
+		e.wantFresh("client B, A's key and payload", b1)
+		e.release()
+		a1 := <-held
+		e.wantStatus("client A", a1, http.StatusCreated, "contract.md §3 new key")
+		n1 := e.do(req{key: k, body: body})
+		e.wantStatus("no scope, A's key and payload", n1, http.StatusCreated, "contract.md §2 / PITFALLS 13: scopes never share records")
+		e.wantFresh("no scope, A's key and payload", n1)
+		// Each replays its own response, never another's.
+		for _, c := range []struct {
+			who   string
+			hdr   map[string]string
+			first reply
+		}{{"client A", map[string]string{scopeHdr: "client-a"}, a1}, {"client B", map[string]string{scopeHdr: "client-b"}, b1}, {"no scope", nil, n1}} {
+			again := e.do(req{key: k, body: body, header: c.hdr})
+			e.wantReplay(c.who+" retry", c.first, again)
+		}
+		if bytes.Equal(a1.body, b1.body) || bytes.Equal(a1.body, n1.body) || bytes.Equal(b1.body, n1.body) {
+			t.Errorf("two scopes got the same response body (PITFALLS 13 cross-client replay)")
+		}
+		e.wantRuns("three scopes, one key and payload", 3, "contract.md §2 scopes")
+	})
+
+	// Every refusal: problem+json with Cache-Control: no-store, and neither
+	// its body nor its header fields echo the request's key or body.
+	run("Security/RefusalsEchoNothing", func(t *testing.T) {
+		e := newEnv(t, h, core.WithMaxBodyBytes(1024))
+		k := newKey()
+		secret := []byte(`{"card":"4242-SECRET-` + newKey() + `"}`)
+		wantNoEcho := func(what string, r reply, keys ...string) {
+			t.Helper()
+			if r.err != nil {
+				return
+			}
+			if cc := r.header.Get("Cache-Control"); cc != "no-store" {
+				t.Errorf("%s: Cache-Control %q; want no-store (contract.md §4)", what, cc)
+			}
+			var fields strings.Builder
+			for name, vals := range r.header {
+				fields.WriteString(name + ": " + strings.Join(vals, ", ") + "\n")
+			}
+			for _, k := range keys {
+				if bytes.Contains(r.body, []byte(k)) || strings.Contains(fields.String(), k) {
+					t.Errorf("%s: the response echoes the raw key (contract.md §4: never echo the key or the body)", what)
+				}
+			}
+			if bytes.Contains(r.body, secret) || bytes.Contains(r.body, []byte("SECRET")) || strings.Contains(fields.String(), "SECRET") {
+				t.Errorf("%s: the response echoes the request body: %s (contract.md §4: never echo the key or the body)", what, r.body)
+			}
+		}
+		r := e.do(req{body: secret})
+		e.wantProblem("missing key", r, http.StatusBadRequest, core.CodeMissingKey, "")
+		wantNoEcho("missing key", r)
+		bad := "SECRET-" + newKey() + " x"
+		r = e.do(req{key: bad, body: secret})
+		e.wantProblem("invalid key", r, http.StatusBadRequest, core.CodeInvalidKey, bad)
+		wantNoEcho("invalid key", r, bad, "SECRET-")
+		big := append(bytes.Repeat([]byte("SECRET "), 200), secret...)
+		r = e.do(req{key: k, body: big})
+		e.wantProblem("body too large", r, http.StatusRequestEntityTooLarge, core.CodeBodyTooLarge, k)
+		wantNoEcho("body too large", r, k)
+		held := make(chan reply, 1)
+		go func() { held <- e.do(req{key: k, body: secret, header: map[string]string{hdrHold: "1"}}) }()
+		waitRuns(t, e, 1)
+		r = e.do(req{key: k, body: secret})
+		e.wantProblem("in flight", r, http.StatusConflict, core.CodeInFlight, k)
+		wantNoEcho("in flight", r, k)
+		e.release()
+		e.wantStatus("first", <-held, http.StatusCreated, "contract.md §3 new key")
+		r = e.do(req{key: k, body: append([]byte(`{"SECRET":2}`), secret...)})
+		e.wantProblem("fingerprint mismatch", r, http.StatusUnprocessableEntity, core.CodeFingerprintMismatch, k)
+		wantNoEcho("fingerprint mismatch", r, k)
+		e.store.failClaim.Store(true)
+		k2 := newKey()
+		r = e.do(req{key: k2, body: secret})
+		e.store.failClaim.Store(false)
+		e.wantProblem("store unavailable", r, http.StatusServiceUnavailable, core.CodeStoreUnavailable, k2)
+		wantNoEcho("store unavailable", r, k2)
+		e.wantRuns("refusals", 1, "contract.md §4 refusals run no handler")
+	})
+
 	run("InFlight/Conflict", func(t *testing.T) {
 		e := newEnv(t, h)
 		k := newKey()
