@@ -90,6 +90,7 @@ func dumpValue(t *testing.T, ctx context.Context, c *redis.Client, key string) s
 
 // runAtRest serves, through idemhttp, one request in each state a record
 // can be left in, and returns the strings that must not be found at rest.
+// The held request's handler ends at cleanup, after the caller's scan.
 func runAtRest(t *testing.T, engine *core.Engine) []string {
 	t.Helper()
 	hold, started := make(chan struct{}), make(chan struct{}, 1)
@@ -113,11 +114,6 @@ func runAtRest(t *testing.T, engine *core.Engine) []string {
 	base := newHTTPServer(t, engine, app)
 	tag := randHex(t, 6)
 	scope := "SCOPE-tenant-" + tag
-	keys := map[string]string{ // raw key → query
-		"RAWKEY-completed-" + tag: "",
-		"RAWKEY-pending-" + tag:   "?hold=1",
-		"RAWKEY-released-" + tag:  "?fail=1",
-	}
 	body := "BODY-card-" + tag
 	post := func(key, query, body string) int {
 		req, _ := http.NewRequest(http.MethodPost, base+"/payments"+query, strings.NewReader(body))
@@ -131,31 +127,27 @@ func runAtRest(t *testing.T, engine *core.Engine) []string {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
+	completed, pending, released := "RAWKEY-completed-"+tag, "RAWKEY-pending-"+tag, "RAWKEY-released-"+tag
 	held := make(chan int, 1)
-	for key, query := range keys {
-		if query == "?hold=1" {
-			go func() { held <- post(key, query, body) }()
-			continue
-		}
-		post(key, query, body)
-	}
-	// The pending claim is in the store while the handler runs: the
-	// caller scans before the cleanup lets it end.
+	go func() { held <- post(pending, "?hold=1", body) }()
+	t.Cleanup(func() { close(hold); <-held })
 	select {
 	case <-started:
 	case <-time.After(10 * time.Second):
 		t.Fatalf("the held request never ran")
 	}
-	if got := post("RAWKEY-pending-"+tag, "?hold=1", body); got != http.StatusConflict {
-		t.Errorf("duplicate of the held request: status %d; want 409", got)
+	for _, c := range []struct {
+		key, query, body string
+		want             int
+	}{
+		{completed, "", body, http.StatusCreated},
+		{completed, "", body + "-other", http.StatusUnprocessableEntity},
+		{released, "?fail=1", body, http.StatusInternalServerError},
+		{pending, "?hold=1", body, http.StatusConflict},
+	} {
+		if got := post(c.key, c.query, c.body); got != c.want {
+			t.Errorf("POST %s%s: status %d; want %d", c.key, c.query, got, c.want)
+		}
 	}
-	if got := post("RAWKEY-completed-"+tag, "", body+"-other"); got != http.StatusUnprocessableEntity {
-		t.Errorf("mismatch: status %d; want 422", got)
-	}
-	t.Cleanup(func() { close(hold); <-held })
-	out := []string{scope, body}
-	for key := range keys {
-		out = append(out, key)
-	}
-	return out
+	return []string{scope, body, completed, pending, released}
 }
