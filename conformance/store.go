@@ -436,9 +436,15 @@ func testReleaseThenReclaim(s *storeT) {
 
 func testLeaseExpiryAllowsTakeover(s *storeT) {
 	same, other, fp := s.newKey(), s.newKey(), s.newFingerprint()
+	start := time.Now()
 	s.expect(core.ClaimAcquired, ruleAcquire, same, fp, s.newToken(), shortLease)
 	s.expect(core.ClaimAcquired, ruleAcquire, other, fp, s.newToken(), shortLease)
-	s.expect(core.ClaimInFlight, ruleInFlight, same, fp, s.newToken(), shortLease)
+	if time.Since(start) < shortLease/4 {
+		// Still live: checked only well inside the short lease, so that a
+		// slow machine skips the check instead of failing it (Claim/InFlight
+		// checks live claims under a long lease).
+		s.expect(core.ClaimInFlight, ruleInFlight, same, fp, s.newToken(), longLease)
+	}
 	time.Sleep(pastShort)
 	tok := s.newToken()
 	s.expect(core.ClaimAcquired, ruleLease, same, fp, tok, longLease)
@@ -448,19 +454,21 @@ func testLeaseExpiryAllowsTakeover(s *storeT) {
 
 func testLeaseRenewExtends(s *storeT) {
 	key, fp, tok := s.newKey(), s.newFingerprint(), s.newToken()
-	const renewed = 1500 * time.Millisecond
-	s.expect(core.ClaimAcquired, ruleAcquire, key, fp, tok, shortLease)
-	time.Sleep(shortLease / 4)
+	// The claim's lease is long enough that the renewal lands while it is
+	// live, even on a slow machine, and the renewed one long enough to be
+	// live when the original has run out; only the original is waited for.
+	const original, renewed = time.Second, 4 * time.Second
+	s.expect(core.ClaimAcquired, ruleAcquire, key, fp, tok, original)
 	if err := s.st.Renew(s.ctx(), key, tok, renewed); err != nil {
 		s.Fatalf("%s = %v; want nil: the holder of a live lease may renew it", tokCall("Renew", key, tok), err)
 	}
-	time.Sleep(pastShort)
+	time.Sleep(original + pastShort - shortLease)
 	probe := s.newToken()
 	c := s.expect(core.ClaimInFlight, ruleRenew+": the original lease has run out, the renewed one has not",
 		key, fp, probe, longLease)
-	if c.Status == core.ClaimInFlight && (c.RetryAfter <= shortLease || c.RetryAfter > renewed) {
+	if c.Status == core.ClaimInFlight && (c.RetryAfter <= original || c.RetryAfter > renewed) {
 		s.Errorf("%s: RetryAfter = %v; want in (%v, %v]: %s", claimCall(key, fp, probe, longLease),
-			c.RetryAfter, shortLease, renewed, ruleRenew)
+			c.RetryAfter, original, renewed, ruleRenew)
 	}
 	resp := sampleResponse("renewed")
 	s.complete(key, tok, resp, longTTL)
