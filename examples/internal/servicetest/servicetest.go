@@ -100,15 +100,22 @@ func Check(t *testing.T, base string) {
 			t.Errorf("fail=1 attempt %d: %d; want 500", i+1, r.status)
 		}
 	}
-	// A slow request and its duplicate: one runs, the other gets 409.
+	// A slow request and its duplicate: one runs, the other gets 409. The
+	// duplicate is sent once the first has started (its execution is
+	// counted before it sleeps), not after a guess.
 	var wg sync.WaitGroup
 	wg.Add(1)
+	before := executions(t, base)
 	go func() {
 		defer wg.Done()
-		do(t, http.MethodPost, base+"/payments?delay_ms=600", `"svc-key-slow"`, "client-a", payment)
+		do(t, http.MethodPost, base+"/payments?delay_ms=1000", `"svc-key-slow"`, "client-a", payment)
 	}()
-	time.Sleep(200 * time.Millisecond)
-	if r := do(t, http.MethodPost, base+"/payments?delay_ms=600", `"svc-key-slow"`, "client-a", payment); r.status != http.StatusConflict {
+	for deadline := time.Now().Add(10 * time.Second); executions(t, base) == before; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the slow request never started")
+		}
+	}
+	if r := do(t, http.MethodPost, base+"/payments?delay_ms=1000", `"svc-key-slow"`, "client-a", payment); r.status != http.StatusConflict {
 		t.Errorf("duplicate in flight: %d; want 409", r.status)
 	}
 	wg.Wait()
