@@ -161,14 +161,15 @@ func TestClaimDecisions(t *testing.T) {
 
 	t.Run("LeaseLapseTakeoverFencing", func(t *testing.T) {
 		req := claimReq(t, "")
-		req.Lease = 200 * time.Millisecond
+		req.Lease = time.Minute // live for every check before the renewal below
 		mustClaim(t, s, req, core.ClaimAcquired)
-		if err := s.Renew(ctx, req.Key, req.Token, 300*time.Millisecond); err != nil {
+		mustClaim(t, s, again(req), core.ClaimInFlight)
+		// A renewal sets the lease from now, here a short one, which the
+		// test lets lapse.
+		if err := s.Renew(ctx, req.Key, req.Token, 200*time.Millisecond); err != nil {
 			t.Fatalf("Renew: %v", err)
 		}
-		time.Sleep(150 * time.Millisecond)
-		mustClaim(t, s, again(req), core.ClaimInFlight) // renewed: still live
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond)
 		if err := s.Renew(ctx, req.Key, req.Token, time.Second); !errors.Is(err, core.ErrLeaseLost) {
 			t.Errorf("Renew after the lease lapsed: err = %v; want ErrLeaseLost", err)
 		}
@@ -192,11 +193,13 @@ func TestClaimDecisions(t *testing.T) {
 	t.Run("ExpiredRecordIsAbsent", func(t *testing.T) {
 		req := claimReq(t, "")
 		mustClaim(t, s, req, core.ClaimAcquired)
-		if err := s.Complete(ctx, req.Key, req.Token, &core.Response{Status: 200}, 100*time.Millisecond); err != nil {
+		// Retained for a second: the replay right after is well inside it,
+		// and the test waits for its end.
+		if err := s.Complete(ctx, req.Key, req.Token, &core.Response{Status: 200}, time.Second); err != nil {
 			t.Fatal(err)
 		}
 		mustClaim(t, s, again(req), core.ClaimReplay)
-		time.Sleep(150 * time.Millisecond)
+		time.Sleep(1100 * time.Millisecond)
 		other := again(req)
 		other.Fingerprint[0] ^= 1
 		mustClaim(t, s, other, core.ClaimAcquired)

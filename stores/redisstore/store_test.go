@@ -242,12 +242,13 @@ func checkFencing(t *testing.T, s *Store, _ redis.UniversalClient) {
 
 func checkLeaseExpiry(t *testing.T, s *Store, client redis.UniversalClient) {
 	key := newKey(t)
-	claim(t, s, key, fp(1), newToken(t), 40*time.Millisecond)
+	const lease = 500 * time.Millisecond // the PTTL is read well inside it; the test waits for its end
+	claim(t, s, key, fp(1), newToken(t), lease)
 	pttl := client.PTTL(context.Background(), s.recordKey(key)).Val()
-	if pttl <= 0 || pttl > 40*time.Millisecond {
-		t.Errorf("PTTL of pending record = %v; want (0, 40ms]: pending claims expire with the lease", pttl)
+	if pttl <= 0 || pttl > lease {
+		t.Errorf("PTTL of pending record = %v; want (0, %v]: pending claims expire with the lease", pttl, lease)
 	}
-	time.Sleep(80 * time.Millisecond)
+	time.Sleep(lease + 100*time.Millisecond)
 	if c := claim(t, s, key, fp(2), newToken(t), time.Second); c.Status != core.ClaimAcquired {
 		t.Errorf("Claim after lease lapsed = %v; want acquired (an expired claim is absent)", c.Status)
 	}
@@ -256,7 +257,9 @@ func checkLeaseExpiry(t *testing.T, s *Store, client redis.UniversalClient) {
 func checkRenew(t *testing.T, s *Store, client redis.UniversalClient) {
 	ctx := context.Background()
 	key, tok := newKey(t), newToken(t)
-	claim(t, s, key, fp(1), tok, 100*time.Millisecond)
+	// A long lease, renewed to a shorter one: the PTTL shows the renewal
+	// set the lease from now.
+	claim(t, s, key, fp(1), tok, 10*time.Second)
 	if err := s.Renew(ctx, key, tok, 5*time.Second); err != nil {
 		t.Fatalf("Renew: %v", err)
 	}
@@ -264,7 +267,6 @@ func checkRenew(t *testing.T, s *Store, client redis.UniversalClient) {
 	if pttl <= 4*time.Second || pttl > 5*time.Second {
 		t.Errorf("PTTL after Renew(5s) = %v; want (4s, 5s]", pttl)
 	}
-	time.Sleep(150 * time.Millisecond)
 	if c := claim(t, s, key, fp(1), newToken(t), time.Second); c.Status != core.ClaimInFlight {
 		t.Errorf("Claim after renewed lease = %v; want in-flight", c.Status)
 	}
@@ -280,17 +282,18 @@ func checkRetention(t *testing.T, s *Store, client redis.UniversalClient) {
 	ctx := context.Background()
 	key, tok := newKey(t), newToken(t)
 	claim(t, s, key, fp(1), tok, 10*time.Second)
-	if err := s.Complete(ctx, key, tok, sampleResponse(), 60*time.Millisecond); err != nil {
+	const ttl = 500 * time.Millisecond // read well inside it; the test waits for its end
+	if err := s.Complete(ctx, key, tok, sampleResponse(), ttl); err != nil {
 		t.Fatalf("Complete: %v", err)
 	}
 	pttl := client.PTTL(ctx, s.recordKey(key)).Val()
-	if pttl <= 0 || pttl > 60*time.Millisecond {
-		t.Errorf("PTTL of completed record = %v; want (0, 60ms]: completed records expire with the TTL", pttl)
+	if pttl <= 0 || pttl > ttl {
+		t.Errorf("PTTL of completed record = %v; want (0, %v]: completed records expire with the TTL", pttl, ttl)
 	}
 	if c := claim(t, s, key, fp(1), newToken(t), time.Second); c.Status != core.ClaimReplay {
 		t.Errorf("Claim before TTL = %v; want replay", c.Status)
 	}
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(ttl + 100*time.Millisecond)
 	if c := claim(t, s, key, fp(2), newToken(t), time.Second); c.Status != core.ClaimAcquired {
 		t.Errorf("Claim after TTL = %v; want acquired (expired records are absent)", c.Status)
 	}
