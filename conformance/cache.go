@@ -184,9 +184,9 @@ func testCacheNoAliasing(c *cacheT) {
 func testCacheExpires(c *cacheT) {
 	key, fp := c.newKey(), c.newFingerprint()
 	want := sampleResponse("short")
-	c.put(key, fp, cloneResponse(want), shortLease)
+	c.put(key, fp, cloneResponse(want), checkedTTL)
 	c.expectReplay(key, fp, want, ruleCacheReplay)
-	time.Sleep(pastShort)
+	time.Sleep(pastChecked)
 	c.expectAbsent(key, fp, "a record past its TTL counts as absent (Cache.Put)")
 }
 

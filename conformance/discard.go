@@ -100,9 +100,9 @@ func testDiscardPendingClaim(s *storeT) {
 func testDiscardReplacedRecord(s *storeT) {
 	key, fp, tok := s.newKey(), s.newFingerprint(), s.newToken()
 	s.expect(core.ClaimAcquired, ruleAcquire, key, fp, tok, longLease)
-	s.complete(key, tok, &core.Response{Status: http.StatusCreated, Header: http.Header{}, Body: []byte("first")}, shortLease)
+	s.complete(key, tok, &core.Response{Status: http.StatusCreated, Header: http.Header{}, Body: []byte("first")}, checkedTTL)
 	found := s.expect(core.ClaimReplay, ruleReplay, key, fp, s.newToken(), longLease)
-	time.Sleep(pastShort)
+	time.Sleep(pastChecked)
 	tok = s.newToken()
 	s.expect(core.ClaimAcquired, ruleTTL, key, fp, tok, longLease)
 	s.complete(key, tok, &core.Response{Status: http.StatusCreated, Header: http.Header{}, Body: []byte("second")}, longTTL)

@@ -21,11 +21,15 @@ import (
 // Durations of the suite. Short leases and TTLs keep the wall time low; the
 // margins absorb scheduling noise under -race and network round trips.
 const (
-	shortLease  = 200 * time.Millisecond // a lease or TTL that a subtest lets lapse
-	pastShort   = 350 * time.Millisecond // sleep that outlasts shortLease
-	longLease   = 30 * time.Second       // a lease no subtest outlives
-	longTTL     = time.Hour              // a retention no subtest outlives
-	callTimeout = 10 * time.Second       // bound on any one store call
+	shortLease = 200 * time.Millisecond // a lease or TTL that a subtest lets lapse, never checking it live
+	pastShort  = 350 * time.Millisecond // sleep that outlasts shortLease
+	// checkedTTL is a TTL that a subtest checks live at once, then lets
+	// lapse: long enough for the check on a slow machine.
+	checkedTTL  = time.Second
+	pastChecked = checkedTTL + 200*time.Millisecond // sleep that outlasts checkedTTL
+	longLease   = 30 * time.Second                  // a lease no subtest outlives
+	longTTL     = time.Hour                         // a retention no subtest outlives
+	callTimeout = 10 * time.Second                  // bound on any one store call
 )
 
 // TestStore runs the store conformance suite against the stores newStore
@@ -544,9 +548,9 @@ func testTTLCompletedExpires(s *storeT) {
 	key, fp, tok := s.newKey(), s.newFingerprint(), s.newToken()
 	s.expect(core.ClaimAcquired, ruleAcquire, key, fp, tok, longLease)
 	resp := sampleResponse("short")
-	s.complete(key, tok, resp, shortLease)
+	s.complete(key, tok, resp, checkedTTL)
 	s.expectReplay(key, fp, resp, ruleReplay)
-	time.Sleep(pastShort)
+	time.Sleep(pastChecked)
 	s.expect(core.ClaimAcquired, ruleTTL+", whatever its payload", key, s.newFingerprint(), s.newToken(), longLease)
 }
 
