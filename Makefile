@@ -14,7 +14,7 @@ LOADRATE ?= 500
 LOADTIME ?= 3s
 BENCHOUT := bench/out
 
-.PHONY: all demo demo-stores test test-short bench bench-modules fuzz model lint vet fmt-check core-deps release-verify release-check release-set release-tags tidy build clean
+.PHONY: all demo demo-stores test test-short bench bench-modules fuzz lint vet fmt-check core-deps release-verify release-check release-set release-tags tidy build clean
 
 all: lint test
 
@@ -75,6 +75,7 @@ fuzz:
 
 ## model: model-check the claim protocol (model/idemkit.pml) with spin, and show that the model without
 ## fencing fails the check (needs spin and a C compiler; installs nothing)
+.PHONY: model
 model:
 	@command -v spin >/dev/null 2>&1 || { echo "make model: spin is not installed (Debian: apt-get install spin)"; exit 1; }
 	./model/check.sh
