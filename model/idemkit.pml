@@ -44,12 +44,18 @@
  *   P5 one answer: every client that saw a response saw the stored one,
  *      unless a lease lapsed or a completion was given up;
  *   P6 a claim never answers in flight to its own token.
- * and one liveness property (LTL, weak fairness):
+ * and one liveness property (LTL; no fairness assumption is needed, as
+ * every process but the clock ends):
  *   L1 a key is never stuck pending forever: eventually it is completed,
  *      free, or its lease has lapsed, and stays so.
  *
- * Variants: -DNOFENCE drops the token comparison from Complete, Release
- * and Renew (they act on whatever claim is pending): the check must fail.
+ * Variants, each of which the check must fail (make model runs them):
+ *   -DNOFENCE      Complete, Release and Renew compare no token: they act on
+ *                  whatever claim is pending (PITFALLS 4);
+ *   -DLIVETAKEOVER a claim takes over a pending record whose lease is still
+ *                  live (the takeover bug of PITFALLS 3);
+ *   -DNOLAPSE      the store's clock never ends a lease: a crashed holder's
+ *                  claim stays pending forever (L1 must fail).
  * W (default 3), LEASE (default 2), RENEWS and TRIES bound the state space.
  */
 
@@ -119,6 +125,12 @@ inline claim(tok, res) {
 	:: st == PENDING && lease > 0 && holder == tok ->
 		/* the same claim, re-sent: acquired again, the lease extended */
 		lease = LEASE; res = ACQUIRED
+#ifdef LIVETAKEOVER
+	:: st == PENDING && lease > 0 && holder != tok ->
+		evicted[holder - 1] = true;
+		holder = tok; lease = LEASE; res = ACQUIRED;
+		evicted[tok - 1] = false
+#endif
 	:: st == PENDING && lease > 0 && holder != tok ->
 		res = INFLIGHT;
 		assert(holder != tok) /* P6 */
@@ -254,6 +266,9 @@ proctype Late(byte tok) {
 
 /* the store's clock: a tick off a live lease, at any moment */
 proctype Clock() {
+#ifdef NOLAPSE
+	skip
+#else
 end:
 	do
 	:: atomic {
@@ -265,6 +280,7 @@ end:
 			fi
 	}
 	od
+#endif
 }
 
 /* P2: once completed, the record stays completed with the same token */
