@@ -19,13 +19,20 @@ const DefaultPrefix = "idem:"
 
 // Record layout: one Redis string per record, under Prefix + "{" + key + "}".
 //
-//	byte 0       state: 'P' pending, 'C' completed
+//	byte 0       state: 'P' pending, 'D' completed by a token, 'C' completed
 //	bytes 1..32  request fingerprint (raw SHA-256)
-//	bytes 33..   pending: the fencing token; completed: core.EncodeResponse
+//	bytes 33..   'P': the fencing token
+//	             'D': one byte n, the n-byte token that completed the record,
+//	                  then core.EncodeResponse
+//	             'C': core.EncodeResponse (a cache Put, a token over 255
+//	                  bytes, or a record written before completed records
+//	                  kept their token)
 const (
-	statePending   = 'P'
-	stateCompleted = 'C'
-	headerLen      = 1 + len(core.Fingerprint{})
+	statePending        = 'P'
+	stateCompleted      = 'C'
+	stateCompletedToken = 'D'
+	headerLen           = 1 + len(core.Fingerprint{})
+	maxKeptToken        = 255
 )
 
 // Results of the scripts, first element of the reply.
@@ -41,25 +48,38 @@ const (
 )
 
 // claimScript: KEYS[1] record; ARGV[1] fingerprint (32 bytes), ARGV[2] token,
-// ARGV[3] lease in ms. Replies 1 acquired; a completed record itself (a
-// bulk string starting with 'C'), whose fingerprint the client compares;
-// {3, pttl} in flight; 4 mismatch of a pending record; 0 corrupt record.
-// A pending record's fingerprint is checked before its lease, so a
-// mismatch is reported before an in-flight conflict. An expired lease is
-// an absent key: Redis judges it. A replay, the hot path, costs what a
-// plain GET does: the script neither slices the record nor builds an
-// array, and the client has the fingerprint at hand.
+// ARGV[3] lease in ms, ARGV[4] the longest possible remaining lease in ms.
+// Replies 1 acquired; a completed record itself (a bulk string starting
+// with 'C' or 'D'), whose fingerprint the client compares; {3, pttl} in
+// flight; 4 mismatch of a pending record; 0 corrupt record.
+//
+// A pending record is a live claim only while its lease is possible: one
+// without an expiry (PTTL -1) or with more than ARGV[4] left cannot have
+// been written by a claim, and is taken over like a lapsed lease, whatever
+// its fingerprint. A live pending record's fingerprint is checked before
+// its token, so a mismatch is reported before an in-flight conflict. A
+// live claim held with ARGV[2] is this same claim sent again (a client
+// library re-sends a command that timed out): it is acquired again, its
+// lease extended to ARGV[3], never reported in flight to its own sender.
+// An expired lease is an absent key: Redis judges it. A replay, the hot
+// path, costs what a plain GET does: the script neither slices the record
+// nor builds an array, and the client has the fingerprint at hand.
 var claimScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
-if not v then
-  redis.call('SET', KEYS[1], 'P' .. ARGV[1] .. ARGV[2], 'PX', ARGV[3])
-  return 1
+if v then
+  local st = string.byte(v, 1)
+  if (st == 67 or st == 68) and #v >= 37 then return v end
+  if st ~= 80 or #v < 33 then return 0 end
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl >= 0 and ttl <= tonumber(ARGV[4]) then
+    if string.sub(v, 2, 33) ~= ARGV[1] then return 4 end
+    if #v ~= 33 + #ARGV[2] or string.find(v, ARGV[2], 34, true) ~= 34 then return {3, ttl} end
+    redis.call('PEXPIRE', KEYS[1], ARGV[3])
+    return 1
+  end
 end
-local st = string.byte(v, 1)
-if st == 67 and #v >= 37 then return v end
-if st ~= 80 or #v < 33 then return 0 end
-if string.sub(v, 2, 33) ~= ARGV[1] then return 4 end
-return {3, redis.call('PTTL', KEYS[1])}
+redis.call('SET', KEYS[1], 'P' .. ARGV[1] .. ARGV[2], 'PX', ARGV[3])
+return 1
 `)
 
 // The fenced scripts compare the token in place (a length check, then a
@@ -68,14 +88,33 @@ return {3, redis.call('PTTL', KEYS[1])}
 // allocation and a hash per call.
 //
 // completeScript: KEYS[1] record; ARGV[1] token, ARGV[2] encoded response,
-// ARGV[3] retention in ms. Replies 1 stored, 0 lease lost, -1 corrupt.
+// ARGV[3] retention in ms, ARGV[4] "1" to rewrite a record this token
+// already completed (so that a following WAIT covers it; see
+// [WithReplicaAcks]). Replies 1 stored (or already completed with this
+// token: a Complete retried after its reply was lost), 0 lease lost,
+// -1 corrupt. The completed record keeps the token that completed it
+// (state 'D'), up to 255 bytes of it; a longer token is not kept (state
+// 'C'), and a retry of its Complete reports the lease lost.
 var completeScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
 if #v < 33 then return -1 end
-if string.byte(v, 1) ~= 80 or #v ~= 33 + #ARGV[1] or string.find(v, ARGV[1], 34, true) ~= 34 then return 0 end
-redis.call('SET', KEYS[1], 'C' .. string.sub(v, 2, 33) .. ARGV[2], 'PX', ARGV[3])
-return 1
+local st = string.byte(v, 1)
+local n = #ARGV[1]
+if st == 80 then
+  if #v ~= 33 + n or string.find(v, ARGV[1], 34, true) ~= 34 then return 0 end
+  if n > 0 and n <= 255 then
+    redis.call('SET', KEYS[1], 'D' .. string.sub(v, 2, 33) .. string.char(n) .. ARGV[1] .. ARGV[2], 'PX', ARGV[3])
+  else
+    redis.call('SET', KEYS[1], 'C' .. string.sub(v, 2, 33) .. ARGV[2], 'PX', ARGV[3])
+  end
+  return 1
+end
+if st == 68 and n > 0 and string.byte(v, 34) == n and string.sub(v, 35, 34 + n) == ARGV[1] then
+  if ARGV[4] == '1' then redis.call('SET', KEYS[1], v, 'KEEPTTL') end
+  return 1
+end
+return 0
 `)
 
 // releaseScript: KEYS[1] record; ARGV[1] token. Replies 1 deleted,
@@ -114,18 +153,32 @@ return 1
 type Store struct {
 	client redis.UniversalClient
 	prefix string
+	cfg    config
 }
 
 var (
-	_ core.Store = (*Store)(nil)
-	_ core.Cache = (*Store)(nil)
+	_ core.Store   = (*Store)(nil)
+	_ core.Cache   = (*Store)(nil)
+	_ core.Checker = (*Store)(nil)
 )
+
+// DefaultTimeout bounds a store call whose context has no deadline; see
+// [WithTimeout]. It matches go-redis's default ReadTimeout.
+const DefaultTimeout = 3 * time.Second
+
+// DefaultMaxLease is the longest lease a pending record may have left
+// before it counts as impossible; see [WithMaxLease].
+const DefaultMaxLease = 24 * time.Hour
 
 // Option configures a [Store].
 type Option func(*config)
 
 type config struct {
-	prefix string
+	prefix     string
+	timeout    time.Duration
+	maxLease   time.Duration
+	acks       int
+	ackTimeout time.Duration
 }
 
 // WithPrefix sets the prefix of every key the store writes [DefaultPrefix].
@@ -134,20 +187,101 @@ func WithPrefix(prefix string) Option {
 	return func(c *config) { c.prefix = prefix }
 }
 
+// WithTimeout bounds every call of the store whose context carries no
+// deadline [DefaultTimeout], so that a hung Redis ends in
+// [core.ErrStoreUnavailable] (503) within about d even though the engine
+// sets no deadline of its own by default (see [core.WithStoreTimeout]). A
+// context that has a deadline is used as it is. d <= 0 disables the bound.
+//
+// go-redis stops retrying a command once its context is done, so the
+// bound also caps its retries (MaxRetries, 3 by default, each of which
+// would otherwise wait a full ReadTimeout). go-redis cuts a single attempt
+// short at the context's deadline only with ContextTimeoutEnabled set in
+// its options: set it. Without it one attempt still waits up to
+// ReadTimeout (3 s by default), so a call on a hung server ends after
+// about the longer of d and ReadTimeout.
+func WithTimeout(d time.Duration) Option {
+	return func(c *config) { c.timeout = d }
+}
+
+// WithMaxLease sets the longest lease a pending record can have left
+// [DefaultMaxLease]. A pending record with more left than this (or than
+// the claiming request's own lease, whichever is longer), or with no
+// expiry at all, was not written by a claim: Claim takes it over as it
+// does a lapsed lease, rather than answering "in flight" for as long as it
+// lives. Set it at least as long as the longest lease of any engine that
+// shares the store ([core.WithLease]). d <= 0 keeps the default.
+func WithMaxLease(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.maxLease = d
+		}
+	}
+}
+
+// WithReplicaAcks makes every acquired Claim and every Complete wait until
+// n replicas have acknowledged the write, with Redis's WAIT n timeout,
+// sent right behind the script on the same connection (WAIT cannot run
+// inside a script), in the same round trip. A write that fewer than n
+// replicas acknowledged within timeout fails with an error wrapping
+// [core.ErrStoreUnavailable] and [ErrReplicaAcks]: the engine answers a
+// claim with 503 and keeps retrying a complete, which is idempotent for
+// its token. The record is then on the primary, and a failover may or may
+// not keep it; no client is answered on a write that no replica holds.
+//
+// Without it (n <= 0, the default) Redis replicates asynchronously: a
+// claim or a response that the primary acknowledged and that had not
+// reached a replica when the primary died is gone after the failover, and
+// a retry runs the handler again. With it, every claim and complete
+// costs the replicas' acknowledgement (a round trip to the slowest of the
+// n fastest replicas) and is refused when replicas lag or fewer than n
+// are connected: availability is traded for durability. WAIT is not a
+// consensus: a replica that acknowledged is not guaranteed to be the one
+// promoted (with n below the number of replicas), so let the failover
+// promote the most up-to-date replica, as Sentinel and Cluster do. timeout must be shorter than go-redis's ReadTimeout
+// and than the store's [WithTimeout]. It needs a *redis.Client (single
+// node or Sentinel failover) or a *redis.ClusterClient; [New] panics
+// otherwise. Renew and Release do not wait.
+func WithReplicaAcks(n int, timeout time.Duration) Option {
+	return func(c *config) { c.acks, c.ackTimeout = n, timeout }
+}
+
 // New returns a store on client, which may be a *redis.Client, a
 // *redis.ClusterClient, a Sentinel failover client or a *redis.Ring. It
-// panics if client is nil.
+// panics if client is nil, or if [WithReplicaAcks] is given with a client
+// of another kind.
 func New(client redis.UniversalClient, opts ...Option) *Store {
 	if client == nil {
 		panic("redisstore: New called with a nil client")
 	}
-	c := config{prefix: DefaultPrefix}
+	c := config{prefix: DefaultPrefix, timeout: DefaultTimeout, maxLease: DefaultMaxLease}
 	for _, o := range opts {
 		if o != nil {
 			o(&c)
 		}
 	}
-	return &Store{client: client, prefix: c.prefix}
+	if c.acks > 0 {
+		switch client.(type) {
+		case *redis.Client, *redis.ClusterClient:
+		default:
+			panic(fmt.Sprintf("redisstore: WithReplicaAcks needs a *redis.Client or a *redis.ClusterClient, not %T", client))
+		}
+		if c.ackTimeout <= 0 {
+			panic("redisstore: WithReplicaAcks needs a positive timeout")
+		}
+	}
+	return &Store{client: client, prefix: c.prefix, cfg: c}
+}
+
+// bound returns ctx with the store's deadline when it has none.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if s.cfg.timeout <= 0 {
+		return ctx, func() {}
+	}
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.cfg.timeout)
 }
 
 // recordKey is the Redis key of the record for a storage key. The braces
@@ -162,9 +296,27 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 	if err := ctx.Err(); err != nil {
 		return core.Claim{}, unavailable("claim", err)
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	rkey := s.recordKey(req.Key)
-	reply, err := claimScript.Run(ctx, s.client, []string{rkey},
-		req.Fingerprint[:], string(req.Token), millis(req.Lease)).Result()
+	args := []any{req.Fingerprint[:], string(req.Token), millis(req.Lease), millis(max(s.cfg.maxLease, req.Lease))}
+	var (
+		reply any
+		err   error
+	)
+	if s.cfg.acks > 0 {
+		var acked func() error
+		reply, acked, err = s.runAcked(ctx, claimScript, rkey, args...)
+		if err == nil {
+			if r, ok := reply.(int64); ok && r == rAcquired {
+				if err := acked(); err != nil {
+					return core.Claim{}, fmt.Errorf("redisstore: claim %s: %w", rkey, err)
+				}
+			}
+		}
+	} else {
+		reply, err = claimScript.Run(ctx, s.client, []string{rkey}, args...).Result()
+	}
 	if err != nil {
 		return core.Claim{}, storeErr("claim", rkey, err)
 	}
@@ -193,6 +345,8 @@ func (s *Store) Lookup(ctx context.Context, key string, fp core.Fingerprint) (co
 	if err := ctx.Err(); err != nil {
 		return core.Claim{}, unavailable("lookup", err)
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	rkey := s.recordKey(key)
 	v, err := s.client.Get(ctx, rkey).Result()
 	switch {
@@ -209,7 +363,19 @@ func (s *Store) Lookup(ctx context.Context, key string, fp core.Fingerprint) (co
 // completed decides a claim or lookup answered with the completed record
 // v: a replay when it was stored under fp, else a mismatch.
 func (s *Store) completed(op, rkey, v string, fp core.Fingerprint) (core.Claim, error) {
-	if len(v) < headerLen || v[0] != stateCompleted {
+	if len(v) < headerLen {
+		return core.Claim{}, corruptErr(op, rkey, "malformed completed record")
+	}
+	var enc string
+	switch v[0] {
+	case stateCompleted:
+		enc = v[headerLen:]
+	case stateCompletedToken:
+		if len(v) < headerLen+1 || len(v) < headerLen+1+int(v[headerLen]) {
+			return core.Claim{}, corruptErr(op, rkey, "malformed completed record")
+		}
+		enc = v[headerLen+1+int(v[headerLen]):]
+	default:
 		return core.Claim{}, corruptErr(op, rkey, "malformed completed record")
 	}
 	if v[1:headerLen] != string(fp[:]) {
@@ -218,7 +384,6 @@ func (s *Store) completed(op, rkey, v string, fp core.Fingerprint) (core.Claim, 
 	// The reply string is go-redis's own copy, which nothing else holds:
 	// the replayed response, read-only under the Store contract, points
 	// into it instead of copying the body and the header values.
-	enc := v[headerLen:]
 	resp, err := core.DecodeResponseInPlace(unsafe.Slice(unsafe.StringData(enc), len(enc)))
 	if err != nil {
 		return core.Claim{}, fmt.Errorf("redisstore: %s %s: %w: %w", op, rkey, core.ErrStoreUnavailable, err)
@@ -235,6 +400,8 @@ func (s *Store) Put(ctx context.Context, key string, fp core.Fingerprint, resp *
 	if err := ctx.Err(); err != nil {
 		return unavailable("put", err)
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	// One buffer for the record: its header, then the encoded response.
 	buf := getRecordBuf(headerLen + core.EncodedSizeHint(resp))
 	defer putRecordBuf(buf)
@@ -254,10 +421,16 @@ func (s *Store) Complete(ctx context.Context, key string, token core.Token, resp
 	if err := ctx.Err(); err != nil {
 		return unavailable("complete", err)
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	buf := getRecordBuf(core.EncodedSizeHint(resp))
 	defer putRecordBuf(buf)
 	buf.b = core.AppendResponse(buf.b, resp)
-	return s.fenced(ctx, "complete", completeScript, key, string(token), buf.b, millis(ttl))
+	rewrite := "0"
+	if s.cfg.acks > 0 {
+		rewrite = "1"
+	}
+	return s.fenced(ctx, "complete", completeScript, key, string(token), buf.b, millis(ttl), rewrite)
 }
 
 // recordBuf is a pooled buffer in which Complete and Put encode a record.
@@ -302,6 +475,8 @@ func (s *Store) Release(ctx context.Context, key string, token core.Token) error
 	if err := ctx.Err(); err != nil {
 		return unavailable("release", err)
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return s.fenced(ctx, "release", releaseScript, key, string(token))
 }
 
@@ -310,13 +485,39 @@ func (s *Store) Renew(ctx context.Context, key string, token core.Token, lease t
 	if err := ctx.Err(); err != nil {
 		return unavailable("renew", err)
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return s.fenced(ctx, "renew", renewScript, key, string(token), millis(lease))
 }
 
-// fenced runs one of the token-checked scripts and maps its reply.
+// fenced runs one of the token-checked scripts and maps its reply. A
+// Complete waits for the replicas when [WithReplicaAcks] asks it to.
 func (s *Store) fenced(ctx context.Context, op string, script *redis.Script, key string, args ...any) error {
 	rkey := s.recordKey(key)
-	n, err := script.Run(ctx, s.client, []string{rkey}, args...).Int64()
+	var (
+		n   int64
+		err error
+	)
+	if s.cfg.acks > 0 && script == completeScript {
+		var (
+			reply any
+			acked func() error
+		)
+		reply, acked, err = s.runAcked(ctx, script, rkey, args...)
+		if err == nil {
+			var ok bool
+			if n, ok = reply.(int64); !ok {
+				return corruptErr(op, rkey, "unexpected reply")
+			}
+			if n == rOK {
+				if err := acked(); err != nil {
+					return fmt.Errorf("redisstore: %s %s: %w", op, rkey, err)
+				}
+			}
+		}
+	} else {
+		n, err = script.Run(ctx, s.client, []string{rkey}, args...).Int64()
+	}
 	if err != nil {
 		return storeErr(op, rkey, err)
 	}

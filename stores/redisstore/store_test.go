@@ -140,8 +140,11 @@ func checkStateMachine(t *testing.T, s *Store, _ redis.UniversalClient) {
 	if c := claim(t, s, key, fp(2), newToken(t), 10*time.Second); c.Status != core.ClaimMismatch {
 		t.Errorf("Claim with other fingerprint on completed key = %v; want mismatch", c.Status)
 	}
-	if err := s.Complete(ctx, key, tok, want, time.Hour); !errors.Is(err, core.ErrLeaseLost) {
-		t.Errorf("second Complete = %v; want ErrLeaseLost: a completed record cannot be completed again", err)
+	if err := s.Complete(ctx, key, tok, want, time.Hour); err != nil {
+		t.Errorf("second Complete by the holder = %v; want nil: completing is idempotent for its holder", err)
+	}
+	if err := s.Complete(ctx, key, newToken(t), want, time.Hour); !errors.Is(err, core.ErrLeaseLost) {
+		t.Errorf("Complete with another token = %v; want ErrLeaseLost: a completed record cannot be completed again", err)
 	}
 	if err := s.Release(ctx, key, tok); !errors.Is(err, core.ErrLeaseLost) {
 		t.Errorf("Release of completed record = %v; want ErrLeaseLost", err)
@@ -356,8 +359,9 @@ func checkKeyLayout(t *testing.T, s *Store, client redis.UniversalClient) {
 		t.Fatal(err)
 	}
 	f := fp(1)
-	if v[0] != stateCompleted || !bytes.Equal(v[1:headerLen], f[:]) || !bytes.Equal(v[headerLen:], core.EncodeResponse(sampleResponse())) {
-		t.Errorf("stored record = %q; want 'C' + fingerprint + core.EncodeResponse", v)
+	want := append(append(append(append([]byte{stateCompletedToken}, f[:]...), byte(len(tok))), tok...), core.EncodeResponse(sampleResponse())...)
+	if !bytes.Equal(v, want) {
+		t.Errorf("stored record = %q; want 'D' + fingerprint + token length + token + core.EncodeResponse", v)
 	}
 }
 
