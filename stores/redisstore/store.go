@@ -163,8 +163,8 @@ var (
 )
 
 // DefaultTimeout bounds a store call whose context has no deadline; see
-// [WithTimeout]. It matches go-redis's default ReadTimeout.
-const DefaultTimeout = 3 * time.Second
+// [WithTimeout]. It matches go-redis's default ReadTimeout (5 s).
+const DefaultTimeout = 5 * time.Second
 
 // DefaultMaxLease is the longest lease a pending record may have left
 // before it counts as impossible; see [WithMaxLease].
