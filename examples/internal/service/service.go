@@ -99,6 +99,9 @@ type Flags struct {
 	Limits  Limits
 	// Telemetry is what -metrics turns on, set by [Setup]; nil without it.
 	Telemetry *Telemetry
+	// AllowEvictingRedis starts the redis store on a Redis whose
+	// maxmemory-policy may evict live claims (-allow-evicting-redis).
+	AllowEvictingRedis bool
 }
 
 // Limits bound what one client can make a server hold: time to send the
@@ -162,8 +165,8 @@ func ParseArgs(args []string) (Flags, error) {
 	return *f, err
 }
 
-// ParseFlags parses the process's command line: -addr, -store, -metrics
-// and the limits.
+// ParseFlags parses the process's command line: -addr, -store, -metrics,
+// -allow-evicting-redis and the limits.
 func ParseFlags() Flags {
 	f := register(flag.CommandLine)
 	flag.Parse()
@@ -175,6 +178,8 @@ func register(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.Addr, "addr", "127.0.0.1:8080", "listen address")
 	fs.StringVar(&f.Store, "store", "memory", "store: "+StoreNames)
 	fs.BoolVar(&f.Metrics, "metrics", false, "serve OpenTelemetry metrics (idemkit's, and HTTP's by outcome) in the Prometheus format on GET /metrics")
+	fs.BoolVar(&f.AllowEvictingRedis, "allow-evicting-redis", false,
+		"start -store redis even on a Redis whose maxmemory-policy may evict live claims (a handler may then run twice)")
 	f.Limits.Register(fs)
 	return f
 }
@@ -248,7 +253,7 @@ func Setup() (Flags, *slog.Logger, *core.Engine, func()) {
 		flags.Telemetry = t
 	}
 	obs := flags.Telemetry.Observer(Observer(logger))
-	store, closeStore, err := OpenStore(context.Background(), flags.Store, obs)
+	store, closeStore, err := OpenStoreFlags(context.Background(), flags, obs, logger)
 	if err != nil {
 		logger.Error("opening store", "err", err)
 		os.Exit(2)

@@ -2,7 +2,9 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -21,8 +23,21 @@ const StoreNames = "memory|redis|postgres|tiered"
 // OpenStore opens the store named by -store. Server URLs come from
 // IDEMKIT_REDIS_URL and IDEMKIT_POSTGRES_URL; postgres and tiered apply the
 // schema on start. The memory store reports its early evictions to obs,
-// the engine's observer. The returned close function releases everything.
+// the engine's observer. The redis store refuses a Redis whose
+// maxmemory-policy may evict live claims (see [OpenStoreFlags] for the
+// override). The returned close function releases everything.
 func OpenStore(ctx context.Context, name string, obs core.Observer, opts ...tieredstore.Option) (core.Store, func(), error) {
+	return openStore(ctx, name, obs, false, nil, opts...)
+}
+
+// OpenStoreFlags opens the store named by flags.Store as [OpenStore] does,
+// starting the redis store on an evicting Redis only with
+// flags.AllowEvictingRedis (then with a warning to logger).
+func OpenStoreFlags(ctx context.Context, flags Flags, obs core.Observer, logger *slog.Logger, opts ...tieredstore.Option) (core.Store, func(), error) {
+	return openStore(ctx, flags.Store, obs, flags.AllowEvictingRedis, logger, opts...)
+}
+
+func openStore(ctx context.Context, name string, obs core.Observer, allowEvicting bool, logger *slog.Logger, opts ...tieredstore.Option) (core.Store, func(), error) {
 	switch name {
 	case "memory":
 		s := memstore.New(memstore.WithObserver(obs))
@@ -30,6 +45,10 @@ func OpenStore(ctx context.Context, name string, obs core.Observer, opts ...tier
 	case "redis":
 		rs, closeRedis, err := openRedis(ctx, redisstore.DefaultPrefix)
 		if err != nil {
+			return nil, nil, err
+		}
+		if err := checkRedis(ctx, rs, allowEvicting, logger); err != nil {
+			closeRedis()
 			return nil, nil, err
 		}
 		return rs, closeRedis, nil
@@ -45,7 +64,10 @@ func OpenStore(ctx context.Context, name string, obs core.Observer, opts ...tier
 			return nil, nil, err
 		}
 		// The hot tier is a cache with a key prefix of its own, so that it
-		// never meets the records of a Redis store on the same server.
+		// never meets the records of a Redis store on the same server. It
+		// holds copies of completed records only, never a claim, so an
+		// evicting Redis is safe for it: an evicted copy is read from
+		// Postgres again.
 		rs, closeRedis, err := openRedis(ctx, "idem:hot:")
 		if err != nil {
 			closePG()
@@ -82,6 +104,35 @@ func openRedis(ctx context.Context, prefix string) (*redisstore.Store, func(), e
 		return nil, nil, fmt.Errorf("redis at %s: %w", opt.Addr, err)
 	}
 	return redisstore.New(client, redisstore.WithPrefix(prefix)), func() { client.Close() }, nil
+}
+
+// checkRedis refuses a Redis that may evict live claims, unless allowed:
+// a claim evicted while its handler runs lets a retry run the handler a
+// second time. A Redis that will not say its policy (CONFIG refused, as
+// managed services and ACLs may) is accepted with a warning.
+func checkRedis(ctx context.Context, rs *redisstore.Store, allowEvicting bool, logger *slog.Logger) error {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err := rs.Check(cctx)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, redisstore.ErrEvictionPolicy) && allowEvicting:
+		warn(logger, "starting on an evicting Redis (-allow-evicting-redis): a live claim may be evicted and a handler run twice", err)
+		return nil
+	case errors.Is(err, redisstore.ErrEvictionPolicy):
+		return fmt.Errorf("%w; run Redis with maxmemory-policy noeviction (a full Redis then answers 503, never runs a handler twice), or pass -allow-evicting-redis", err)
+	case errors.Is(err, redisstore.ErrPolicyUnknown):
+		warn(logger, "Redis eviction policy unknown: make sure it is noeviction", err)
+		return nil
+	}
+	return err
+}
+
+func warn(logger *slog.Logger, msg string, err error) {
+	if logger != nil {
+		logger.Warn(msg, "err", err)
+	}
 }
 
 func openPostgres(ctx context.Context) (*pgxstore.Store, func(), error) {
