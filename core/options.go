@@ -218,8 +218,8 @@ func WithObserver(o Observer) Option { return func(c *config) { c.observer = o }
 // default, 0, sets no engine-side deadline: the request's own context still
 // applies, and the stores bound their calls themselves, so a hung backend
 // still ends in 503 — pgxstore gives every call without a deadline its own
-// (pgxstore.WithTimeout, 5 s by default), redisstore relies on go-redis's
-// ReadTimeout and WriteTimeout (3 s by default), memstore never blocks. A
+// (pgxstore.WithTimeout, 5 s by default), so does redisstore
+// (redisstore.WithTimeout, 5 s by default), memstore never blocks. A
 // user-written Store should do the same, or the engine should be given a
 // timeout here. Without one the engine saves two timers and their context
 // allocations per request, a measurable share of the memstore path (see
