@@ -32,7 +32,11 @@
 //     sender. A completed record keeps the token that completed it, so a
 //     Complete retried after a lost reply returns nil. The copies of a
 //     claim whose caller gave up leave at most one pending record, holding
-//     that caller's token, which a Release with it removes.
+//     that caller's token, which a Release with it removes. A Release
+//     leaves a tombstone of the token for a minute (also when the claim
+//     has not landed yet), so a copy that lands after the Release is
+//     refused instead of holding the key for a lease nobody will release;
+//     to every other request the tombstone is an absent key.
 //   - Binary exact. The response is stored as the bytes of
 //     [core.EncodeResponse] (status, every header value in order, the raw
 //     body): no hex, no base64, NUL bytes and invalid UTF-8 kept.
@@ -57,6 +61,7 @@
 //	              'D': one byte n, the n-byte token that completed the
 //	                   record, then core.EncodeResponse(resp)
 //	              'C': core.EncodeResponse(resp)
+//	              'R': (fingerprint bytes zero) a released token, for 1 min
 //
 // 'C' is what a cache [Store.Put] writes, what a Complete writes for a
 // token over 255 bytes, and what versions before 'D' wrote: such records

@@ -166,7 +166,7 @@ func TestHungRedisAbandonedClaim(t *testing.T) {
 
 // checkOneRecordHeldBy checks that the store holds exactly one record, the
 // pending claim of key with tok leased for at most lease, and that tok
-// releases it.
+// releases it, so that another request claims the key at once.
 func checkOneRecordHeldBy(t *testing.T, s *Store, client *redis.Client, prefix, key string, tok core.Token, lease time.Duration) {
 	t.Helper()
 	ctx := context.Background()
@@ -191,7 +191,7 @@ func checkOneRecordHeldBy(t *testing.T, s *Store, client *redis.Client, prefix, 
 	if err := s.Release(ctx, key, tok); err != nil {
 		t.Errorf("Release with the claim's own token = %v; want nil: the token whose claim errored releases what its copies left", err)
 	}
-	if n := client.Exists(ctx, s.recordKey(key)).Val(); n != 0 {
-		t.Errorf("record still there after Release; want it gone, so the key is not locked for a lease")
+	if c := claim(t, s, key, fp(1), newToken(t), lease); c.Status != core.ClaimAcquired {
+		t.Errorf("Claim by another request after the Release = %v; want acquired at once: the key is not locked for a lease", c.Status)
 	}
 }

@@ -27,10 +27,13 @@ const DefaultPrefix = "idem:"
 //	             'C': core.EncodeResponse (a cache Put, a token over 255
 //	                  bytes, or a record written before completed records
 //	                  kept their token)
+//	             'R': (bytes 1..32 zero) the released token; a tombstone
+//	                  kept for releasedFor, absent to everyone else
 const (
 	statePending        = 'P'
 	stateCompleted      = 'C'
 	stateCompletedToken = 'D'
+	stateReleased       = 'R'
 	headerLen           = 1 + len(core.Fingerprint{})
 	maxKeptToken        = 255
 )
@@ -42,6 +45,7 @@ const (
 	rReplay   = 2
 	rInFlight = 3
 	rMismatch = 4
+	rReleased = 5
 
 	rLeaseLost = 0
 	rOK        = 1
@@ -51,7 +55,8 @@ const (
 // ARGV[3] lease in ms, ARGV[4] the longest possible remaining lease in ms.
 // Replies 1 acquired; a completed record itself (a bulk string starting
 // with 'C' or 'D'), whose fingerprint the client compares; {3, pttl} in
-// flight; 4 mismatch of a pending record; 0 corrupt record.
+// flight; 4 mismatch of a pending record; 5 this token was released; 0
+// corrupt record.
 //
 // A pending record is a live claim only while its lease is possible: one
 // without an expiry (PTTL -1) or with more than ARGV[4] left cannot have
@@ -61,7 +66,11 @@ const (
 // live claim held with ARGV[2] is this same claim sent again (a client
 // library re-sends a command that timed out): it is acquired again, its
 // lease extended to ARGV[3], never reported in flight to its own sender.
-// An expired lease is an absent key: Redis judges it. A replay, the hot
+// A released claim leaves a tombstone ('R', see releaseScript) that
+// counts as absent, except to a copy of the released claim itself: a
+// copy that lands after the release must not hold the key for a lease
+// that nobody will release. An expired lease is an absent key: Redis
+// judges it. A replay, the hot
 // path, costs what a plain GET does: the script neither slices the record
 // nor builds an array, and the client has the fingerprint at hand.
 var claimScript = redis.NewScript(`
@@ -69,13 +78,18 @@ local v = redis.call('GET', KEYS[1])
 if v then
   local st = string.byte(v, 1)
   if (st == 67 or st == 68) and #v >= 37 then return v end
-  if st ~= 80 or #v < 33 then return 0 end
-  local ttl = redis.call('PTTL', KEYS[1])
-  if ttl >= 0 and ttl <= tonumber(ARGV[4]) then
-    if string.sub(v, 2, 33) ~= ARGV[1] then return 4 end
-    if #v ~= 33 + #ARGV[2] or string.find(v, ARGV[2], 34, true) ~= 34 then return {3, ttl} end
-    redis.call('PEXPIRE', KEYS[1], ARGV[3])
-    return 1
+  if #v < 33 or (st ~= 80 and st ~= 82) then return 0 end
+  local own = #v == 33 + #ARGV[2] and string.find(v, ARGV[2], 34, true) == 34
+  if st == 82 then
+    if own then return 5 end
+  else
+    local ttl = redis.call('PTTL', KEYS[1])
+    if ttl >= 0 and ttl <= tonumber(ARGV[4]) then
+      if string.sub(v, 2, 33) ~= ARGV[1] then return 4 end
+      if not own then return {3, ttl} end
+      redis.call('PEXPIRE', KEYS[1], ARGV[3])
+      return 1
+    end
   end
 end
 redis.call('SET', KEYS[1], 'P' .. ARGV[1] .. ARGV[2], 'PX', ARGV[3])
@@ -117,14 +131,23 @@ end
 return 0
 `)
 
-// releaseScript: KEYS[1] record; ARGV[1] token. Replies 1 deleted,
-// 0 lease lost, -1 corrupt.
+// releaseScript: KEYS[1] record; ARGV[1] token, ARGV[2] tombstone time in
+// ms. Replies 1 released, 0 lease lost, -1 corrupt. Releasing replaces
+// the pending record by a tombstone: 'R', 32 zero bytes, the token,
+// kept for ARGV[2]. A Release of an absent key writes one too: the claim
+// it releases may not have landed yet (a copy re-sent by the client
+// library, still queued on a stalled server), and when it lands it finds
+// its token released rather than an absent key to hold for a lease.
 var releaseScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
-if not v then return 0 end
+local tomb = 'R' .. string.rep('\0', 32) .. ARGV[1]
+if not v then
+  redis.call('SET', KEYS[1], tomb, 'PX', ARGV[2])
+  return 0
+end
 if #v < 33 then return -1 end
 if string.byte(v, 1) ~= 80 or #v ~= 33 + #ARGV[1] or string.find(v, ARGV[1], 34, true) ~= 34 then return 0 end
-redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[1], tomb, 'PX', ARGV[2])
 return 1
 `)
 
@@ -165,6 +188,11 @@ var (
 // DefaultTimeout bounds a store call whose context has no deadline; see
 // [WithTimeout]. It matches go-redis's default ReadTimeout (5 s).
 const DefaultTimeout = 5 * time.Second
+
+// releasedFor is how long a released claim's tombstone stays: the time
+// within which a late copy of the claim (re-sent by go-redis, held up on a
+// stalled server) is refused rather than holding the key for a lease.
+const releasedFor = time.Minute
 
 // DefaultMaxLease is the longest lease a pending record may have left
 // before it counts as impossible; see [WithMaxLease].
@@ -329,6 +357,8 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 			return core.Claim{Status: core.ClaimAcquired}, nil
 		case rMismatch:
 			return core.Claim{Status: core.ClaimMismatch}, nil
+		case rReleased:
+			return core.Claim{}, fmt.Errorf("redisstore: claim %s: %w: this claim's token was released already", rkey, core.ErrStoreUnavailable)
 		}
 	case []any:
 		if code, ok := replyInt(r, 0); ok && code == rInFlight {
@@ -354,7 +384,7 @@ func (s *Store) Lookup(ctx context.Context, key string, fp core.Fingerprint) (co
 		return core.Claim{}, nil
 	case err != nil:
 		return core.Claim{}, storeErr("lookup", rkey, err)
-	case len(v) >= 1 && v[0] == statePending:
+	case len(v) >= 1 && (v[0] == statePending || v[0] == stateReleased):
 		return core.Claim{}, nil
 	}
 	return s.completed("lookup", rkey, v, fp)
@@ -477,7 +507,7 @@ func (s *Store) Release(ctx context.Context, key string, token core.Token) error
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	return s.fenced(ctx, "release", releaseScript, key, string(token))
+	return s.fenced(ctx, "release", releaseScript, key, string(token), millis(releasedFor))
 }
 
 // Renew implements [core.Store] in one round trip.
