@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -193,5 +194,44 @@ func checkOneRecordHeldBy(t *testing.T, s *Store, client *redis.Client, prefix, 
 	}
 	if c := claim(t, s, key, fp(1), newToken(t), lease); c.Status != core.ClaimAcquired {
 		t.Errorf("Claim by another request after the Release = %v; want acquired at once: the key is not locked for a lease", c.Status)
+	}
+}
+
+// TestHungRedisResentComplete freezes a private redis-server while a
+// Complete is on its way: go-redis re-sends it, the server runs every
+// copy, and the copy whose reply the caller reads finds the record
+// completed with the caller's token. Complete must return nil (before:
+// ErrLeaseLost for a response that was stored, logged as lost).
+func TestHungRedisResentComplete(t *testing.T) {
+	srv := svctest.StartRedis(t)
+	client := resendingClient(t, srv.Addr())
+	s := New(client, WithPrefix(uniquePrefix(t)), WithTimeout(5*time.Second))
+	ctx := context.Background()
+	warm, warmTok := newKey(t), newToken(t) // the scripts loaded
+	claim(t, s, warm, fp(1), warmTok, time.Minute)
+	if err := s.Complete(ctx, warm, warmTok, sampleResponse(), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	key, tok := newKey(t), newToken(t)
+	claim(t, s, key, fp(1), tok, time.Minute)
+
+	want := sampleResponse()
+	done := make(chan error, 1)
+	srv.Pause()
+	go func() { done <- s.Complete(ctx, key, tok, want, time.Hour) }()
+	time.Sleep(500 * time.Millisecond) // two or three copies sent
+	srv.Resume()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Complete did not return within 10s of the server resuming")
+	}
+	t.Logf("Complete re-sent across a 500ms stall: %v", err)
+	if err != nil {
+		t.Errorf("Complete re-sent across a stall = %v; want nil: the record holds this token's completion", err)
+	}
+	if c := claim(t, s, key, fp(1), newToken(t), time.Minute); c.Status != core.ClaimReplay || !reflect.DeepEqual(c.Response, want) {
+		t.Errorf("Claim after the re-sent Complete = %v; want a replay of the stored response", c.Status)
 	}
 }
