@@ -35,7 +35,6 @@ const (
 	stateCompletedToken = 'D'
 	stateReleased       = 'R'
 	headerLen           = 1 + len(core.Fingerprint{})
-	maxKeptToken        = 255
 )
 
 // Results of the scripts, first element of the reply.
@@ -70,9 +69,9 @@ const (
 // counts as absent, except to a copy of the released claim itself: a
 // copy that lands after the release must not hold the key for a lease
 // that nobody will release. An expired lease is an absent key: Redis
-// judges it. A replay, the hot
-// path, costs what a plain GET does: the script neither slices the record
-// nor builds an array, and the client has the fingerprint at hand.
+// judges it. A replay, the hot path, costs what a plain GET does: the
+// script neither slices the record nor builds an array, and the client
+// has the fingerprint at hand.
 var claimScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if v then
@@ -222,12 +221,14 @@ func WithPrefix(prefix string) Option {
 // context that has a deadline is used as it is. d <= 0 disables the bound.
 //
 // go-redis stops retrying a command once its context is done, so the
-// bound also caps its retries (MaxRetries, 3 by default, each of which
-// would otherwise wait a full ReadTimeout). go-redis cuts a single attempt
-// short at the context's deadline only with ContextTimeoutEnabled set in
-// its options: set it. Without it one attempt still waits up to
-// ReadTimeout (3 s by default), so a call on a hung server ends after
-// about the longer of d and ReadTimeout.
+// bound also caps its retries (MaxRetries, 3 by default: unbounded, a
+// call on a hung server took 10 s with go-redis's defaults, a timed-out
+// attempt being followed by a retry on a new connection whose handshake
+// timed out in turn). go-redis cuts a single attempt short at the
+// context's deadline only with ContextTimeoutEnabled set in its options:
+// set it. Without it one attempt still waits up to ReadTimeout (5 s by
+// default), so a call on a hung server ends after about the longer of d
+// and ReadTimeout.
 func WithTimeout(d time.Duration) Option {
 	return func(c *config) { c.timeout = d }
 }
@@ -266,10 +267,12 @@ func WithMaxLease(d time.Duration) Option {
 // are connected: availability is traded for durability. WAIT is not a
 // consensus: a replica that acknowledged is not guaranteed to be the one
 // promoted (with n below the number of replicas), so let the failover
-// promote the most up-to-date replica, as Sentinel and Cluster do. timeout must be shorter than go-redis's ReadTimeout
-// and than the store's [WithTimeout]. It needs a *redis.Client (single
-// node or Sentinel failover) or a *redis.ClusterClient; [New] panics
-// otherwise. Renew and Release do not wait.
+// promote the most up-to-date replica, as Sentinel and Cluster do.
+//
+// timeout must be shorter than go-redis's ReadTimeout and than the
+// store's [WithTimeout]. It needs a *redis.Client (single node or
+// Sentinel failover) or a *redis.ClusterClient; [New] panics otherwise.
+// Renew and Release do not wait.
 func WithReplicaAcks(n int, timeout time.Duration) Option {
 	return func(c *config) { c.acks, c.ackTimeout = n, timeout }
 }
