@@ -228,7 +228,9 @@ func WithPrefix(prefix string) Option {
 // context's deadline only with ContextTimeoutEnabled set in its options:
 // set it. Without it one attempt still waits up to ReadTimeout (5 s by
 // default), so a call on a hung server ends after about the longer of d
-// and ReadTimeout.
+// and ReadTimeout. The deadline costs a context and a timer per call
+// (five allocations); a call whose context already has a deadline (the
+// engine's [core.WithStoreTimeout], a request deadline) costs nothing.
 func WithTimeout(d time.Duration) Option {
 	return func(c *config) { c.timeout = d }
 }
