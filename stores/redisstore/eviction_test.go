@@ -161,12 +161,12 @@ func TestCheck(t *testing.T) {
 		}
 	})
 	t.Run("Cluster", func(t *testing.T) {
-		c, rc := clusterClient(t)
+		c, addrs := privateCluster(t)
 		s := New(c)
 		if err := s.Check(ctx); err != nil {
 			t.Fatalf("Check on a noeviction cluster = %v; want nil", err)
 		}
-		evicting := rc.Addrs()[1]
+		evicting := addrs[1]
 		if _, err := svctest.RedisDo(evicting, time.Second, "CONFIG", "SET", "maxmemory-policy", "volatile-lfu"); err != nil {
 			t.Fatal(err)
 		}

@@ -159,7 +159,7 @@ func TestHungRedisAbandonedClaim(t *testing.T) {
 	}
 	// The copies run as soon as the server does; wait for them.
 	deadline := time.Now().Add(3 * time.Second)
-	for client.Exists(ctx, s.recordKey(key)).Val() == 0 && time.Now().Before(deadline) {
+	for client.Exists(ctx, recordKeyOf(prefix, key)).Val() == 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	checkOneRecordHeldBy(t, s, client, prefix, key, tok, lease)
@@ -176,17 +176,17 @@ func checkOneRecordHeldBy(t *testing.T, s *Store, client *redis.Client, prefix, 
 		t.Fatal(err)
 	}
 	f := fp(1)
-	v, err := client.Get(ctx, s.recordKey(key)).Result()
+	v, err := client.Get(ctx, recordKeyOf(prefix, key)).Result()
 	switch {
 	case err != nil:
 		t.Errorf("GET the claimed record: %v; want the pending record", err)
-	case v != string(statePending)+string(f[:])+string(tok):
+	case v != "P"+string(f[:])+string(tok):
 		t.Errorf("claimed record = %q; want 'P' + fingerprint + the caller's token: one pending record holding that token", v)
 	}
 	if len(keys) != 2 { // the warm-up claim and this one
 		t.Errorf("%d records under the prefix; want 2 (the warm-up claim and one record for the re-sent claim)", len(keys))
 	}
-	if pttl := client.PTTL(ctx, s.recordKey(key)).Val(); pttl <= 0 || pttl > lease {
+	if pttl := client.PTTL(ctx, recordKeyOf(prefix, key)).Val(); pttl <= 0 || pttl > lease {
 		t.Errorf("PTTL of the claimed record = %v; want (0, %v]", pttl, lease)
 	}
 	if err := s.Release(ctx, key, tok); err != nil {
@@ -234,4 +234,19 @@ func TestHungRedisResentComplete(t *testing.T) {
 	if c := claim(t, s, key, fp(1), newToken(t), time.Minute); c.Status != core.ClaimReplay || !reflect.DeepEqual(c.Response, want) {
 		t.Errorf("Claim after the re-sent Complete = %v; want a replay of the stored response", c.Status)
 	}
+}
+
+// recordKeyOf is the Redis key of a record, as the package documents its
+// layout: the prefix, then the storage key as the hash tag. (These tests
+// use only the package's exported API.)
+func recordKeyOf(prefix, key string) string { return prefix + "{" + key + "}" }
+
+// privateCluster starts a private 3-master Redis Cluster and returns a
+// client of it and the masters' addresses.
+func privateCluster(t *testing.T) (*redis.ClusterClient, []string) {
+	t.Helper()
+	rc := svctest.StartRedisCluster(t, 3)
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: rc.Addrs(), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { c.Close() })
+	return c, rc.Addrs()
 }

@@ -212,7 +212,7 @@ func TestReplicaAcks(t *testing.T) {
 // the claim runs there (no redirect) and is refused for want of
 // acknowledgements.
 func TestClusterReplicaAcks(t *testing.T) {
-	client, _ := clusterClient(t)
+	client, _ := privateCluster(t)
 	s := New(client, WithPrefix(uniquePrefix(t)), WithReplicaAcks(1, 50*time.Millisecond))
 	for i := 0; i < 10; i++ {
 		_, err := s.Claim(context.Background(), core.ClaimRequest{Key: newKey(t), Fingerprint: fp(1), Token: newToken(t), Lease: time.Minute})
