@@ -125,8 +125,9 @@ func TestFullRedisNoEviction(t *testing.T) {
 }
 
 // TestCheck covers the other answers of Check: CONFIG refused by an ACL
-// (ErrPolicyUnknown), an unreachable server (ErrStoreUnavailable), and a
-// Cluster, where every master is checked.
+// or renamed (ErrPolicyUnknown), an unreachable server
+// (ErrStoreUnavailable), and a Ring and a Cluster, where every shard or
+// master is checked.
 func TestCheck(t *testing.T) {
 	ctx := context.Background()
 	t.Run("ConfigRefused", func(t *testing.T) {
@@ -158,6 +159,16 @@ func TestCheck(t *testing.T) {
 		err := New(c).Check(ctx)
 		if !errors.Is(err, core.ErrStoreUnavailable) || errors.Is(err, ErrPolicyUnknown) {
 			t.Errorf("Check on a stopped Redis = %v; want ErrStoreUnavailable", err)
+		}
+	})
+	t.Run("Ring", func(t *testing.T) {
+		a := svctest.StartRedis(t)
+		b := svctest.StartRedis(t, "--maxmemory-policy", "allkeys-lfu")
+		ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": a.Addr(), "b": b.Addr()}})
+		t.Cleanup(func() { ring.Close() })
+		err := New(ring).Check(ctx)
+		if !errors.Is(err, ErrEvictionPolicy) || !strings.Contains(err.Error(), b.Addr()) || strings.Contains(err.Error(), a.Addr()) {
+			t.Errorf("Check on a ring with shard %s on allkeys-lfu = %v; want ErrEvictionPolicy naming that shard only", b.Addr(), err)
 		}
 	})
 	t.Run("Cluster", func(t *testing.T) {
