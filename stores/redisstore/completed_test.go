@@ -59,5 +59,11 @@ func TestCompletedRecordLayouts(t *testing.T) {
 		if !errors.Is(err, core.ErrCorruptRecord) || !errors.Is(err, core.ErrStoreUnavailable) {
 			t.Errorf("Claim on a truncated 'D' record = %v; want ErrCorruptRecord and ErrStoreUnavailable", err)
 		}
+		if err := s.Discard(ctx, core.DiscardRequest{Key: key, Fingerprint: f, Reason: err}); err != nil {
+			t.Fatalf("Discard of the truncated record: %v", err)
+		}
+		if c := claim(t, s, key, f, newToken(t), time.Second); c.Status != core.ClaimAcquired {
+			t.Errorf("Claim after discarding a truncated 'D' record = %v; want acquired", c.Status)
+		}
 	})
 }

@@ -44,7 +44,8 @@ return 1
 // compare-and-delete script, on a path taken only for a corrupt record. It
 // deletes the record the engine found unusable and nothing else:
 //   - with req.Response, the completed record stored under
-//     req.Fingerprint whose response decodes to req.Response;
+//     req.Fingerprint whose response decodes to req.Response (in either
+//     completed layout, 'C' or 'D');
 //   - without, a record that Claim still cannot read (an unknown state, a
 //     record too short for its state, a completed response that does not
 //     decode, or a key of another type), or a pending claim without an
@@ -87,20 +88,21 @@ func (s *Store) Discard(ctx context.Context, req core.DiscardRequest) error {
 
 // discardable reports whether the record value v is the one req describes.
 func discardable(v string, req core.DiscardRequest) bool {
+	enc, completed := completedResponse(v)
 	if req.Response != nil {
-		if len(v) < headerLen || v[0] != stateCompleted || v[1:headerLen] != string(req.Fingerprint[:]) {
+		if !completed || v[1:headerLen] != string(req.Fingerprint[:]) {
 			return false
 		}
 		// Compared decoded, so that bytes the decoder reads but the encoder
 		// would write otherwise (a longer varint) still match.
-		got, err := core.DecodeResponse([]byte(v[headerLen:]))
+		got, err := core.DecodeResponse([]byte(enc))
 		return err == nil && bytes.Equal(core.EncodeResponse(got), core.EncodeResponse(req.Response))
 	}
 	switch {
-	case len(v) >= headerLen && v[0] == statePending:
-		return false // a pending claim, as the claim script reads one
-	case len(v) >= headerLen+4 && v[0] == stateCompleted:
-		_, err := core.DecodeResponse([]byte(v[headerLen:]))
+	case len(v) >= headerLen && (v[0] == statePending || v[0] == stateReleased):
+		return false // a pending claim or a released one's tombstone, as the claim script reads them
+	case completed:
+		_, err := core.DecodeResponse([]byte(enc))
 		return err != nil
 	}
 	return true

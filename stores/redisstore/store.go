@@ -398,19 +398,8 @@ func (s *Store) Lookup(ctx context.Context, key string, fp core.Fingerprint) (co
 // completed decides a claim or lookup answered with the completed record
 // v: a replay when it was stored under fp, else a mismatch.
 func (s *Store) completed(op, rkey, v string, fp core.Fingerprint) (core.Claim, error) {
-	if len(v) < headerLen {
-		return core.Claim{}, corruptErr(op, rkey, "malformed completed record")
-	}
-	var enc string
-	switch v[0] {
-	case stateCompleted:
-		enc = v[headerLen:]
-	case stateCompletedToken:
-		if len(v) < headerLen+1 || len(v) < headerLen+1+int(v[headerLen]) {
-			return core.Claim{}, corruptErr(op, rkey, "malformed completed record")
-		}
-		enc = v[headerLen+1+int(v[headerLen]):]
-	default:
+	enc, ok := completedResponse(v)
+	if !ok {
 		return core.Claim{}, corruptErr(op, rkey, "malformed completed record")
 	}
 	if v[1:headerLen] != string(fp[:]) {
@@ -424,6 +413,19 @@ func (s *Store) completed(op, rkey, v string, fp core.Fingerprint) (core.Claim, 
 		return core.Claim{}, fmt.Errorf("redisstore: %s %s: %w: %w", op, rkey, core.ErrStoreUnavailable, err)
 	}
 	return core.Claim{Status: core.ClaimReplay, Response: resp}, nil
+}
+
+// completedResponse returns the encoded response of the completed record
+// v, in either completed layout ('C', or 'D' with its token), and whether
+// v is one.
+func completedResponse(v string) (string, bool) {
+	switch {
+	case len(v) >= headerLen && v[0] == stateCompleted:
+		return v[headerLen:], true
+	case len(v) > headerLen && v[0] == stateCompletedToken && len(v) >= headerLen+1+int(v[headerLen]):
+		return v[headerLen+1+int(v[headerLen]):], true
+	}
+	return "", false
 }
 
 // Put implements [core.Cache.Put] in one round trip. It replaces a
