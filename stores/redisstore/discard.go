@@ -58,6 +58,8 @@ func (s *Store) Discard(ctx context.Context, req core.DiscardRequest) error {
 	if err := ctx.Err(); err != nil {
 		return unavailable("discard", err)
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	rkey := s.recordKey(req.Key)
 	v, err := s.client.Get(ctx, rkey).Result()
 	switch {
