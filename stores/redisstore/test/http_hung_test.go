@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/idemkit/idemkit/core"
+	. "github.com/idemkit/idemkit/stores/redisstore"
 	"github.com/idemkit/idemkit/svctest"
 	"github.com/redis/go-redis/v9"
 )
