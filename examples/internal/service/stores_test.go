@@ -3,12 +3,55 @@ package service
 import (
 	"context"
 	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/idemkit/idemkit/stores/redisstore"
-	"github.com/idemkit/idemkit/svctest"
+	"github.com/redis/go-redis/v9"
 )
+
+// startRedis starts a private redis-server on a free loopback port with
+// extra arguments and returns its URL; it is killed by PID at cleanup.
+// (svctest does this for the store modules; the examples module keeps its
+// requirements to what the services use.)
+func startRedis(t *testing.T, args ...string) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if v := os.Getenv("IDEMKIT_REQUIRE_SERVICES"); v != "" && v != "0" && v != "false" {
+			t.Fatalf("required service unavailable: redis-server is not on PATH: %v", err)
+		}
+		t.Skipf("skipped: redis-server is not on PATH: %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := t.TempDir()
+	cmd := exec.Command(bin, append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+		"--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", dir + "/redis.log"}, args...)...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer c.Close()
+	for deadline := time.Now().Add(10 * time.Second); c.Ping(context.Background()).Err() != nil; {
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server on %s did not answer PING within 10s", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return "redis://" + addr + "/0"
+}
 
 // TestOpenStoreRefusesEvictingRedis starts private Redis servers: the
 // example services refuse -store redis on one whose maxmemory-policy may
@@ -32,8 +75,7 @@ func TestOpenStoreRefusesEvictingRedis(t *testing.T) {
 			name += "/allowed"
 		}
 		t.Run(name, func(t *testing.T) {
-			srv := svctest.StartRedis(t, "--maxmemory", "2mb", "--maxmemory-policy", c.policy)
-			t.Setenv("IDEMKIT_REDIS_URL", srv.URL())
+			t.Setenv("IDEMKIT_REDIS_URL", startRedis(t, "--maxmemory", "2mb", "--maxmemory-policy", c.policy))
 			store, closeStore, err := OpenStoreFlags(ctx, Flags{Store: "redis", AllowEvictingRedis: c.allow}, nil, nil)
 			if err == nil {
 				closeStore()
