@@ -1143,8 +1143,6 @@ func (e *env) waitEvent(o core.Outcome) {
 	}
 }
 
-}
-
 // release lets every request held with hdrHold answer; call it once.
 func (e *env) release() { close(e.app.gate) }
 
