@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,15 +75,32 @@ func clusterClient(t testing.TB) (*redis.ClusterClient, []string) {
 			serviceUnavailable(t, "a Redis Cluster needs %s: %v", bin, err)
 		}
 	}
-	dir := t.TempDir()
-	t.Cleanup(func() {
-		if out, err := exec.Command("bash", script, "stop", dir).CombinedOutput(); err != nil {
-			t.Errorf("redis-cluster.sh stop: %v\n%s", err, out)
+	// A start can lose a free port to another test's server between the
+	// script's check and the bind: try a few times, each in a fresh
+	// directory, and say what the script said.
+	var out []byte
+	var failures []string
+	for attempt := 1; ; attempt++ {
+		dir := t.TempDir()
+		t.Cleanup(func() {
+			if out, err := exec.Command("bash", script, "stop", dir).CombinedOutput(); err != nil {
+				t.Errorf("redis-cluster.sh stop: %v\n%s", err, out)
+			}
+		})
+		var stderr strings.Builder
+		cmd := exec.Command("bash", script, "start", dir)
+		cmd.Stderr = &stderr
+		var err error
+		if out, err = cmd.Output(); err == nil {
+			break
 		}
-	})
-	out, err := exec.Command("bash", script, "start", dir).Output()
-	if err != nil {
-		t.Fatalf("redis-cluster.sh start: %v\n%s", err, out)
+		failures = append(failures, fmt.Sprintf("attempt %d: %v\n%s%s", attempt, err, out, stderr.String()))
+		if attempt == 3 {
+			t.Fatalf("redis-cluster.sh start failed 3 times:\n%s", strings.Join(failures, "\n"))
+		}
+	}
+	if len(failures) > 0 {
+		t.Logf("redis-cluster.sh start needed %d attempts:\n%s", len(failures)+1, strings.Join(failures, "\n"))
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	addrs := strings.Split(lines[len(lines)-1], ",")
