@@ -13,6 +13,7 @@ func TestSingleNode(t *testing.T) {
 	client := singleClient(t)
 	t.Run("Conformance", func(t *testing.T) { conformance.TestStore(t, storeFactory(client)) })
 	t.Run("Cache", func(t *testing.T) { conformance.TestCache(t, cacheFactory(client)) })
+	t.Run("Do", func(t *testing.T) { conformance.TestDo(t, storeFactory(client)) })
 }
 
 // TestCluster runs the same, and the HTTP suite with idemhttp, against a
@@ -21,6 +22,7 @@ func TestCluster(t *testing.T) {
 	client := clusterClient(t)
 	t.Run("Conformance", func(t *testing.T) { conformance.TestStore(t, storeFactory(client)) })
 	t.Run("Cache", func(t *testing.T) { conformance.TestCache(t, cacheFactory(client)) })
+	t.Run("Do", func(t *testing.T) { conformance.TestDo(t, storeFactory(client)) })
 	t.Run("HTTP", func(t *testing.T) {
 		conformance.TestMiddleware(t, conformance.Harness{NewStore: storeFactory(client), NewServer: newHTTPServer})
 	})
