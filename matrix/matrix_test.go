@@ -98,8 +98,10 @@ func randHex(n int) string {
 // key space (a Redis prefix; random keys in one Postgres schema). A server
 // that cannot be reached is nil: its cells skip, and the memory cells run.
 type backends struct {
-	redis *redis.Client
-	pg    *pgxstore.Store
+	redis  *redis.Client
+	pg     *pgxstore.Store
+	pool   *pgxpool.Pool // pg's pool, and the schema its table lives in
+	schema string
 }
 
 // connect reaches each server in a subtest of its own (TestMatrix/backends/…),
@@ -109,7 +111,7 @@ type backends struct {
 func connect(top *testing.T) *backends {
 	b := &backends{}
 	top.Run("backends/redis", func(t *testing.T) { b.redis = connectRedis(t, top) })
-	top.Run("backends/postgres", func(t *testing.T) { b.pg = connectPostgres(t, top) })
+	top.Run("backends/postgres", func(t *testing.T) { b.pg, b.pool, b.schema = connectPostgres(t, top) })
 	return b
 }
 
@@ -129,7 +131,7 @@ func connectRedis(t, top *testing.T) *redis.Client {
 	return rc
 }
 
-func connectPostgres(t, top *testing.T) *pgxstore.Store {
+func connectPostgres(t, top *testing.T) (*pgxstore.Store, *pgxpool.Pool, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cfg, err := pgxpool.ParseConfig(svctest.PostgresURL(t))
@@ -154,7 +156,7 @@ func connectPostgres(t, top *testing.T) *pgxstore.Store {
 	if err := pgxstore.EnsureSchema(ctx, pool, pgxstore.WithSchema(schema)); err != nil {
 		t.Fatalf("EnsureSchema: %v", err)
 	}
-	return pgxstore.New(pool, pgxstore.WithSchema(schema))
+	return pgxstore.New(pool, pgxstore.WithSchema(schema)), pool, schema
 }
 
 func (b *backends) stores() []struct {
