@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +21,14 @@ import (
 // (svctest does this for the store modules; the examples module keeps its
 // requirements to what the services use.)
 func startRedis(t *testing.T, args ...string) string {
+	t.Helper()
+	url, _ := startRedisProc(t, args...)
+	return url
+}
+
+// startRedisProc is startRedis that also returns a function killing the
+// server (at once, as a crash would) before the test ends.
+func startRedisProc(t *testing.T, args ...string) (string, func()) {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -40,7 +49,9 @@ func startRedis(t *testing.T, args ...string) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	var once sync.Once
+	kill := func() { once.Do(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }) }
+	t.Cleanup(kill)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 	defer c.Close()
@@ -50,7 +61,7 @@ func startRedis(t *testing.T, args ...string) string {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return "redis://" + addr + "/0"
+	return "redis://" + addr + "/0", kill
 }
 
 // TestOpenStoreRefusesEvictingRedis starts private Redis servers: the
