@@ -19,6 +19,7 @@ type completion struct {
 	key   string
 	token Token
 	resp  *Response // as stored
+	ttl   time.Duration
 	// confirmed is when the lease was last known held (the sending of the
 	// claim or of a successful renewal); the lease cannot be counted on
 	// past confirmed + lease.
@@ -29,8 +30,8 @@ type completion struct {
 	until time.Time
 }
 
-func (e *Engine) newCompletion(key string, token Token, resp *Response, confirmed time.Time) *completion {
-	return &completion{e: e, key: key, token: token, resp: resp, confirmed: confirmed, until: time.Now().Add(e.cfg.lease)}
+func (e *Engine) newCompletion(key string, token Token, resp *Response, confirmed time.Time, ttl time.Duration) *completion {
+	return &completion{e: e, key: key, token: token, resp: resp, ttl: ttl, confirmed: confirmed, until: time.Now().Add(e.cfg.lease)}
 }
 
 // end is when attempting must stop: the storing window or the lease,
@@ -87,7 +88,7 @@ func (c *completion) run(ctx context.Context, stop time.Time) (err error) {
 			}
 		}
 		err = e.storeCall(ctx, end, func(ctx context.Context) error {
-			return e.store.Complete(ctx, c.key, c.token, c.resp, e.cfg.ttl)
+			return e.store.Complete(ctx, c.key, c.token, c.resp, c.ttl)
 		})
 		if err == nil || errors.Is(err, ErrLeaseLost) {
 			return err

@@ -85,7 +85,7 @@ func (e *Engine) Do(ctx context.Context, call Call, fn func(ctx context.Context)
 	if call.Scope != "" {
 		scopeID = scopeDigest(e.cfg.secret, call.Scope)
 	}
-	e.serveKey(ctx, x, storageKey(e.cfg.secret, call.Scope, call.Key), scopeID, fp, call.Input)
+	e.serveKey(ctx, x, storageKey(e.cfg.secret, call.Scope, call.Key), scopeID, fp, call.Input, e.cfg.ttl)
 	return x.result()
 }
 

@@ -98,9 +98,27 @@ func (e *Engine) Serve(x Exchange) {
 		return
 	}
 	ctx := x.Context()
+	if e.cfg.skip != nil && e.cfg.skip(x) {
+		e.observe(ctx, x, Event{Outcome: OutcomePassThrough})
+		x.Next()
+		return
+	}
+	required, ttl := e.cfg.required, e.cfg.ttl
+	if e.cfg.route != nil {
+		ro := e.cfg.route(x)
+		if ro.TTL > 0 {
+			ttl = ro.TTL
+		}
+		switch ro.KeyRequired {
+		case KeyRequirementRequired:
+			required = true
+		case KeyRequirementOptional:
+			required = false
+		}
+	}
 	values := x.Header(KeyHeader)
 	if len(values) == 0 {
-		if !e.cfg.required {
+		if !required {
 			e.observe(ctx, x, Event{Outcome: OutcomePassThrough})
 			x.Next()
 			return
@@ -130,7 +148,7 @@ func (e *Engine) Serve(x Exchange) {
 		scopeID = scopeDigest(e.cfg.secret, scope)
 	}
 	skey := storageKey(e.cfg.secret, scope, key)
-	e.serveKey(ctx, x, skey, scopeID, fp, body)
+	e.serveKey(ctx, x, skey, scopeID, fp, body, ttl)
 }
 
 // invalidKeyDetail turns a ParseKey error into a problem detail. The
@@ -143,7 +161,7 @@ func invalidKeyDetail(err error) string {
 	return "The Idempotency-Key header is invalid: " + reason + "."
 }
 
-func (e *Engine) serveKey(ctx context.Context, x Exchange, skey, scopeID string, fp Fingerprint, body []byte) {
+func (e *Engine) serveKey(ctx context.Context, x Exchange, skey, scopeID string, fp Fingerprint, body []byte, ttl time.Duration) {
 	var deadline time.Time
 	if e.cfg.wait > 0 {
 		deadline = time.Now().Add(e.cfg.wait)
@@ -188,10 +206,10 @@ func (e *Engine) serveKey(ctx context.Context, x Exchange, skey, scopeID string,
 		switch claim.Status {
 		case ClaimAcquired:
 			if e.tx != nil {
-				e.executeTx(ctx, x, skey, fp, token, body, latency, sent)
+				e.executeTx(ctx, x, skey, fp, token, body, latency, sent, ttl)
 				return
 			}
-			e.execute(ctx, x, skey, fp, token, body, latency, sent)
+			e.execute(ctx, x, skey, fp, token, body, latency, sent, ttl)
 			return
 		case ClaimReplay:
 			if claim.Response == nil {
@@ -226,9 +244,8 @@ func (e *Engine) serveKey(ctx context.Context, x Exchange, skey, scopeID string,
 					}
 				}
 			}
-			resp := e.problemResponse(problemInFlight, "", claim.RetryAfter)
-			x.Send(resp)
-			e.observe(ctx, x, Event{Outcome: OutcomeInFlight, KeyHash: skey, Status: resp.Status, StoreLatency: latency, Err: ErrInFlight})
+			status := e.sendProblem(x, problemInFlight, "", claim.RetryAfter)
+			e.observe(ctx, x, Event{Outcome: OutcomeInFlight, KeyHash: skey, Status: status, StoreLatency: latency, Err: ErrInFlight})
 			return
 		default:
 			slot.token = ""
@@ -286,9 +303,8 @@ func (e *Engine) storeDown(ctx context.Context, x Exchange, skey string, body []
 		}
 		return
 	}
-	resp := e.problemResponse(problemStoreUnavailable, "", e.cfg.retryAfter)
-	x.Send(resp)
-	e.observe(ctx, x, Event{Outcome: OutcomeStoreUnavailable, KeyHash: skey, Status: resp.Status, StoreLatency: latency, Err: err})
+	status := e.sendProblem(x, problemStoreUnavailable, "", e.cfg.retryAfter)
+	e.observe(ctx, x, Event{Outcome: OutcomeStoreUnavailable, KeyHash: skey, Status: status, StoreLatency: latency, Err: err})
 }
 
 // replay sends a stored response, with header h (vet's), and the replay
@@ -313,15 +329,13 @@ func (e *Engine) replay(ctx context.Context, x Exchange, slot *tokenSlot, skey s
 }
 
 func (e *Engine) refuse(ctx context.Context, x Exchange, ev Event, kind problemKind, detail string) {
-	resp := e.problemResponse(kind, detail, 0)
-	x.Send(resp)
-	ev.Status = resp.Status
+	ev.Status = e.sendProblem(x, kind, detail, 0)
 	e.observe(ctx, x, ev)
 }
 
 // execute runs the handler under a claim held with token (acquired by a
 // claim sent at claimed), then stores or releases, then sends.
-func (e *Engine) execute(ctx context.Context, x Exchange, skey string, fp Fingerprint, token Token, body []byte, latency time.Duration, claimed time.Time) {
+func (e *Engine) execute(ctx context.Context, x Exchange, skey string, fp Fingerprint, token Token, body []byte, latency time.Duration, claimed time.Time, ttl time.Duration) {
 	bg := context.WithoutCancel(ctx)
 	resp, release, why, confirmed := e.runHandler(ctx, bg, ctx, x, skey, token, body, claimed, nil)
 	if release {
@@ -333,9 +347,9 @@ func (e *Engine) execute(ctx context.Context, x Exchange, skey string, fp Finger
 	stored := e.seal(e.storable(resp), skey, fp)
 	// The first attempt as any store call (a store bounds its own calls);
 	// only a failure pays for the retry loop.
-	err := e.complete(bg, skey, token, stored)
+	err := e.complete(bg, skey, token, stored, ttl)
 	if err != nil && !errors.Is(err, ErrLeaseLost) {
-		c := e.newCompletion(skey, token, stored, confirmed)
+		c := e.newCompletion(skey, token, stored, confirmed, ttl)
 		if err = c.run(bg, time.Now().Add(e.cfg.completeWait)); errors.Is(err, ErrStoreUnavailable) && c.open() {
 			err = e.deferCompletion(ctx, x, c, err, latency+e.since(start))
 			if err == errDeferred {
@@ -366,20 +380,20 @@ func (e *Engine) deferCompletion(ctx context.Context, x Exchange, c *completion,
 	if !e.bg.hand(ctx, x, c) {
 		return c.run(context.WithoutCancel(ctx), c.until)
 	}
-	p := e.problemResponse(problemStoreDeferred, "", e.cfg.retryAfter)
-	x.Send(p)
-	e.observe(ctx, x, Event{Outcome: OutcomeStoreDeferred, KeyHash: c.key, Status: p.Status, StoreLatency: latency, Err: err})
+	status := e.sendProblem(x, problemStoreDeferred, "", e.cfg.retryAfter)
+	e.observe(ctx, x, Event{Outcome: OutcomeStoreDeferred, KeyHash: c.key, Status: status, StoreLatency: latency, Err: err})
 	return errDeferred
 }
 
 var errDeferred = errors.New("core: storing deferred to the background")
 
-// complete stores resp once, bounded by the store timeout when one is set.
-func (e *Engine) complete(ctx context.Context, skey string, token Token, resp *Response) error {
+// complete stores resp once, retained for ttl, bounded by the store
+// timeout when one is set.
+func (e *Engine) complete(ctx context.Context, skey string, token Token, resp *Response, ttl time.Duration) error {
 	ctx, end := e.phase(ctx, PhaseComplete, skey)
 	ctx, cancel := e.storeCtx(ctx)
 	defer cancel()
-	err := e.store.Complete(ctx, skey, token, resp, e.cfg.ttl)
+	err := e.store.Complete(ctx, skey, token, resp, ttl)
 	if err != nil && !errors.Is(err, ErrStoreUnavailable) && !errors.Is(err, ErrLeaseLost) {
 		err = fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
 	}

@@ -78,6 +78,9 @@ type config struct {
 	retryAfter   time.Duration
 	completeWait time.Duration
 	transactions bool
+	skip         SkipFunc
+	route        RouteOptionsFunc
+	renderer     ProblemRenderer
 
 	// unauthenticatedUntil: records without a MAC replay until then.
 	unauthenticatedUntil time.Time

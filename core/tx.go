@@ -60,16 +60,15 @@ var ErrTxNotCommitted = errors.New("core: the handler's transaction did not comm
 
 // executeTx is execute for an Engine with transactions: the handler runs
 // inside a transaction that stores its response as it commits.
-func (e *Engine) executeTx(ctx context.Context, x Exchange, skey string, fp Fingerprint, token Token, body []byte, latency time.Duration, claimed time.Time) {
+func (e *Engine) executeTx(ctx context.Context, x Exchange, skey string, fp Fingerprint, token Token, body []byte, latency time.Duration, claimed time.Time, ttl time.Duration) {
 	bg := context.WithoutCancel(ctx)
 	start := e.clock()
 	tctx, tx, err := e.tx.Begin(ctx, skey, token)
 	if err != nil {
 		// No handler ran: free the key at once and ask for a retry.
 		rerr := e.release(bg, skey, token)
-		resp := e.problemResponse(problemStoreUnavailable, "", e.cfg.retryAfter)
-		x.Send(resp)
-		e.observe(ctx, x, Event{Outcome: OutcomeStoreUnavailable, KeyHash: skey, Status: resp.Status, StoreLatency: latency + e.since(start),
+		status := e.sendProblem(x, problemStoreUnavailable, "", e.cfg.retryAfter)
+		e.observe(ctx, x, Event{Outcome: OutcomeStoreUnavailable, KeyHash: skey, Status: status, StoreLatency: latency + e.since(start),
 			Err: txErr(fmt.Errorf("begin: %w", errors.Join(err, rerr)))})
 		return
 	}
@@ -83,7 +82,7 @@ func (e *Engine) executeTx(ctx context.Context, x Exchange, skey string, fp Fing
 
 	start = e.clock()
 	stored := e.seal(e.storable(resp), skey, fp)
-	err = e.commit(bg, skey, tx, stored)
+	err = e.commit(bg, skey, tx, stored, ttl)
 	if err != nil {
 		// The handler's writes were rolled back (or, the reply of a commit
 		// that landed being lost, are stored with the record): never show
@@ -95,9 +94,8 @@ func (e *Engine) executeTx(ctx context.Context, x Exchange, skey string, fp Fing
 		} else {
 			e.observe(ctx, x, Event{Outcome: EventLeaseLost, KeyHash: skey, Err: err})
 		}
-		p := e.problemResponse(problemStoreUnavailable, "", e.cfg.retryAfter)
-		x.Send(p)
-		e.observe(ctx, x, Event{Outcome: OutcomeStoreUnavailable, KeyHash: skey, Status: p.Status, StoreLatency: latency + e.since(start),
+		status := e.sendProblem(x, problemStoreUnavailable, "", e.cfg.retryAfter)
+		e.observe(ctx, x, Event{Outcome: OutcomeStoreUnavailable, KeyHash: skey, Status: status, StoreLatency: latency + e.since(start),
 			Err: txErr(err)})
 		return
 	}
@@ -105,13 +103,13 @@ func (e *Engine) executeTx(ctx context.Context, x Exchange, skey string, fp Fing
 	e.observe(ctx, x, Event{Outcome: OutcomeExecuted, KeyHash: skey, Status: resp.Status, StoreLatency: latency + e.since(start)})
 }
 
-// commit completes the record in tx and commits it, bounded by the store
+// commit completes the record in tx, retained for ttl, and commits it, bounded by the store
 // timeout when one is set.
-func (e *Engine) commit(ctx context.Context, skey string, tx Transaction, resp *Response) error {
+func (e *Engine) commit(ctx context.Context, skey string, tx Transaction, resp *Response, ttl time.Duration) error {
 	ctx, end := e.phase(ctx, PhaseComplete, skey)
 	ctx, cancel := e.storeCtx(ctx)
 	defer cancel()
-	err := tx.Commit(ctx, resp, e.cfg.ttl)
+	err := tx.Commit(ctx, resp, ttl)
 	if err != nil && !errors.Is(err, ErrStoreUnavailable) && !errors.Is(err, ErrLeaseLost) {
 		err = fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
 	}
