@@ -33,6 +33,19 @@ func Middleware(engine *core.Engine) func(http.Handler) http.Handler {
 // request; see [core.KeyScopeFunc].
 func Scope(f func(r *http.Request) string) core.Option { return idemhttp.Scope(f) }
 
+// Skip returns a [core.Option] that leaves the requests for which f returns
+// true unguarded; see [idemhttp.Skip].
+func Skip(f func(r *http.Request) bool) core.Option { return idemhttp.Skip(f) }
+
+// RouteOptions returns a [core.Option] that chooses the TTL and the key
+// requirement of each request with f; see [idemhttp.RouteOptions]. chi's
+// route pattern (chi.RouteContext(r.Context()).RoutePattern()) is only
+// complete once routing has ended, so where the middleware runs before
+// it, decide by path or by a value set by an earlier middleware.
+func RouteOptions(f func(r *http.Request) core.RouteOptions) core.Option {
+	return idemhttp.RouteOptions(f)
+}
+
 // URLParamScope scopes keys by a chi URL parameter, such as a tenant in
 // /tenants/{tenant}/payments. Use it only where the parameter is
 // authenticated upstream: a scope a client can choose freely isolates

@@ -53,6 +53,31 @@ func Scope(f func(c *gin.Context) string) core.Option {
 	})
 }
 
+// Skip returns a [core.Option] that leaves the requests for which f
+// returns true unguarded ([core.WithSkip]): they pass straight to the
+// handler, as with echo's Skipper or fiber's Next. f is called with the request's *gin.Context.
+func Skip(f func(c *gin.Context) bool) core.Option {
+	return core.WithSkip(func(x core.Exchange) bool {
+		if c, ok := x.Native().(*gin.Context); ok {
+			return f(c)
+		}
+		return false
+	})
+}
+
+// RouteOptions returns a [core.Option] that chooses the TTL and the key
+// requirement of each request with f, called with the request's *gin.Context
+// ([core.WithRouteOptions]): one engine serves routes with different
+// settings.
+func RouteOptions(f func(c *gin.Context) core.RouteOptions) core.Option {
+	return core.WithRouteOptions(func(x core.Exchange) core.RouteOptions {
+		if c, ok := x.Native().(*gin.Context); ok {
+			return f(c)
+		}
+		return core.RouteOptions{}
+	})
+}
+
 // exchange presents one gin request to the engine.
 //
 // Method and Path are read once, up front: the engine's lease renewer

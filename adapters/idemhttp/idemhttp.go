@@ -36,6 +36,31 @@ func Scope(f func(r *http.Request) string) core.Option {
 	})
 }
 
+// Skip returns a [core.Option] that leaves the requests for which f
+// returns true unguarded ([core.WithSkip]): they pass straight to the
+// handler, as with echo's Skipper or fiber's Next. f is called with the request's *http.Request.
+func Skip(f func(r *http.Request) bool) core.Option {
+	return core.WithSkip(func(x core.Exchange) bool {
+		if r, ok := x.Native().(*http.Request); ok {
+			return f(r)
+		}
+		return false
+	})
+}
+
+// RouteOptions returns a [core.Option] that chooses the TTL and the key
+// requirement of each request with f, called with the request's *http.Request
+// ([core.WithRouteOptions]): one engine serves routes with different
+// settings.
+func RouteOptions(f func(r *http.Request) core.RouteOptions) core.Option {
+	return core.WithRouteOptions(func(x core.Exchange) core.RouteOptions {
+		if r, ok := x.Native().(*http.Request); ok {
+			return f(r)
+		}
+		return core.RouteOptions{}
+	})
+}
+
 type handler struct {
 	engine *core.Engine
 	next   http.Handler
