@@ -87,9 +87,10 @@ func New(store Store, opts ...Option) *Engine {
 func (e *Engine) Store() Store { return e.store }
 
 // Serve handles one exchange according to the idempotency contract: it
-// passes unguarded requests through, refuses bad ones with problem+json,
-// replays completed ones, and runs the handler (through x.Capture) at most
-// once per scoped key. A panic in the handler releases the claim and is
+// passes unguarded requests through (other methods, and those [WithSkip]
+// picks), applies [WithRouteOptions], refuses bad ones with problem+json
+// (or what [WithProblemRenderer] renders), replays completed ones, and runs
+// the handler (through x.Capture) at most once per scoped key. A panic in the handler releases the claim and is
 // re-raised.
 func (e *Engine) Serve(x Exchange) {
 	method := x.Method()

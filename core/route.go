@@ -16,7 +16,7 @@ type SkipFunc func(x Exchange) bool
 // WithSkip sets a predicate, called once for each request with a guarded
 // method before anything else is read, that leaves the requests for which
 // it returns true unguarded. Requests of other methods pass through
-// without calling it.
+// without calling it; [Engine.Do] never calls it.
 func WithSkip(f SkipFunc) Option { return func(c *config) { c.skip = f } }
 
 // KeyRequirement overrides [WithKeyRequired] for one request; see
@@ -54,6 +54,7 @@ type RouteOptionsFunc func(x Exchange) RouteOptions
 // WithRouteOptions lets one engine serve routes with different retention
 // and key requirements: f is consulted once per guarded request. Without
 // it (the default) the engine's own settings apply and nothing is called.
+// [Engine.Do] never calls it: Do's calls use the engine's TTL.
 func WithRouteOptions(f RouteOptionsFunc) Option { return func(c *config) { c.route = f } }
 
 // ProblemRenderer renders a refusal of the engine — 400 missing or invalid
@@ -69,7 +70,8 @@ func WithRouteOptions(f RouteOptionsFunc) Option { return func(c *config) { c.ro
 // retryAfter is positive, Retry-After (in whole seconds, rounded up),
 // replacing any the renderer set there: a client's retry logic depends on
 // them.
-// A nil result sends the default problem+json. The returned Response is
+// A nil result sends the default problem+json. [Engine.Do] sends no HTTP
+// response and never calls it. The returned Response is
 // not modified, and is not kept once sent, so a renderer may return a
 // shared one.
 type ProblemRenderer func(x Exchange, p Problem, retryAfter time.Duration) *Response
@@ -83,7 +85,7 @@ func WithProblemRenderer(r ProblemRenderer) Option { return func(c *config) { c.
 // not empty, retryAfter 0 for none) and returns its status: the prebuilt
 // problem+json, or what the configured renderer makes of it.
 func (e *Engine) sendProblem(x Exchange, kind problemKind, detail string, retryAfter time.Duration) int {
-	if e.cfg.renderer != nil {
+	if _, do := x.(*doExchange); e.cfg.renderer != nil && !do {
 		if resp := e.renderProblem(x, kind, detail, retryAfter); resp != nil {
 			x.Send(resp)
 			return resp.Status

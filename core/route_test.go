@@ -230,3 +230,16 @@ func TestProblemRenderer(t *testing.T) {
 		}
 	})
 }
+
+func TestProblemRendererNotUsedByDo(t *testing.T) {
+	called := false
+	e := core.New(busyStore{newStore(t)}, core.WithProblemRenderer(func(core.Exchange, core.Problem, time.Duration) *core.Response {
+		called = true
+		return &core.Response{Body: []byte("rendered")}
+	}))
+	_, err := e.Do(context.Background(), core.Call{Key: "k", Name: "job"}, func(context.Context) ([]byte, error) { return nil, nil })
+	var ife *core.InFlightError
+	if !errors.As(err, &ife) || ife.RetryAfter != 3*time.Second || called {
+		t.Errorf("Do on a key in flight: err %v, renderer called %v; want an *InFlightError with RetryAfter 3s, no rendering", err, called)
+	}
+}
