@@ -19,12 +19,17 @@ type ttlStore struct {
 	mu        sync.Mutex
 	completed []time.Duration
 	replayTTL time.Duration
+	failFirst bool // the first Complete fails, as a store outage: the retry loop stores it
 }
 
 func (s *ttlStore) Complete(ctx context.Context, key string, token core.Token, resp *core.Response, ttl time.Duration) error {
 	s.mu.Lock()
 	s.completed = append(s.completed, ttl)
+	fail := s.failFirst && len(s.completed) == 1
 	s.mu.Unlock()
+	if fail {
+		return core.ErrStoreUnavailable
+	}
 	return s.Store.Complete(ctx, key, token, resp, ttl)
 }
 
@@ -71,15 +76,17 @@ func TestSkipPassesThroughUnguarded(t *testing.T) {
 
 func TestRouteTTLReachesTheStore(t *testing.T) {
 	for _, tx := range []struct {
-		name string
-		path string
-		want time.Duration
+		name  string
+		path  string
+		want  time.Duration
+		retry bool
 	}{
-		{"override", "/short", time.Hour},
-		{"default", "/long", core.DefaultTTL},
+		{"override", "/short", time.Hour, false},
+		{"default", "/long", core.DefaultTTL, false},
+		{"override-retried", "/short", time.Hour, true},
 	} {
 		t.Run(tx.name, func(t *testing.T) {
-			s := &ttlStore{Store: newStore(t)}
+			s := &ttlStore{Store: newStore(t), failFirst: tx.retry}
 			e := core.New(s, core.WithRouteOptions(func(x core.Exchange) core.RouteOptions {
 				if x.Path() == "/short" {
 					return core.RouteOptions{TTL: time.Hour}
@@ -96,8 +103,12 @@ func TestRouteTTLReachesTheStore(t *testing.T) {
 			}
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			if len(s.completed) != 1 || s.completed[0] != tx.want {
-				t.Errorf("Complete TTLs %v; want [%v]: the route's TTL must reach the store", s.completed, tx.want)
+			n := 1
+			if tx.retry {
+				n = 2
+			}
+			if len(s.completed) != n || s.completed[0] != tx.want || s.completed[n-1] != tx.want {
+				t.Errorf("Complete TTLs %v; want %d × %v: the route's TTL must reach the store, retries included", s.completed, n, tx.want)
 			}
 			if s.replayTTL <= 0 || s.replayTTL > tx.want || s.replayTTL < tx.want-time.Minute {
 				t.Errorf("replayed record's remaining TTL %v; want about %v", s.replayTTL, tx.want)
