@@ -1,0 +1,163 @@
+package reliability
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// full is set by RELIABILITY=full: more keys, every adapter in every
+// scenario. The bounded run (the default, which CI runs) keeps the whole
+// suite within about three minutes on two cores.
+var full = os.Getenv("RELIABILITY") == "full"
+
+// adapters are the example services the suite runs.
+var adapters = []string{"chi", "gin", "fiber"}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "idemkit-reliability-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	start := time.Now()
+	if err := buildExamples(dir, adapters); err != nil {
+		fmt.Fprintln(os.Stderr, "reliability: building the examples:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	fmt.Printf("reliability: built %s in %s\n", strings.Join(adapters, ", "), time.Since(start).Round(time.Millisecond))
+	code := m.Run()
+	printTable(os.Stdout)
+	if path := os.Getenv("RELIABILITY_TABLE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			printTable(f)
+			f.Close()
+		}
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// figures is one scenario's line of the table.
+type figures struct {
+	Scenario   string
+	Store      string
+	Adapter    string
+	Instances  int
+	Keys       int
+	Deliveries int64 // HTTP requests sent
+	Faults     int   // faults injected
+	verdict
+	S5xx    int64
+	Errors  int64 // attempts without a response
+	Panics  int
+	Elapsed time.Duration
+}
+
+var (
+	tableMu sync.Mutex
+	table   []figures
+)
+
+func record(f figures) {
+	tableMu.Lock()
+	table = append(table, f)
+	tableMu.Unlock()
+}
+
+func printTable(w io.Writer) {
+	tableMu.Lock()
+	defer tableMu.Unlock()
+	if len(table) == 0 {
+		return
+	}
+	mode := "bounded"
+	if full {
+		mode = "full"
+	}
+	fmt.Fprintf(w, "\nreliability (%s run, %s)\n\n", mode, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintln(w, "| scenario | store | adapter | instances | logical requests | deliveries | faults | double executions | re-runs after SIGKILL | lost completions | stuck keys | 5xx seen | no response | panics | time |")
+	fmt.Fprintln(w, "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	var tot figures
+	for _, f := range table {
+		fmt.Fprintf(w, "| %s | %s | %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %.1fs |\n",
+			f.Scenario, f.Store, f.Adapter, f.Instances, f.Keys, f.Deliveries, f.Faults, f.Double, f.CrashReruns,
+			f.Lost, f.Stuck, f.S5xx, f.Errors, f.Panics, f.Elapsed.Seconds())
+		tot.Keys += f.Keys
+		tot.Deliveries += f.Deliveries
+		tot.Faults += f.Faults
+		tot.Double += f.Double
+		tot.CrashReruns += f.CrashReruns
+		tot.Lost += f.Lost
+		tot.Stuck += f.Stuck
+		tot.S5xx += f.S5xx
+		tot.Errors += f.Errors
+		tot.Panics += f.Panics
+		tot.Elapsed += f.Elapsed
+	}
+	fmt.Fprintf(w, "| **total** (%d scenarios) | | | | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %.1fs |\n\n",
+		len(table), tot.Keys, tot.Deliveries, tot.Faults, tot.Double, tot.CrashReruns, tot.Lost, tot.Stuck,
+		tot.S5xx, tot.Errors, tot.Panics, tot.Elapsed.Seconds())
+}
+
+// scenario is one run of load against a cluster, with faults injected by
+// fault (run concurrently with the load; it returns how many it injected).
+type scenario struct {
+	name    string
+	load    load
+	fault   func(ctx context.Context, c *cluster) int
+	crashed []int // instances the fault kills
+}
+
+// run runs s against c, records its figures and fails t on a double
+// execution (outside a crash), a lost completion, a stuck key or a panic.
+func (s scenario) run(t *testing.T, c *cluster) figures {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	faults := 0
+	var fwg sync.WaitGroup
+	if s.fault != nil {
+		fwg.Go(func() { faults = s.fault(ctx, c) })
+	}
+	res := s.load.run(ctx, c.urls(), fmt.Sprintf("%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), start.UnixNano()))
+	fwg.Wait()
+	f := figures{
+		Scenario:   s.name,
+		Store:      c.store,
+		Adapter:    c.adapter,
+		Instances:  len(c.inst),
+		Keys:       len(res.keys),
+		Deliveries: res.attempts.Load(),
+		Faults:     faults,
+		verdict:    judge(res, c.readLedger(), s.crashed...),
+		S5xx:       res.status[5].Load(),
+		Errors:     res.errors.Load(),
+		Panics:     c.panics(),
+		Elapsed:    time.Since(start),
+	}
+	record(f)
+	t.Logf("%s on %s/%s: %d instances, %d logical requests, %d deliveries (%d 2xx, %d 4xx, %d 5xx, %d without response), %d faults: %d double executions, %d re-runs after SIGKILL, %d lost completions, %d stuck, %d panics, %s",
+		s.name, c.store, c.adapter, f.Instances, f.Keys, f.Deliveries, res.status[2].Load(), res.status[4].Load(), f.S5xx, f.Errors,
+		f.Faults, f.Double, f.CrashReruns, f.Lost, f.Stuck, f.Panics, f.Elapsed.Round(time.Millisecond))
+	if f.Double > 0 || f.Lost > 0 || f.Stuck > 0 || f.Panics > 0 {
+		for _, e := range f.examples {
+			t.Errorf("%s on %s/%s: %s", s.name, c.store, c.adapter, e)
+		}
+		if f.Panics > 0 {
+			t.Errorf("%s on %s/%s: %d log lines report a panic", s.name, c.store, c.adapter, f.Panics)
+		}
+		for _, line := range c.logLines(20, "level=ERROR", "level=WARN", "panic") {
+			t.Log(line)
+		}
+	}
+	return f
+}
