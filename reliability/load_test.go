@@ -37,8 +37,8 @@ type keyResult struct {
 	key    string
 	amount int64
 	query  url.Values // hold_ms or delay_ms: part of the fingerprint, so every delivery sends the same
-	bodies [][]byte // every 2xx body seen, deliveries and the final check
-	final  []byte   // the final check's 2xx body, nil when stuck
+	bodies [][]byte   // every 2xx body seen, deliveries and the final check
+	final  []byte     // the final check's 2xx body, nil when stuck
 }
 
 // loadResult sums up a load run.

@@ -17,6 +17,8 @@ import (
 // loopback port to upstream, stopped at the end of t.
 func startProxy(t *testing.T, name, upstream string) *toxiproxy.Proxy {
 	t.Helper()
+	// The toxics log through zerolog's global logger, at trace level.
+	zerolog.SetGlobalLevel(zerolog.Disabled)
 	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
 	srv.Metrics.ProxyMetrics = collectors.NewProxyMetricCollectors()
 	p := toxiproxy.NewProxy(srv, name, "127.0.0.1:0", upstream)
@@ -38,6 +40,7 @@ func addToxic(t *testing.T, p *toxiproxy.Proxy, json string) {
 // bandwidth (8 KB/s, 1.5 s), then cuts every connection and refuses new
 // ones for 1 s.
 func TestStoreNetwork(t *testing.T) {
+	needMode(t)
 	stores := []string{"redis"}
 	if full {
 		stores = []string{"redis", "postgres"}

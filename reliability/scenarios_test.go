@@ -39,6 +39,14 @@ func faultLoad(window time.Duration) load {
 	return l
 }
 
+// needMode skips t unless the suite was asked for (see mode).
+func needMode(t *testing.T) {
+	t.Helper()
+	if binDir == "" {
+		t.Skip("RELIABILITY is neither bounded nor full: run make reliability")
+	}
+}
+
 // servers are the private store servers of one test.
 type servers struct {
 	redis *svctest.RedisServer
@@ -91,6 +99,7 @@ func after(ctx context.Context, d time.Duration) bool {
 
 // TestExactlyOnce: several instances sharing one store, no fault.
 func TestExactlyOnce(t *testing.T) {
+	needMode(t)
 	for si, store := range []string{"memory", "redis", "postgres", "tiered"} {
 		t.Run(store, func(t *testing.T) {
 			srv := startServers(t, store)
@@ -111,6 +120,7 @@ func TestExactlyOnce(t *testing.T) {
 // TestRedisRestart: Redis is stopped and started again during the load
 // (its data survives: append-only file).
 func TestRedisRestart(t *testing.T) {
+	needMode(t)
 	for _, a := range pick(0) {
 		t.Run(a, func(t *testing.T) {
 			srv := startServers(t, "redis")
@@ -132,6 +142,7 @@ func TestRedisRestart(t *testing.T) {
 // TestRedisPause: Redis is frozen (SIGSTOP) for longer than go-redis's
 // 3 s socket timeout, then resumed.
 func TestRedisPause(t *testing.T) {
+	needMode(t)
 	for _, a := range pick(1) {
 		t.Run(a, func(t *testing.T) {
 			srv := startServers(t, "redis")
@@ -153,6 +164,7 @@ func TestRedisPause(t *testing.T) {
 // TestPostgresRestart: Postgres is stopped (fast: clients disconnected)
 // and started again during the load, on the postgres and tiered stores.
 func TestPostgresRestart(t *testing.T) {
+	needMode(t)
 	for _, store := range []string{"postgres", "tiered"} {
 		t.Run(store, func(t *testing.T) {
 			for _, a := range pick(2) {
@@ -178,6 +190,7 @@ func TestPostgresRestart(t *testing.T) {
 // TestPostgresTerminate: every client backend is killed with
 // pg_terminate_backend every 250 ms for 2.5 s during the load.
 func TestPostgresTerminate(t *testing.T) {
+	needMode(t)
 	for _, a := range pick(0) {
 		t.Run(a, func(t *testing.T) {
 			srv := startServers(t, "postgres")
@@ -224,6 +237,7 @@ func terminateBackends(ctx context.Context, url string) (int, error) {
 // past its clients' 300 ms timeout; renewal keeps the lease, so the
 // concurrent duplicates get 409 and never run the handler.
 func TestSlowHandlerLease(t *testing.T) {
+	needMode(t)
 	stores := []string{"redis"}
 	if full {
 		stores = []string{"redis", "postgres", "tiered"}
@@ -252,6 +266,7 @@ func TestSlowHandlerLease(t *testing.T) {
 // documented at-least-once case across crashes, counted apart. No key
 // stays stuck, and every other key runs once.
 func TestInstanceKilled(t *testing.T) {
+	needMode(t)
 	for _, a := range pick(2) {
 		t.Run(a, func(t *testing.T) {
 			srv := startServers(t, "redis")
@@ -280,6 +295,7 @@ func TestInstanceKilled(t *testing.T) {
 // are their own clock plus the lease (Redis PTTL, Postgres
 // lease_expires_at - now()).
 func TestStoreClock(t *testing.T) {
+	needMode(t)
 	t.Run("redis", func(t *testing.T) {
 		srv := startServers(t, "redis")
 		c := startCluster(t, "chi", "redis", 1, srv.env, "-lease", "5s")
