@@ -46,7 +46,8 @@ type loadResult struct {
 	keys     []*keyResult
 	attempts atomic.Int64 // HTTP requests sent (deliveries and their retries)
 	status   [6]atomic.Int64
-	errors   atomic.Int64 // attempts that got no response (timeouts, refused, reset)
+	errors   atomic.Int64  // attempts that got no response (timeouts, refused, reset)
+	settle   time.Duration // how long the final check took, until every key answered 2xx
 }
 
 var amountBase atomic.Int64
@@ -100,6 +101,8 @@ func (l load) run(ctx context.Context, urls []string, runID string) *loadResult 
 	}
 	wg.Wait()
 	// The final check: every key must answer 2xx, the same body.
+	settleStart := time.Now()
+	defer func() { res.settle = time.Since(settleStart) }()
 	sem := make(chan struct{}, 16)
 	for i, kr := range res.keys {
 		wg.Go(func() {

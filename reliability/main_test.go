@@ -122,6 +122,10 @@ type scenario struct {
 	load    load
 	fault   func(ctx context.Context, c *cluster) int
 	crashed []int // instances the fault kills
+	// maxSettle, when set, bounds the final check: once the load and the
+	// faults have ended, every key must answer 2xx within it (no key locked
+	// for a whole lease by a claim its engine gave up on).
+	maxSettle time.Duration
 }
 
 // run runs s against c, records its figures and fails t on a double
@@ -138,6 +142,10 @@ func (s scenario) run(t *testing.T, c *cluster) figures {
 	}
 	res := s.load.run(ctx, c.urls(), fmt.Sprintf("%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), start.UnixNano()))
 	fwg.Wait()
+	if s.maxSettle > 0 && res.settle > s.maxSettle {
+		t.Errorf("%s on %s/%s: the keys took %s to answer 2xx after the load; want within %s (a key locked by a claim nobody holds?)",
+			s.name, c.store, c.adapter, res.settle.Round(time.Millisecond), s.maxSettle)
+	}
 	f := figures{
 		Scenario:   s.name,
 		Store:      c.store,
@@ -153,9 +161,9 @@ func (s scenario) run(t *testing.T, c *cluster) figures {
 		Elapsed:    time.Since(start),
 	}
 	record(f)
-	t.Logf("%s on %s/%s: %d instances, %d logical requests, %d deliveries (%d 2xx, %d 4xx, %d 5xx, %d without response), %d faults: %d double executions, %d re-runs after SIGKILL, %d lost completions, %d stuck, %d panics, %s",
+	t.Logf("%s on %s/%s: %d instances, %d logical requests, %d deliveries (%d 2xx, %d 4xx, %d 5xx, %d without response), %d faults: %d double executions, %d re-runs after SIGKILL, %d lost completions, %d stuck, %d panics, %s (final check %s)",
 		s.name, c.store, c.adapter, f.Instances, f.Keys, f.Deliveries, res.status[2].Load(), res.status[4].Load(), f.S5xx, f.Errors,
-		f.Faults, f.Double, f.CrashReruns, f.Lost, f.Stuck, f.Panics, f.Elapsed.Round(time.Millisecond))
+		f.Faults, f.Double, f.CrashReruns, f.Lost, f.Stuck, f.Panics, f.Elapsed.Round(time.Millisecond), res.settle.Round(time.Millisecond))
 	if f.Double > 0 || f.Lost > 0 || f.Stuck > 0 || f.Panics > 0 {
 		for _, e := range f.examples {
 			t.Errorf("%s on %s/%s: %s", s.name, c.store, c.adapter, e)

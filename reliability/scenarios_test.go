@@ -125,7 +125,7 @@ func TestRedisRestart(t *testing.T) {
 		t.Run(a, func(t *testing.T) {
 			srv := startServers(t, "redis")
 			c := startCluster(t, a, "redis", 3, srv.env)
-			scenario{name: "redis killed and restarted", load: faultLoad(5 * time.Second),
+			scenario{name: "redis killed and restarted", load: faultLoad(5 * time.Second), maxSettle: 15 * time.Second,
 				fault: func(ctx context.Context, c *cluster) int {
 					if !after(ctx, time.Second) {
 						return 0
@@ -147,7 +147,7 @@ func TestRedisPause(t *testing.T) {
 		t.Run(a, func(t *testing.T) {
 			srv := startServers(t, "redis")
 			c := startCluster(t, a, "redis", 3, srv.env)
-			scenario{name: "redis paused 4s (SIGSTOP)", load: faultLoad(7 * time.Second),
+			scenario{name: "redis paused 4s (SIGSTOP)", load: faultLoad(7 * time.Second), maxSettle: 15 * time.Second,
 				fault: func(ctx context.Context, c *cluster) int {
 					if !after(ctx, time.Second) {
 						return 0
@@ -157,6 +157,48 @@ func TestRedisPause(t *testing.T) {
 					srv.redis.Resume()
 					return 1
 				}}.run(t, c)
+		})
+	}
+}
+
+// TestTieredRedisRestart: the tiered store's Redis is stopped and started
+// again during the load. Postgres alone serves meanwhile; afterwards the
+// hot tier must be used again (a breaker whose half-open probe was lost
+// would keep it off until restart): new records reach Redis.
+func TestTieredRedisRestart(t *testing.T) {
+	for _, a := range pick(1) {
+		t.Run(a, func(t *testing.T) {
+			srv := startServers(t, "tiered")
+			c := startCluster(t, a, "tiered", 3, srv.env)
+			var hotAfterRestart int64
+			scenario{name: "tiered: redis killed and restarted", load: faultLoad(5 * time.Second), maxSettle: 15 * time.Second,
+				fault: func(ctx context.Context, c *cluster) int {
+					if !after(ctx, time.Second) {
+						return 0
+					}
+					srv.redis.Stop()
+					after(ctx, 1500*time.Millisecond)
+					srv.redis.Start()
+					v, _ := svctest.RedisDo(srv.redis.Addr(), time.Second, "DBSIZE")
+					hotAfterRestart, _ = v.(int64)
+					return 1
+				}}.run(t, c)
+			// The breaker's cooldown passes, then fresh keys go through the hot tier again.
+			time.Sleep(2 * time.Second)
+			l := baseLoad()
+			l.Keys, l.Rate = 30, 30
+			res := l.run(context.Background(), c.urls(), fmt.Sprintf("tiered-after-%d", time.Now().UnixNano()))
+			for _, kr := range res.keys {
+				if kr.final == nil {
+					t.Errorf("after the restart, key %s never answered 2xx", kr.key)
+				}
+			}
+			v, _ := svctest.RedisDo(srv.redis.Addr(), time.Second, "DBSIZE")
+			hot, _ := v.(int64)
+			if hot <= hotAfterRestart {
+				t.Errorf("the hot tier held %d keys right after Redis restarted and %d after 30 more requests; want more: the tiered store must use Redis again once it is back", hotAfterRestart, hot)
+			}
+			t.Logf("tiered: hot tier %d keys after the restart, %d after 30 more requests", hotAfterRestart, hot)
 		})
 	}
 }
