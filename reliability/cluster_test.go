@@ -210,6 +210,29 @@ func (c *cluster) stop() {
 	}
 }
 
+// events counts the observer events of the instances' logs (the
+// examples log warnings and errors) by outcome.
+func (c *cluster) events(outcomes ...string) map[string]int {
+	n := map[string]int{}
+	for _, in := range c.inst {
+		f, err := os.Open(in.log)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			for _, o := range outcomes {
+				if strings.Contains(sc.Text(), "outcome="+o+" ") {
+					n[o]++
+				}
+			}
+		}
+		f.Close()
+	}
+	return n
+}
+
 // panics counts the lines of the instances' logs that report a panic.
 func (c *cluster) panics() int {
 	n := 0

@@ -63,10 +63,14 @@ type figures struct {
 	Deliveries int64 // HTTP requests sent
 	Faults     int   // faults injected
 	verdict
-	S5xx    int64
-	Errors  int64 // attempts without a response
-	Panics  int
-	Elapsed time.Duration
+	S5xx   int64
+	Errors int64 // attempts without a response
+	// Deferred counts store-deferred events (503 sent, storing went on in
+	// the background); Unstored counts store-failed, completion-lost and
+	// lease-lost events, which the ledger then judges.
+	Deferred, Unstored int
+	Panics             int
+	Elapsed            time.Duration
 }
 
 var (
@@ -91,13 +95,13 @@ func printTable(w io.Writer) {
 		mode = "full"
 	}
 	fmt.Fprintf(w, "\nreliability (%s run, %s)\n\n", mode, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintln(w, "| scenario | store | adapter | instances | logical requests | deliveries | faults | double executions | re-runs after SIGKILL | lost completions | stuck keys | 5xx seen | no response | panics | time |")
-	fmt.Fprintln(w, "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	fmt.Fprintln(w, "| scenario | store | adapter | instances | logical requests | deliveries | faults | double executions | re-runs after SIGKILL | lost completions | stuck keys | 5xx seen | no response | store deferred | unstored events | panics | time |")
+	fmt.Fprintln(w, "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	var tot figures
 	for _, f := range table {
-		fmt.Fprintf(w, "| %s | %s | %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %.1fs |\n",
+		fmt.Fprintf(w, "| %s | %s | %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %.1fs |\n",
 			f.Scenario, f.Store, f.Adapter, f.Instances, f.Keys, f.Deliveries, f.Faults, f.Double, f.CrashReruns,
-			f.Lost, f.Stuck, f.S5xx, f.Errors, f.Panics, f.Elapsed.Seconds())
+			f.Lost, f.Stuck, f.S5xx, f.Errors, f.Deferred, f.Unstored, f.Panics, f.Elapsed.Seconds())
 		tot.Keys += f.Keys
 		tot.Deliveries += f.Deliveries
 		tot.Faults += f.Faults
@@ -107,12 +111,14 @@ func printTable(w io.Writer) {
 		tot.Stuck += f.Stuck
 		tot.S5xx += f.S5xx
 		tot.Errors += f.Errors
+		tot.Deferred += f.Deferred
+		tot.Unstored += f.Unstored
 		tot.Panics += f.Panics
 		tot.Elapsed += f.Elapsed
 	}
-	fmt.Fprintf(w, "| **total** (%d scenarios) | | | | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %.1fs |\n\n",
+	fmt.Fprintf(w, "| **total** (%d scenarios) | | | | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %.1fs |\n\n",
 		len(table), tot.Keys, tot.Deliveries, tot.Faults, tot.Double, tot.CrashReruns, tot.Lost, tot.Stuck,
-		tot.S5xx, tot.Errors, tot.Panics, tot.Elapsed.Seconds())
+		tot.S5xx, tot.Errors, tot.Deferred, tot.Unstored, tot.Panics, tot.Elapsed.Seconds())
 }
 
 // scenario is one run of load against a cluster, with faults injected by
@@ -146,6 +152,7 @@ func (s scenario) run(t *testing.T, c *cluster) figures {
 		t.Errorf("%s on %s/%s: the keys took %s to answer 2xx after the load; want within %s (a key locked by a claim nobody holds?)",
 			s.name, c.store, c.adapter, res.settle.Round(time.Millisecond), s.maxSettle)
 	}
+	ev := c.events("store-deferred", "store-failed", "completion-lost", "lease-lost")
 	f := figures{
 		Scenario:   s.name,
 		Store:      c.store,
@@ -158,12 +165,14 @@ func (s scenario) run(t *testing.T, c *cluster) figures {
 		S5xx:       res.status[5].Load(),
 		Errors:     res.errors.Load(),
 		Panics:     c.panics(),
+		Deferred:   ev["store-deferred"],
+		Unstored:   ev["store-failed"] + ev["completion-lost"] + ev["lease-lost"],
 		Elapsed:    time.Since(start),
 	}
 	record(f)
-	t.Logf("%s on %s/%s: %d instances, %d logical requests, %d deliveries (%d 2xx, %d 4xx, %d 5xx, %d without response), %d faults: %d double executions, %d re-runs after SIGKILL, %d lost completions, %d stuck, %d panics, %s (final check %s)",
+	t.Logf("%s on %s/%s: %d instances, %d logical requests, %d deliveries (%d 2xx, %d 4xx, %d 5xx, %d without response), %d faults: %d double executions, %d re-runs after SIGKILL, %d lost completions, %d stuck, %d panics, %s (final check %s); events %v",
 		s.name, c.store, c.adapter, f.Instances, f.Keys, f.Deliveries, res.status[2].Load(), res.status[4].Load(), f.S5xx, f.Errors,
-		f.Faults, f.Double, f.CrashReruns, f.Lost, f.Stuck, f.Panics, f.Elapsed.Round(time.Millisecond), res.settle.Round(time.Millisecond))
+		f.Faults, f.Double, f.CrashReruns, f.Lost, f.Stuck, f.Panics, f.Elapsed.Round(time.Millisecond), res.settle.Round(time.Millisecond), ev)
 	if f.Double > 0 || f.Lost > 0 || f.Stuck > 0 || f.Panics > 0 {
 		for _, e := range f.examples {
 			t.Errorf("%s on %s/%s: %s", s.name, c.store, c.adapter, e)
