@@ -16,7 +16,7 @@ BENCHOUT := bench/out
 
 RELIABILITY ?= bounded
 
-.PHONY: all demo demo-stores test test-short bench bench-modules fuzz lint vet fmt-check core-deps release-verify release-check release-set release-tags tidy build clean
+.PHONY: all demo demo-stores reliability test test-short bench bench-modules fuzz lint vet fmt-check core-deps release-verify release-check release-set release-tags tidy build clean
 
 all: lint test
 

@@ -166,6 +166,7 @@ func TestRedisPause(t *testing.T) {
 // hot tier must be used again (a breaker whose half-open probe was lost
 // would keep it off until restart): new records reach Redis.
 func TestTieredRedisRestart(t *testing.T) {
+	needMode(t)
 	for _, a := range pick(1) {
 		t.Run(a, func(t *testing.T) {
 			srv := startServers(t, "tiered")
