@@ -36,9 +36,11 @@ type load struct {
 type keyResult struct {
 	key    string
 	amount int64
-	query  url.Values // hold_ms or delay_ms: part of the fingerprint, so every delivery sends the same
-	bodies [][]byte   // every 2xx body seen, deliveries and the final check
-	final  []byte     // the final check's 2xx body, nil when stuck
+	query  url.Values    // hold_ms or delay_ms: part of the fingerprint, so every delivery sends the same
+	start  time.Time     // when its first delivery was sent
+	wait   time.Duration // from start to the first 2xx any client saw
+	bodies [][]byte      // every 2xx body seen, deliveries and the final check
+	final  []byte        // the final check's 2xx body, nil when stuck
 }
 
 // loadResult sums up a load run.
@@ -75,7 +77,7 @@ func (l load) run(ctx context.Context, urls []string, runID string) *loadResult 
 		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
 			time.Sleep(d)
 		}
-		kr := &keyResult{key: fmt.Sprintf("rel-%s-%d", runID, i), amount: base + int64(i) + 1}
+		kr := &keyResult{key: fmt.Sprintf("rel-%s-%d", runID, i), amount: base + int64(i) + 1, start: time.Now()}
 		res.keys = append(res.keys, kr)
 		q := url.Values{}
 		switch r := rng.Float64(); {
@@ -94,6 +96,9 @@ func (l load) run(ctx context.Context, urls []string, runID string) *loadResult 
 				if ok {
 					mu.Lock()
 					kr.bodies = append(kr.bodies, body)
+					if kr.wait == 0 {
+						kr.wait = time.Since(kr.start)
+					}
 					mu.Unlock()
 				}
 			})
@@ -114,6 +119,9 @@ func (l load) run(ctx context.Context, urls []string, runID string) *loadResult 
 				c := l.client(res, transport, urls, i+n, 10*time.Second, 0)
 				body, ok := send(sctx, c, urls[0], kr, kr.query)
 				if ok {
+					if kr.wait == 0 {
+						kr.wait = time.Since(kr.start)
+					}
 					kr.final = body
 					kr.bodies = append(kr.bodies, body)
 					return

@@ -70,6 +70,7 @@ type figures struct {
 	// lease-lost events, which the ledger then judges.
 	Deferred, Unstored int
 	Panics             int
+	Slowest            time.Duration // the longest a key took to answer 2xx
 	Elapsed            time.Duration
 }
 
@@ -95,13 +96,13 @@ func printTable(w io.Writer) {
 		mode = "full"
 	}
 	fmt.Fprintf(w, "\nreliability (%s run, %s)\n\n", mode, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintln(w, "| scenario | store | adapter | instances | logical requests | deliveries | faults | double executions | re-runs after SIGKILL | lost completions | stuck keys | 5xx seen | no response | store deferred | unstored events | panics | time |")
-	fmt.Fprintln(w, "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	fmt.Fprintln(w, "| scenario | store | adapter | instances | logical requests | deliveries | faults | double executions | re-runs after SIGKILL | lost completions | stuck keys | 5xx seen | no response | store deferred | unstored events | panics | slowest key | time |")
+	fmt.Fprintln(w, "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	var tot figures
 	for _, f := range table {
-		fmt.Fprintf(w, "| %s | %s | %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %.1fs |\n",
+		fmt.Fprintf(w, "| %s | %s | %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %.1fs | %.1fs |\n",
 			f.Scenario, f.Store, f.Adapter, f.Instances, f.Keys, f.Deliveries, f.Faults, f.Double, f.CrashReruns,
-			f.Lost, f.Stuck, f.S5xx, f.Errors, f.Deferred, f.Unstored, f.Panics, f.Elapsed.Seconds())
+			f.Lost, f.Stuck, f.S5xx, f.Errors, f.Deferred, f.Unstored, f.Panics, f.Slowest.Seconds(), f.Elapsed.Seconds())
 		tot.Keys += f.Keys
 		tot.Deliveries += f.Deliveries
 		tot.Faults += f.Faults
@@ -115,10 +116,11 @@ func printTable(w io.Writer) {
 		tot.Unstored += f.Unstored
 		tot.Panics += f.Panics
 		tot.Elapsed += f.Elapsed
+		tot.Slowest = max(tot.Slowest, f.Slowest)
 	}
-	fmt.Fprintf(w, "| **total** (%d scenarios) | | | | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %.1fs |\n\n",
+	fmt.Fprintf(w, "| **total** (%d scenarios) | | | | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %.1fs | %.1fs |\n\n",
 		len(table), tot.Keys, tot.Deliveries, tot.Faults, tot.Double, tot.CrashReruns, tot.Lost, tot.Stuck,
-		tot.S5xx, tot.Errors, tot.Deferred, tot.Unstored, tot.Panics, tot.Elapsed.Seconds())
+		tot.S5xx, tot.Errors, tot.Deferred, tot.Unstored, tot.Panics, tot.Slowest.Seconds(), tot.Elapsed.Seconds())
 }
 
 // scenario is one run of load against a cluster, with faults injected by
@@ -132,6 +134,9 @@ type scenario struct {
 	// faults have ended, every key must answer 2xx within it (no key locked
 	// for a whole lease by a claim its engine gave up on).
 	maxSettle time.Duration
+	// maxWait, when set, bounds how long any key may take, from its first
+	// delivery to the first 2xx a client saw.
+	maxWait time.Duration
 }
 
 // run runs s against c, records its figures and fails t on a double
@@ -152,6 +157,22 @@ func (s scenario) run(t *testing.T, c *cluster) figures {
 		t.Errorf("%s on %s/%s: the keys took %s to answer 2xx after the load; want within %s (a key locked by a claim nobody holds?)",
 			s.name, c.store, c.adapter, res.settle.Round(time.Millisecond), s.maxSettle)
 	}
+	var slowest *keyResult
+	for _, kr := range res.keys {
+		if slowest == nil || kr.wait > slowest.wait {
+			slowest = kr
+		}
+	}
+	if s.maxWait > 0 && slowest != nil && slowest.wait > s.maxWait {
+		n := 0
+		for _, kr := range res.keys {
+			if kr.wait > s.maxWait {
+				n++
+			}
+		}
+		t.Errorf("%s on %s/%s: %d keys took longer than %s to answer 2xx, the slowest %s (key %s, amount %d, %d handler starts): a key locked for a lease?",
+			s.name, c.store, c.adapter, n, s.maxWait, slowest.wait.Round(time.Millisecond), slowest.key, slowest.amount, c.readLedger().runs[slowest.amount])
+	}
 	ev := c.events("store-deferred", "store-failed", "completion-lost", "lease-lost")
 	f := figures{
 		Scenario:   s.name,
@@ -165,6 +186,7 @@ func (s scenario) run(t *testing.T, c *cluster) figures {
 		S5xx:       res.status[5].Load(),
 		Errors:     res.errors.Load(),
 		Panics:     c.panics(),
+		Slowest:    slowest.wait,
 		Deferred:   ev["store-deferred"],
 		Unstored:   ev["store-failed"] + ev["completion-lost"] + ev["lease-lost"],
 		Elapsed:    time.Since(start),

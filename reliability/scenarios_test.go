@@ -125,7 +125,7 @@ func TestRedisRestart(t *testing.T) {
 		t.Run(a, func(t *testing.T) {
 			srv := startServers(t, "redis")
 			c := startCluster(t, a, "redis", 3, srv.env)
-			scenario{name: "redis killed and restarted", load: faultLoad(5 * time.Second), maxSettle: 15 * time.Second,
+			scenario{name: "redis killed and restarted", load: faultLoad(5 * time.Second), maxSettle: 15 * time.Second, maxWait: 20 * time.Second,
 				fault: func(ctx context.Context, c *cluster) int {
 					if !after(ctx, time.Second) {
 						return 0
@@ -147,7 +147,7 @@ func TestRedisPause(t *testing.T) {
 		t.Run(a, func(t *testing.T) {
 			srv := startServers(t, "redis")
 			c := startCluster(t, a, "redis", 3, srv.env)
-			scenario{name: "redis paused 4s (SIGSTOP)", load: faultLoad(7 * time.Second), maxSettle: 15 * time.Second,
+			scenario{name: "redis paused 4s (SIGSTOP)", load: faultLoad(7 * time.Second), maxSettle: 15 * time.Second, maxWait: 20 * time.Second,
 				fault: func(ctx context.Context, c *cluster) int {
 					if !after(ctx, time.Second) {
 						return 0
@@ -172,7 +172,7 @@ func TestTieredRedisRestart(t *testing.T) {
 			srv := startServers(t, "tiered")
 			c := startCluster(t, a, "tiered", 3, srv.env)
 			var hotAfterRestart int64
-			scenario{name: "tiered: redis killed and restarted", load: faultLoad(5 * time.Second), maxSettle: 15 * time.Second,
+			scenario{name: "tiered: redis killed and restarted", load: faultLoad(5 * time.Second), maxSettle: 15 * time.Second, maxWait: 20 * time.Second,
 				fault: func(ctx context.Context, c *cluster) int {
 					if !after(ctx, time.Second) {
 						return 0
@@ -214,7 +214,7 @@ func TestPostgresRestart(t *testing.T) {
 				t.Run(a, func(t *testing.T) {
 					srv := startServers(t, store)
 					c := startCluster(t, a, store, 3, srv.env)
-					scenario{name: "postgres restarted", load: faultLoad(5 * time.Second),
+					scenario{name: "postgres restarted", load: faultLoad(5 * time.Second), maxWait: 20 * time.Second,
 						fault: func(ctx context.Context, c *cluster) int {
 							if !after(ctx, time.Second) {
 								return 0
@@ -238,7 +238,7 @@ func TestPostgresTerminate(t *testing.T) {
 		t.Run(a, func(t *testing.T) {
 			srv := startServers(t, "postgres")
 			c := startCluster(t, a, "postgres", 3, srv.env)
-			scenario{name: "postgres connections killed", load: faultLoad(5 * time.Second),
+			scenario{name: "postgres connections killed", load: faultLoad(5 * time.Second), maxWait: 20 * time.Second,
 				fault: func(ctx context.Context, c *cluster) int {
 					if !after(ctx, time.Second) {
 						return 0
