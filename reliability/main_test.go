@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -123,6 +124,27 @@ func printTable(w io.Writer) {
 		tot.S5xx, tot.Errors, tot.Deferred, tot.Unstored, tot.Panics, tot.Slowest.Seconds(), tot.Elapsed.Seconds())
 }
 
+// keepLogs copies the instances' logs and ledgers to RELIABILITY_KEEP/<test>
+// when that is set, for a scenario that failed.
+func keepLogs(t *testing.T, c *cluster) {
+	dir := os.Getenv("RELIABILITY_KEEP")
+	if dir == "" {
+		return
+	}
+	dst := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_"))
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return
+	}
+	for _, in := range c.inst {
+		for _, f := range []string{in.log, in.ledger} {
+			if b, err := os.ReadFile(f); err == nil {
+				os.WriteFile(filepath.Join(dst, filepath.Base(f)), b, 0o644)
+			}
+		}
+	}
+	t.Logf("logs and ledgers kept in %s", dst)
+}
+
 // scenario is one run of load against a cluster, with faults injected by
 // fault (run concurrently with the load; it returns how many it injected).
 type scenario struct {
@@ -137,6 +159,10 @@ type scenario struct {
 	// maxWait, when set, bounds how long any key may take, from its first
 	// delivery to the first 2xx a client saw.
 	maxWait time.Duration
+	// knownWait, when set, names the known bug (docs/reliability.md,
+	// "Known failures") that makes keys wait past maxWait in this scenario:
+	// the wait is reported, not failed.
+	knownWait string
 }
 
 // run runs s against c, records its figures and fails t on a double
@@ -170,8 +196,14 @@ func (s scenario) run(t *testing.T, c *cluster) figures {
 				n++
 			}
 		}
-		t.Errorf("%s on %s/%s: %d keys took longer than %s to answer 2xx, the slowest %s (key %s, amount %d, %d handler starts): a key locked for a lease?",
+		report := t.Errorf
+		if s.knownWait != "" {
+			report = t.Logf
+			t.Logf("EXPECTED FAILURE (%s, see docs/reliability.md):", s.knownWait)
+		}
+		report("%s on %s/%s: %d keys took longer than %s to answer 2xx, the slowest %s (key %s, amount %d, %d handler starts): a key locked for a lease?",
 			s.name, c.store, c.adapter, n, s.maxWait, slowest.wait.Round(time.Millisecond), slowest.key, slowest.amount, c.readLedger().runs[slowest.amount])
+		keepLogs(t, c)
 	}
 	ev := c.events("store-deferred", "store-failed", "completion-lost", "lease-lost")
 	f := figures{
@@ -196,6 +228,7 @@ func (s scenario) run(t *testing.T, c *cluster) figures {
 		s.name, c.store, c.adapter, f.Instances, f.Keys, f.Deliveries, res.status[2].Load(), res.status[4].Load(), f.S5xx, f.Errors,
 		f.Faults, f.Double, f.CrashReruns, f.Lost, f.Stuck, f.Panics, f.Elapsed.Round(time.Millisecond), res.settle.Round(time.Millisecond), ev)
 	if f.Double > 0 || f.Lost > 0 || f.Stuck > 0 || f.Panics > 0 {
+		keepLogs(t, c)
 		for _, e := range f.examples {
 			t.Errorf("%s on %s/%s: %s", s.name, c.store, c.adapter, e)
 		}

@@ -62,7 +62,7 @@ func TestStoreNetwork(t *testing.T) {
 						env = append(env, "IDEMKIT_POSTGRES_URL="+strings.Replace(srv.pg.URL(), "127.0.0.1:"+port, p.Listen, 1))
 					}
 					c := startCluster(t, a, store, 3, env)
-					scenario{name: "store behind toxiproxy: latency, bandwidth, cut", load: faultLoad(7 * time.Second), maxWait: 20 * time.Second,
+					scenario{name: "store behind toxiproxy: latency, bandwidth, cut", load: faultLoad(7 * time.Second), maxWait: 20 * time.Second, knownWait: "keys locked for a lease after a cut",
 						fault: func(ctx context.Context, c *cluster) int {
 							if !after(ctx, 800*time.Millisecond) {
 								return 0

@@ -46,8 +46,9 @@ type Stats struct {
 // what the demo watches to show that retries do not run the handler twice.
 // With a ledger (-ledger), it also appends one line to a file when a
 // handler starts ("run AMOUNT CURRENCY") and one when it creates a payment
-// ("pay AMOUNT CURRENCY ID EXECUTION"), each with a single write, so that
-// a test running several instances, or killing one, can count side effects
+// ("pay AMOUNT CURRENCY ID EXECUTION"), each ending with the time in Unix
+// milliseconds and written with a single write, so that a test running
+// several instances, or killing one, can count side effects
 // per payment across all of them.
 type Payments struct {
 	executions atomic.Int64
@@ -99,7 +100,7 @@ func QueryFrom(get func(name string) string) Query {
 // payment.
 func (p *Payments) Create(ctx context.Context, req PaymentRequest, q Query) (Payment, int, error) {
 	n := p.executions.Add(1)
-	p.record("run %d %s", req.Amount, req.Currency)
+	p.record("run %d %s %d", req.Amount, req.Currency, time.Now().UnixMilli())
 	if d, err := strconv.Atoi(q.DelayMS); err == nil && d > 0 {
 		select {
 		case <-time.After(time.Duration(d) * time.Millisecond):
@@ -119,7 +120,7 @@ func (p *Payments) Create(ctx context.Context, req PaymentRequest, q Query) (Pay
 	var id [8]byte
 	rand.Read(id[:])
 	pay := Payment{ID: "pay_" + hex.EncodeToString(id[:]), Amount: req.Amount, Currency: req.Currency, Execution: n}
-	p.record("pay %d %s %s %d", pay.Amount, pay.Currency, pay.ID, pay.Execution)
+	p.record("pay %d %s %s %d %d", pay.Amount, pay.Currency, pay.ID, pay.Execution, time.Now().UnixMilli())
 	return pay, http.StatusCreated, nil
 }
 
