@@ -14,7 +14,9 @@ LOADRATE ?= 500
 LOADTIME ?= 3s
 BENCHOUT := bench/out
 
-.PHONY: all demo demo-stores test test-short bench bench-modules fuzz lint vet fmt-check core-deps release-verify release-check release-set release-tags tidy build clean
+RELIABILITY ?= bounded
+
+.PHONY: all demo demo-stores reliability test test-short bench bench-modules fuzz lint vet fmt-check core-deps release-verify release-check release-set release-tags tidy build clean
 
 all: lint test
 
@@ -38,6 +40,15 @@ test: core-deps
 
 test-short:
 	$(GO) test -count=1 -short $(PKGS)
+
+## reliability: the reliability suite (reliability/, docs/reliability.md): three instances of the chi, gin and
+## fiber examples as real processes sharing a private Redis, Postgres or both, under retried load while the store
+## restarts, hangs, loses its connections or its network, a handler outlives its lease and an instance is killed;
+## prints the figures. RELIABILITY=bounded (default, CI, about two minutes) or full
+reliability:
+	@rm -f reliability/table.out
+	@cd reliability && RELIABILITY=$(RELIABILITY) RELIABILITY_TABLE=table.out $(GO) test -count=1 -timeout 45m . ; \
+		st=$$?; cat table.out 2>/dev/null; rm -f table.out; exit $$st
 
 ## bench: the cross-module benchmarks (bench/) in BENCHCOUNT interleaved rounds, the
 ## loopback load run, then docs/benchmarks.md and docs/benchmarks-throughput.svg

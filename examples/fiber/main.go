@@ -17,7 +17,7 @@ import (
 func main() {
 	flags, logger, engine, closeStore := service.Setup()
 	defer closeStore()
-	app := routes(flags.Limits, engine, &service.Payments{})
+	app := routes(flags.Limits, engine, service.MustPayments(flags, logger))
 	if t := flags.Telemetry; t != nil { // -metrics: idemkit's metrics (fiber has no otelhttp)
 		app.Get("/metrics", idemfiber.HTTPHandler(t.MetricsHandler()))
 	}

@@ -20,7 +20,7 @@ const repoPath = "github.com/idemkit/idemkit/"
 // testOnlyDirs are the workspace modules that are never published, besides
 // every module in a directory named test (the test-only module of the
 // module above it).
-var testOnlyDirs = []string{"bench", "examples", "matrix", "svctest", "tools/release"}
+var testOnlyDirs = []string{"bench", "examples", "matrix", "reliability", "svctest", "tools/release"}
 
 // wmod is one module of the workspace.
 type wmod struct {

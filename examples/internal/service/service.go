@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -43,8 +44,40 @@ type Stats struct {
 
 // Payments is the example's domain: it counts handler executions, which is
 // what the demo watches to show that retries do not run the handler twice.
+// With a ledger (-ledger), it also appends one line to a file when a
+// handler starts ("run AMOUNT CURRENCY") and one when it creates a payment
+// ("pay AMOUNT CURRENCY ID EXECUTION"), each ending with the time in Unix
+// milliseconds and written with a single write, so that a test running
+// several instances, or killing one, can count side effects
+// per payment across all of them.
 type Payments struct {
 	executions atomic.Int64
+	ledgerMu   sync.Mutex
+	ledger     *os.File
+}
+
+// NewPayments returns the payments of a service started with f: with the
+// ledger file f.Ledger opened for appending when it is set.
+func NewPayments(f Flags) (*Payments, error) {
+	p := &Payments{}
+	if f.Ledger != "" {
+		l, err := os.OpenFile(f.Ledger, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: %w", err)
+		}
+		p.ledger = l
+	}
+	return p, nil
+}
+
+func (p *Payments) record(format string, args ...any) {
+	if p.ledger == nil {
+		return
+	}
+	line := fmt.Sprintf(format+"\n", args...)
+	p.ledgerMu.Lock()
+	defer p.ledgerMu.Unlock()
+	p.ledger.WriteString(line)
 }
 
 // ErrInvalidPayment is returned for a body that is not a payment.
@@ -67,6 +100,7 @@ func QueryFrom(get func(name string) string) Query {
 // payment.
 func (p *Payments) Create(ctx context.Context, req PaymentRequest, q Query) (Payment, int, error) {
 	n := p.executions.Add(1)
+	p.record("run %d %s %d", req.Amount, req.Currency, time.Now().UnixMilli())
 	if d, err := strconv.Atoi(q.DelayMS); err == nil && d > 0 {
 		select {
 		case <-time.After(time.Duration(d) * time.Millisecond):
@@ -85,7 +119,9 @@ func (p *Payments) Create(ctx context.Context, req PaymentRequest, q Query) (Pay
 	}
 	var id [8]byte
 	rand.Read(id[:])
-	return Payment{ID: "pay_" + hex.EncodeToString(id[:]), Amount: req.Amount, Currency: req.Currency, Execution: n}, http.StatusCreated, nil
+	pay := Payment{ID: "pay_" + hex.EncodeToString(id[:]), Amount: req.Amount, Currency: req.Currency, Execution: n}
+	p.record("pay %d %s %s %d %d", pay.Amount, pay.Currency, pay.ID, pay.Execution, time.Now().UnixMilli())
+	return pay, http.StatusCreated, nil
 }
 
 // Stats returns the execution count.
@@ -95,7 +131,9 @@ func (p *Payments) Stats() Stats { return Stats{Executions: p.executions.Load()}
 type Flags struct {
 	Addr    string
 	Store   string
-	Metrics bool // -metrics: Prometheus metrics on GET /metrics
+	Metrics bool          // -metrics: Prometheus metrics on GET /metrics
+	Lease   time.Duration // -lease: the claims' lease (core.WithLease); 0 keeps the default
+	Ledger  string        // -ledger: a file to append the payments' ledger to (see [Payments])
 	Limits  Limits
 	// Telemetry is what -metrics turns on, set by [Setup]; nil without it.
 	Telemetry *Telemetry
@@ -180,6 +218,8 @@ func register(fs *flag.FlagSet) *Flags {
 	fs.BoolVar(&f.Metrics, "metrics", false, "serve OpenTelemetry metrics (idemkit's, and HTTP's by outcome) in the Prometheus format on GET /metrics")
 	fs.BoolVar(&f.AllowEvictingRedis, "allow-evicting-redis", false,
 		"start -store redis even on a Redis whose maxmemory-policy may evict live claims (a handler may then run twice)")
+	fs.DurationVar(&f.Lease, "lease", 0, "lease of a claim, renewed while the handler runs (0: the default, 30s)")
+	fs.StringVar(&f.Ledger, "ledger", "", "append a line per handler start and per payment created to this file")
 	f.Limits.Register(fs)
 	return f
 }
@@ -259,6 +299,9 @@ func Setup() (Flags, *slog.Logger, *core.Engine, func()) {
 		os.Exit(2)
 	}
 	opts := append(EngineOptions(logger), core.WithMaxBodyBytes(flags.Limits.MaxBody), core.WithObserver(obs))
+	if flags.Lease > 0 {
+		opts = append(opts, core.WithLease(flags.Lease))
+	}
 	engine := core.New(store, opts...)
 	return flags, logger, engine, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -271,11 +314,23 @@ func Setup() (Flags, *slog.Logger, *core.Engine, func()) {
 	}
 }
 
+// MustPayments is [NewPayments] for a main: it exits the process when the
+// ledger cannot be opened.
+func MustPayments(f Flags, logger *slog.Logger) *Payments {
+	p, err := NewPayments(f)
+	if err != nil {
+		logger.Error("payments", "err", err)
+		os.Exit(2)
+	}
+	return p
+}
+
 // Main runs a net/http-based example: routes over the engine, served on
 // -addr until SIGINT or SIGTERM.
 func Main(routes func(*core.Engine, *Payments) http.Handler) {
 	flags, logger, engine, closeStore := Setup()
-	err := Serve(flags, flags.Telemetry.Handler(routes(engine, &Payments{})), logger)
+	payments := MustPayments(flags, logger)
+	err := Serve(flags, flags.Telemetry.Handler(routes(engine, payments)), logger)
 	closeStore()
 	if err != nil {
 		logger.Error("server", "err", err)
