@@ -82,3 +82,26 @@ func TestStorageKeyMatchesEngine(t *testing.T) {
 		})
 	}
 }
+
+// TestStorageKeyMatchesServe: for an HTTP request, the scope is what the
+// engine's scope function returns and the key the header's value inside
+// its quotes; StorageKey of those is the record the request stored.
+func TestStorageKeyMatchesServe(t *testing.T) {
+	ms := newStore(t)
+	secret := []byte("http-secret")
+	e := core.New(ms, core.WithHeaderScope("X-Api-Key"), core.WithHMACSecret(secret))
+	x := newFake(`"pay-1"`, `{"amount":1}`, created)
+	x.header.Set("X-Api-Key", "client-9")
+	e.Serve(x)
+	if x.sent == nil || x.sent.Status != 201 {
+		t.Fatalf("Serve sent %+v; want 201", x.sent)
+	}
+	key := core.StorageKey("client-9", "pay-1", secret)
+	info, err := ms.Inspect(context.Background(), key)
+	if err != nil || info.State != core.RecordCompleted || info.Status != 201 {
+		t.Errorf("Inspect(StorageKey(client-9, pay-1, secret)) = %+v, %v; want the completed 201 the request stored", info, err)
+	}
+	if _, err := ms.Inspect(context.Background(), core.StorageKey("client-9", `"pay-1"`, secret)); !errors.Is(err, core.ErrNotFound) {
+		t.Errorf("Inspect of the key with its quotes: %v; want ErrNotFound: the engine hashes the value inside the quotes", err)
+	}
+}

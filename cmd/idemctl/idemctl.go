@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -80,7 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "inspect", "delete":
 		o.needKey = true
 		fs.StringVar(&o.scope, "scope", "", "the scope the service's scope function returns for the client (empty without one)")
-		fs.StringVar(&o.key, "key", "", "the client's Idempotency-Key value (surrounding quotes are removed)")
+		fs.StringVar(&o.key, "key", "", "the client's key: the Idempotency-Key header's value, quoted or not, or an Engine.Do call's Key")
 		fs.StringVar(&o.keyHash, "key-hash", "", "the storage key itself (the digest that logs and traces show), instead of -scope and -key")
 		fs.StringVar(&o.secretEnv, "hmac-secret-env", "", "name of an environment variable holding the service's core.WithHMACSecret secret")
 		if cmd == "delete" {
@@ -152,8 +153,14 @@ func (o *options) storageKey() (string, error) {
 		return "", errors.New("-key or -key-hash is required")
 	}
 	key := o.key
-	if len(key) >= 2 && key[0] == '"' && key[len(key)-1] == '"' {
-		key = key[1 : len(key)-1] // the header's sf-string quotes: the engine hashes the value inside
+	if strings.HasPrefix(key, `"`) {
+		// The header's value as sent, a Structured Field String: the engine
+		// hashes the string inside the quotes, its escapes undone.
+		k, err := core.ParseKey([]string{key}, true, len(key))
+		if err != nil {
+			return "", fmt.Errorf("-key %s: %w", key, err)
+		}
+		key = k
 	}
 	var secret []byte
 	if o.secretEnv != "" {

@@ -238,4 +238,21 @@ func TestUsage(t *testing.T) {
 	idemctl(t, nil, "inspect", "-store", "memory", "-key", "k", "-key-hash", "ab").expect(t, 2, "both key forms", "-key-hash")
 	idemctl(t, nil, "inspect", "-store", "memory", "-key", "k").expect(t, 1, "memory", "no live record")
 	idemctl(t, nil, "check", "-store", "memory", "-json").expect(t, 0, "memory check", `"status": "ok"`)
+	idemctl(t, nil, "inspect", "-store", "memory", "-key", `"unterminated`).expect(t, 2, "a bad quoted key", "-key")
+}
+
+// TestQuotedKey: a key given as the header's quoted value, escapes
+// included, names the record of the string inside.
+func TestQuotedKey(t *testing.T) {
+	for _, tc := range []struct{ flag, key string }{
+		{`"pay-1"`, "pay-1"},
+		{`pay-1`, "pay-1"},
+		{`"a\"b"`, `a"b`},
+	} {
+		o := &options{key: tc.flag, scope: "s"}
+		got, err := o.storageKey()
+		if want := core.StorageKey("s", tc.key, nil); err != nil || got != want {
+			t.Errorf("-key %s: storage key %q, %v; want that of %q", tc.flag, got, err, tc.key)
+		}
+	}
 }
