@@ -354,7 +354,7 @@ func (o *options) writeRecord(info core.RecordInfo) {
 			return "- (not kept by this store)"
 		}
 		d := time.Until(t).Round(time.Second)
-		if d >= 0 {
+		if d > 0 {
 			return fmt.Sprintf("%s (in %s)", t.UTC().Format(time.RFC3339), d)
 		}
 		return fmt.Sprintf("%s (%s ago)", t.UTC().Format(time.RFC3339), -d)
