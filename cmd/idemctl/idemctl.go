@@ -257,10 +257,6 @@ func (o *options) delete(ctx context.Context, st core.Store, key string) error {
 	return nil
 }
 
-type pruner interface {
-	Prune(ctx context.Context) (int64, error)
-}
-
 func (o *options) prune(ctx context.Context, st core.Store) error {
 	var pg *pgxstore.Store
 	switch s := st.(type) {
@@ -280,8 +276,7 @@ func (o *options) prune(ctx context.Context, st core.Store) error {
 		fmt.Fprintln(o.stdout, note)
 		return nil
 	}
-	var p pruner = pg
-	n, err := p.Prune(ctx)
+	n, err := pg.Prune(ctx)
 	if err != nil {
 		return fmt.Errorf("pruned %d expired records, then: %w", n, err)
 	}
