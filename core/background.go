@@ -175,9 +175,13 @@ func (b *background) hand(ctx context.Context, x Exchange, c *completion) bool {
 			if !errors.Is(err, ErrLeaseLost) {
 				// Let a retry run at once rather than wait for the lease:
 				// the client was never shown this response.
-				ev.Err = errors.Join(err, e.storeCall(ctx, time.Now().Add(e.cfg.lease/3), func(ctx context.Context) error {
+				rerr := e.storeCall(ctx, time.Now().Add(e.cfg.lease/3), func(ctx context.Context) error {
 					return e.store.Release(ctx, c.key, c.token)
-				}))
+				})
+				ev.Err = errors.Join(err, rerr)
+				if rerr != nil && !errors.Is(rerr, ErrLeaseLost) {
+					defer b.releaseRetried(ctx, method, path, c.key, c.token)
+				}
 			}
 		}
 		e.emit(ctx, ev)
@@ -224,6 +228,42 @@ func (b *background) releaseOrphan(ctx context.Context, x Exchange, key string, 
 			}
 		}
 	})
+}
+
+// releaseLater retries, in the background, a Release that failed on a
+// store error: otherwise the claim would answer 409 to every retry until
+// its lease lapsed, although its handler's outcome was not stored. It
+// tries with a growing pause until the store answers (released, or held
+// by nobody or someone else), for at most one lease — by then the claim
+// has lapsed anyway — and once more at once when the engine shuts down.
+func (b *background) releaseLater(ctx context.Context, method, path, key string, token Token) {
+	ctx = context.WithoutCancel(ctx)
+	b.start(func() { b.releaseRetried(ctx, method, path, key, token) })
+}
+
+// releaseRetried is releaseLater's loop, run on a background goroutine.
+func (b *background) releaseRetried(ctx context.Context, method, path, key string, token Token) {
+	e := b.e
+	until := time.Now().Add(e.cfg.lease)
+	for pause := 100 * time.Millisecond; ; pause = min(2*pause, time.Second) {
+		t := time.NewTimer(pause)
+		stopping := false
+		select {
+		case <-t.C:
+		case <-b.stop:
+			t.Stop()
+			stopping = true
+		}
+		err := e.storeCall(ctx, time.Now().Add(e.cfg.lease/3), func(ctx context.Context) error {
+			return e.store.Release(ctx, key, token)
+		})
+		if err == nil {
+			e.emit(ctx, Event{Outcome: EventReleasedLate, KeyHash: key, Method: method, Path: path})
+		}
+		if err == nil || errors.Is(err, ErrLeaseLost) || stopping || time.Now().After(until) {
+			return
+		}
+	}
 }
 
 // Shutdown waits until the engine's background work is done: responses

@@ -446,7 +446,13 @@ func (e *Engine) releaseAfter(ctx, bg context.Context, x Exchange, skey string, 
 	if undo != nil {
 		rerr = undo(bg)
 	}
-	rerr = errors.Join(rerr, e.release(bg, skey, token))
+	if err := e.release(bg, skey, token); err != nil {
+		rerr = errors.Join(rerr, err)
+		if !errors.Is(err, ErrLeaseLost) {
+			// The claim would lock the key until its lease lapsed.
+			e.bg.releaseLater(ctx, x.Method(), strings.Clone(x.Path()), skey, token)
+		}
+	}
 	ev := Event{Outcome: OutcomeReleased, KeyHash: skey, StoreLatency: latency + e.since(start), Err: errors.Join(why, rerr)}
 	if resp != nil {
 		x.Send(resp)

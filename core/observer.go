@@ -33,6 +33,7 @@ const (
 
 	EventStoredLate     Outcome = "stored-late"     // a deferred response was stored in the background
 	EventCompletionLost Outcome = "completion-lost" // a deferred response could not be stored within the lease: a retry may run the handler again
+	EventReleasedLate   Outcome = "released-late"   // a release that had failed on a store error succeeded in the background
 	EventOrphanReleased Outcome = "orphan-released" // a claim whose call had failed landed anyway and was released in the background
 
 	EventStoreDegraded  Outcome = "store-degraded"  // a store lost an optional part (a cache tier) and serves without it

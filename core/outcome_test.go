@@ -316,3 +316,35 @@ func TestLeaseRenewedWhileHandlerRuns(t *testing.T) {
 		t.Errorf("duplicate after three renewals: runs=%d status=%d; want 409 (the lease is renewed while the handler runs)", y.runs, y.sent.Status)
 	}
 }
+
+// releaseFailsOnce fails the first Release as an unreachable backend would.
+type releaseFailsOnce struct {
+	core.Store
+	failed atomic.Bool
+}
+
+func (s *releaseFailsOnce) Release(ctx context.Context, key string, token core.Token) error {
+	if s.failed.CompareAndSwap(false, true) {
+		return errDown
+	}
+	return s.Store.Release(ctx, key, token)
+}
+
+func TestFailedReleaseIsRetried(t *testing.T) {
+	st := &releaseFailsOnce{Store: newStore(t)}
+	rec := &recorder{}
+	e := core.New(st, core.WithObserver(rec)) // a 30 s lease
+	x := newFake("k", "b", func([]byte) (*core.Response, error) {
+		return &core.Response{Status: http.StatusBadGateway, Header: http.Header{}}, nil
+	})
+	e.Serve(x)
+	waitFor(t, "the failed release retried", func() bool { return rec.has(core.EventReleasedLate) })
+	y := newFake("k", "b", created)
+	e.Serve(y)
+	if y.runs != 1 || y.sent.Status != http.StatusCreated {
+		t.Errorf("retry after a 502 whose release failed once: runs=%d status=%d; want the handler run at once, not 409 for the lease", y.runs, y.sent.Status)
+	}
+	if err := e.Shutdown(context.Background()); err != nil {
+		t.Errorf("Shutdown = %v", err)
+	}
+}
