@@ -5,6 +5,7 @@ package readme
 
 import (
 	"context"
+	"encoding/json"
 	"log"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/go-chi/chi/v5"
 	"github.com/hibiken/asynq"
 	"github.com/jackc/pgx/v5"
@@ -25,6 +27,7 @@ import (
 
 	"github.com/idemkit/idemkit/adapters/idemasynq"
 	"github.com/idemkit/idemkit/adapters/idemchi"
+	"github.com/idemkit/idemkit/adapters/idemgin"
 	"github.com/idemkit/idemkit/adapters/idemgrpc"
 	"github.com/idemkit/idemkit/adapters/idemhttp"
 	"github.com/idemkit/idemkit/adapters/idemriver"
@@ -170,4 +173,32 @@ func createReceipt(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusCreated)
+}
+
+// apiError is the application's own error format in the per-route snippet.
+type apiError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// PerRouteControl is README's "Per-route control".
+func PerRouteControl(store core.Store) *core.Engine {
+	engine := core.New(store,
+		// Skip: webhooks and health probes pass straight through, unguarded.
+		idemgin.Skip(func(c *gin.Context) bool { return strings.HasPrefix(c.FullPath(), "/webhooks/") }),
+		// Per request: a shorter retention here, an optional key there.
+		idemgin.RouteOptions(func(c *gin.Context) core.RouteOptions {
+			switch c.FullPath() {
+			case "/quotes":
+				return core.RouteOptions{TTL: time.Hour, KeyRequired: core.KeyRequirementOptional}
+			}
+			return core.RouteOptions{} // the engine's settings
+		}),
+		// Refusals in the application's own error format (problem+json by default).
+		core.WithProblemRenderer(func(x core.Exchange, p core.Problem, retryAfter time.Duration) *core.Response {
+			body, _ := json.Marshal(apiError{Code: p.Code, Message: p.Detail})
+			return &core.Response{Header: http.Header{"Content-Type": {"application/json"}}, Body: body}
+		}),
+	)
+	return engine
 }
