@@ -203,6 +203,7 @@ func (b *background) releaseOrphan(ctx context.Context, x Exchange, key string, 
 	ctx = context.WithoutCancel(ctx)
 	b.start(func() {
 		begin := time.Now()
+		var last error
 		for _, at := range orphanSchedule {
 			if at >= e.cfg.lease {
 				break
@@ -226,6 +227,13 @@ func (b *background) releaseOrphan(ctx context.Context, x Exchange, key string, 
 				return
 			default:
 			}
+			last = err
+		}
+		if last != nil && !errors.Is(last, ErrLeaseLost) {
+			// The store still fails: a claim that landed would lock the
+			// key until its lease lapsed. Keep trying, as for a failed
+			// release.
+			b.releaseRetried(ctx, method, path, key, token)
 		}
 	})
 }

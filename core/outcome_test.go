@@ -348,3 +348,35 @@ func TestFailedReleaseIsRetried(t *testing.T) {
 		t.Errorf("Shutdown = %v", err)
 	}
 }
+
+// lateClaimReleaseFails is lateClaimStore whose first releases fail too,
+// as a store still cut off after the claim's call failed.
+type lateClaimReleaseFails struct {
+	lateClaimStore
+	fails atomic.Int64
+}
+
+func (s *lateClaimReleaseFails) Release(ctx context.Context, key string, token core.Token) error {
+	if s.fails.Add(-1) >= 0 {
+		return errDown
+	}
+	return s.lateClaimStore.Release(ctx, key, token)
+}
+
+func TestOrphanReleaseOutlastsItsSchedule(t *testing.T) {
+	inner := newStore(t)
+	st := &lateClaimReleaseFails{lateClaimStore: lateClaimStore{inner}}
+	st.fails.Store(3) // the scheduled releases within a 3 s lease, and one more
+	rec := &recorder{}
+	e := core.New(st, core.WithObserver(rec), core.WithLease(3*time.Second))
+	e.Serve(newFake("k", "b", created))
+	waitFor(t, "the orphan claim's release after the store came back", func() bool { return rec.has(core.EventReleasedLate) })
+	y := newFake("k", "b", created)
+	core.New(inner).Serve(y)
+	if y.runs != 1 {
+		t.Errorf("request after the orphan's releases failed, then succeeded: runs=%d status=%d; want it to run (no lease left behind)", y.runs, y.sent.Status)
+	}
+	if err := e.Shutdown(context.Background()); err != nil {
+		t.Errorf("Shutdown = %v", err)
+	}
+}
