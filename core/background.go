@@ -175,9 +175,7 @@ func (b *background) hand(ctx context.Context, x Exchange, c *completion) bool {
 			if !errors.Is(err, ErrLeaseLost) {
 				// Let a retry run at once rather than wait for the lease:
 				// the client was never shown this response.
-				rerr := e.storeCall(ctx, time.Now().Add(e.cfg.lease/3), func(ctx context.Context) error {
-					return e.store.Release(ctx, c.key, c.token)
-				})
+				rerr := e.releaseInBackground(ctx, c.key, c.token)
 				ev.Err = errors.Join(err, rerr)
 				if rerr != nil && !errors.Is(rerr, ErrLeaseLost) {
 					defer b.releaseRetried(ctx, method, path, c.key, c.token)
@@ -216,9 +214,7 @@ func (b *background) releaseOrphan(ctx context.Context, x Exchange, key string, 
 					t.Stop()
 				}
 			}
-			err := e.storeCall(ctx, time.Now().Add(e.cfg.lease/3), func(ctx context.Context) error {
-				return e.store.Release(ctx, key, token)
-			})
+			err := e.releaseInBackground(ctx, key, token)
 			if err == nil {
 				e.emit(ctx, Event{Outcome: EventOrphanReleased, KeyHash: key, Method: method, Path: path})
 			}
@@ -262,9 +258,7 @@ func (b *background) releaseRetried(ctx context.Context, method, path, key strin
 			t.Stop()
 			stopping = true
 		}
-		err := e.storeCall(ctx, time.Now().Add(e.cfg.lease/3), func(ctx context.Context) error {
-			return e.store.Release(ctx, key, token)
-		})
+		err := e.releaseInBackground(ctx, key, token)
 		if err == nil {
 			e.emit(ctx, Event{Outcome: EventReleasedLate, KeyHash: key, Method: method, Path: path})
 		}
@@ -272,6 +266,14 @@ func (b *background) releaseRetried(ctx context.Context, method, path, key strin
 			return
 		}
 	}
+}
+
+// releaseInBackground is one Release of background work, bounded like a
+// renewal (a third of the lease, or the store timeout if shorter).
+func (e *Engine) releaseInBackground(ctx context.Context, key string, token Token) error {
+	return e.storeCall(ctx, time.Now().Add(e.cfg.lease/3), func(ctx context.Context) error {
+		return e.store.Release(ctx, key, token)
+	})
 }
 
 // Shutdown waits until the engine's background work is done: responses
