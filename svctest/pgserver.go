@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // PostgresServer is a private PostgreSQL server that a test starts, stops
@@ -82,8 +83,18 @@ func (s *PostgresServer) Start() {
 		return
 	}
 	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200", s.port, s.dir)
-	if err := s.pgCtl("start", "-w", "-t", "60", "-l", s.logFile(), "-o", opts); err != nil {
-		s.t.Fatalf("svctest: pg_ctl start: %v\n%s", err, s.logTail())
+	// While the server was stopped, its port was free: another test's
+	// free-port probe may hold it for a moment. Try again a few times
+	// when the bind is what failed.
+	for attempt := 1; ; attempt++ {
+		err := s.pgCtl("start", "-w", "-t", "60", "-l", s.logFile(), "-o", opts)
+		if err == nil {
+			break
+		}
+		if attempt == 5 || !strings.Contains(s.logTail(), "Address already in use") {
+			s.t.Fatalf("svctest: pg_ctl start: %v\n%s", err, s.logTail())
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 	s.running = true
 }
