@@ -35,25 +35,25 @@ import (
 // On the net/http frameworks it is the cheapest form of each thing the contract
 // asks of an in-memory middleware, in each framework's own middleware
 // idiom, and nothing else:
-//   - request side (every guarded request): the key's grammar (contract.md §1,
+//   - request side (every guarded request): the key's grammar (docs/contract.md C-KEY-2,
 //     a length and byte check; quoted keys with escapes are refused rather
 //     than decoded), the body read whole and the handler given a fresh
 //     reader over it, a SHA-256 of method, path, canonical query (core's
-//     CanonicalQuery) and body (§2), a SHA-256 of the key (stores see no
+//     CanonicalQuery) and body (C-FP-1), a SHA-256 of the key (stores see no
 //     raw key);
 //   - one map under one RW lock, read first without the write lock: a live
 //     record with another fingerprint is a 422, a pending one a 409 with
-//     Retry-After from the remaining lease, each a prebuilt contract.md §4
+//     Retry-After from the remaining lease, each a prebuilt C-ERR-1
 //     problem+json response with Cache-Control: no-store; a completed one
-//     a replay: its header copied into the response, the marker §3
+//     a replay: its header copied into the response, the marker C-STATE-3
 //     requires added, status and body written;
 //   - a new key: a pending record with a 128-bit fencing token and a 30 s
-//     lease, renewed by a timer while the handler runs (§3); the handler
+//     lease, renewed by a timer while the handler runs (C-LEASE-1); the handler
 //     writes into a buffer (its own header map, status and body); a status
 //     below 500 is stored (hop-by-hop fields and Set-Cookie left out, with
 //     the peer's 30-minute lifetime on the peer's coarse clock) if the
 //     token still holds the record, anything else releases it; only then
-//     is the buffered response sent (§3: stored, then sent).
+//     is the buffered response sent (C-DONE-1: stored, then sent).
 //
 // Every response goes out through idemhttp.WriteResponse, as our net/http
 // adapters send theirs: one block of copied header values per response.
@@ -83,7 +83,7 @@ type floorEntry struct {
 	expiry  uint32 // utils.Timestamp seconds: the lease, then the lifetime
 }
 
-// floorReplayed is the replay marker contract.md §3 requires.
+// floorReplayed is the replay marker docs/contract.md C-STATE-3 requires.
 var floorReplayed = http.Header{"Idempotency-Replayed": {"true"}}
 
 const (
@@ -152,7 +152,7 @@ type floorBody struct{ bytes.Reader }
 
 func (*floorBody) Close() error { return nil }
 
-// floorKeyOK is contract.md §1's grammar in its cheapest form: 1–255 visible
+// floorKeyOK is docs/contract.md C-KEY-2's grammar in its cheapest form: 1–255 visible
 // ASCII characters, in quotes or bare, without quote or backslash inside.
 func floorKeyOK(key string) bool {
 	if len(key) >= 2 && key[0] == '"' && key[len(key)-1] == '"' {
@@ -244,8 +244,8 @@ func floorSend(w http.ResponseWriter, header http.Header, status int, body []byt
 	idemhttp.WriteResponse(w, &core.Response{Status: status, Header: header, Body: body, Extra: extra})
 }
 
-// The floor's refusals, built once: contract.md §4's problem+json with the
-// members it names and Cache-Control: no-store; §3's Retry-After on a 409,
+// The floor's refusals, built once: docs/contract.md C-ERR-1's problem+json with the
+// members it names and Cache-Control: no-store; C-STATE-2's Retry-After on a 409,
 // one response per whole second of the lease. The texts are the engine's
 // (TestAdapterFloor compares the bodies), so both write the same bytes.
 var (
@@ -272,7 +272,7 @@ func floorProblem(status int, code, title, detail string, retryAfter int) *core.
 	return &core.Response{Status: status, Header: h, Body: body}
 }
 
-// floorStored is what contract.md §3 stores of a handler's header: all of it but
+// floorStored is what docs/contract.md C-REPLAY-1 stores of a handler's header: all of it but
 // the hop-by-hop fields and Set-Cookie. The handler's map is the floor's
 // own (its buffer) and is sent as it is, so it is stored as it is unless
 // it holds such a field; then the store gets a copy without them.
@@ -292,7 +292,7 @@ func floorStored(h http.Header) http.Header {
 var floorNotStored = [...]string{"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
 	"Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Set-Cookie"}
 
-// floorRecorder buffers a handler's response: contract.md §3 sends it only once
+// floorRecorder buffers a handler's response: docs/contract.md C-DONE-1 sends it only once
 // it is stored.
 type floorRecorder struct {
 	header http.Header
@@ -440,7 +440,7 @@ func (fl *adapterFloor) fiber() fiber.Handler {
 // the replay marker without running the handler, a retry with another body
 // gets 422, a retry while the first request is in the handler gets 409
 // with Retry-After, both as our adapter writes them, and a key that breaks
-// contract.md §1's grammar is refused.
+// docs/contract.md C-KEY-2's grammar is refused.
 func TestAdapterFloor(t *testing.T) {
 	s := memstore.New()
 	t.Cleanup(func() { s.Close() })

@@ -13,7 +13,7 @@ import (
 )
 
 // TestDo runs [core.Engine.Do] over the stores newStore returns, one per
-// subtest: the state machine of docs/contract.md §3 for work that is not
+// subtest: the state machine of docs/contract.md (C-STATE-1 to C-STATE-5) for work that is not
 // HTTP (a job, a message, an RPC). Subtests are named Do/<Case> for -run.
 func TestDo(t *testing.T, newStore NewStoreFunc) {
 	t.Helper()
@@ -46,7 +46,7 @@ func (c *counter) work(ctx context.Context) ([]byte, error) {
 	return []byte(fmt.Sprintf("run %d", c.runs.Add(1))), nil
 }
 
-const ruleDoOnce = "docs/contract.md §3: the work runs once per scoped key; a repeat gets the stored result"
+const ruleDoOnce = "docs/contract.md C-STATE-3: the work runs once per scoped key; a repeat gets the stored result"
 
 var doCases = []struct {
 	name string
@@ -165,7 +165,7 @@ var doCases = []struct {
 		c := &counter{}
 		_, err = e.Do(d.Context(), call, c.work)
 		if !errors.Is(err, core.ErrFailureReplayed) || c.runs.Load() != 0 {
-			d.Errorf("repeat after an applied failure = %v, %d runs; want core.ErrFailureReplayed and no run (docs/contract.md §3: a declared outcome overrides the policy)", err, c.runs.Load())
+			d.Errorf("repeat after an applied failure = %v, %d runs; want core.ErrFailureReplayed and no run (docs/contract.md C-DONE-3: a declared outcome overrides the policy)", err, c.runs.Load())
 		}
 	}},
 	{"NotAppliedReleases", func(d *doT) {
@@ -185,7 +185,7 @@ var doCases = []struct {
 		call.Scope += "-other"
 		out, err := e.Do(d.Context(), call, c.work)
 		if err != nil || string(out) != "run 2" {
-			d.Errorf("the same key in another scope = %q, %v; want a run of its own (docs/contract.md §2: keys are scoped)", out, err)
+			d.Errorf("the same key in another scope = %q, %v; want a run of its own (docs/contract.md C-SCOPE-2: keys are scoped)", out, err)
 		}
 	}},
 	{"HeldClaimFences", func(d *doT) {
@@ -212,7 +212,7 @@ var doCases = []struct {
 			d.Fatalf("first Do with a result over the limit = %q, %v; want the result, delivered once", first, err)
 		}
 		if _, err := e.Do(d.Context(), call, c.work); !errors.Is(err, core.ErrResultOmitted) || c.runs.Load() != 1 {
-			d.Errorf("repeat of work whose result was over the limit = %v, %d runs; want core.ErrResultOmitted and no second run (docs/contract.md §3: never a second execution)", err, c.runs.Load())
+			d.Errorf("repeat of work whose result was over the limit = %v, %d runs; want core.ErrResultOmitted and no second run (docs/contract.md C-REPLAY-2: never a second execution)", err, c.runs.Load())
 		}
 	}},
 	{"InvalidKey", func(d *doT) {

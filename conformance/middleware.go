@@ -324,7 +324,7 @@ func newKey() string {
 
 func (e *env) runs() int64 { return e.app.runs.Load() }
 
-// Assertion helpers. Each names the rule of docs/contract.md (by section) a failure breaks.
+// Assertion helpers. Each names the rule of docs/contract.md (by id) a failure breaks.
 
 func (e *env) wantStatus(what string, r reply, want int, rule string) {
 	e.t.Helper()
@@ -346,55 +346,55 @@ func (e *env) wantRuns(what string, want int64, rule string) {
 
 func (e *env) wantProblem(what string, r reply, status int, code, rawKey string) {
 	e.t.Helper()
-	e.wantStatus(what, r, status, "contract.md §4 error status for "+code)
+	e.wantStatus(what, r, status, "docs/contract.md C-ERR-1: error status for "+code)
 	if r.err != nil {
 		return
 	}
 	if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
-		e.t.Errorf("%s: Content-Type %q; want application/problem+json (contract.md §4, RFC 9457)", what, ct)
+		e.t.Errorf("%s: Content-Type %q; want application/problem+json (docs/contract.md C-ERR-1, RFC 9457)", what, ct)
 	}
 	if cc := r.header.Get("Cache-Control"); cc != "no-store" {
-		e.t.Errorf("%s: Cache-Control %q; want no-store (contract.md §4)", what, cc)
+		e.t.Errorf("%s: Cache-Control %q; want no-store (docs/contract.md C-ERR-1)", what, cc)
 	}
 	var p map[string]any
 	if err := json.Unmarshal(r.body, &p); err != nil {
-		e.t.Errorf("%s: problem body %q is not JSON: %v (contract.md §4)", what, r.body, err)
+		e.t.Errorf("%s: problem body %q is not JSON: %v (docs/contract.md C-ERR-1)", what, r.body, err)
 		return
 	}
 	for _, m := range []string{"type", "title", "status", "detail", "code"} {
 		if _, ok := p[m]; !ok {
-			e.t.Errorf("%s: problem body %s lacks member %q (contract.md §4)", what, r.body, m)
+			e.t.Errorf("%s: problem body %s lacks member %q (docs/contract.md C-ERR-1)", what, r.body, m)
 		}
 	}
 	if got, _ := p["code"].(string); got != code {
-		e.t.Errorf("%s: problem code %q; want %q (contract.md §4 stable codes)", what, got, code)
+		e.t.Errorf("%s: problem code %q; want %q (docs/contract.md C-ERR-1: stable codes)", what, got, code)
 	}
 	if got, _ := p["status"].(float64); int(got) != status {
 		e.t.Errorf("%s: problem status member %v; want %d (RFC 9457)", what, p["status"], status)
 	}
 	if typ, _ := p["type"].(string); !strings.HasSuffix(typ, code) {
-		e.t.Errorf("%s: problem type %q does not name code %q (contract.md §4)", what, typ, code)
+		e.t.Errorf("%s: problem type %q does not name code %q (docs/contract.md C-ERR-1)", what, typ, code)
 	}
 	if rawKey != "" && bytes.Contains(r.body, []byte(rawKey)) {
-		e.t.Errorf("%s: problem body %s echoes the raw key (contract.md §4: never echo the key)", what, r.body)
+		e.t.Errorf("%s: problem body %s echoes the raw key (docs/contract.md C-ERR-1: never echo the key)", what, r.body)
 	}
 }
 
 func (e *env) wantReplay(what string, first, again reply) {
 	e.t.Helper()
-	e.wantStatus(what, again, first.status, "contract.md §3 replay: stored status")
+	e.wantStatus(what, again, first.status, "docs/contract.md C-STATE-3: replay: stored status")
 	if again.err != nil || first.err != nil {
 		return
 	}
 	if got := again.header.Get(core.DefaultReplayHeader); got != "true" {
-		e.t.Errorf("%s: %s = %q; want \"true\" (contract.md §3 replay header)", what, core.DefaultReplayHeader, got)
+		e.t.Errorf("%s: %s = %q; want \"true\" (docs/contract.md C-STATE-3: replay header)", what, core.DefaultReplayHeader, got)
 	}
 	if !bytes.Equal(first.body, again.body) {
-		e.t.Errorf("%s: replayed body differs from the first (%d vs %d bytes) (contract.md §3 replay byte for byte)", what, len(again.body), len(first.body))
+		e.t.Errorf("%s: replayed body differs from the first (%d vs %d bytes) (docs/contract.md C-STATE-3: replay byte for byte)", what, len(again.body), len(first.body))
 	}
 	for _, name := range []string{"Location", "Content-Type", "X-Multi"} {
 		if f, a := first.header.Values(name), again.header.Values(name); strings.Join(f, "\x00") != strings.Join(a, "\x00") {
-			e.t.Errorf("%s: replayed header %s = %q; want %q (contract.md §3 stored headers, all values)", what, name, a, f)
+			e.t.Errorf("%s: replayed header %s = %q; want %q (docs/contract.md C-REPLAY-1: stored headers, all values)", what, name, a, f)
 		}
 	}
 }
@@ -407,7 +407,7 @@ func (e *env) wantFresh(what string, r reply) {
 }
 
 // TestMiddleware drives a server built by h through every row of the
-// idempotency contract (contract.md §1–4): which requests are guarded, key
+// idempotency contract (docs/contract.md, C-REQ-1 to C-ERR-3): which requests are guarded, key
 // parsing, fingerprints and scopes, the state machine, the completion
 // policy, store failures and the problem+json errors. It checks statuses,
 // headers, bodies and how many times the handler ran.
@@ -427,10 +427,10 @@ func TestMiddleware(t *testing.T, h Harness) {
 		k := newKey()
 		for i := 0; i < 2; i++ {
 			r := e.do(req{method: http.MethodGet, key: k})
-			e.wantStatus("GET with key", r, http.StatusCreated, "contract.md §1 unguarded methods pass through")
+			e.wantStatus("GET with key", r, http.StatusCreated, "docs/contract.md C-REQ-1: unguarded methods pass through")
 			e.wantFresh("GET with key", r)
 		}
-		e.wantRuns("two GETs", 2, "contract.md §1 unguarded methods pass through")
+		e.wantRuns("two GETs", 2, "docs/contract.md C-REQ-1: unguarded methods pass through")
 	})
 
 	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
@@ -438,10 +438,10 @@ func TestMiddleware(t *testing.T, h Harness) {
 			e := newEnv(t, h)
 			k := newKey()
 			first := e.do(req{method: m, key: k, body: []byte(`{"a":1}`)})
-			e.wantStatus(m+" first", first, http.StatusCreated, "contract.md §3 new key runs the handler")
+			e.wantStatus(m+" first", first, http.StatusCreated, "docs/contract.md C-STATE-1: new key runs the handler")
 			again := e.do(req{method: m, key: k, body: []byte(`{"a":1}`)})
 			e.wantReplay(m+" retry", first, again)
-			e.wantRuns(m+" twice", 1, "contract.md §1 default guarded methods")
+			e.wantRuns(m+" twice", 1, "docs/contract.md C-REQ-1: default guarded methods")
 		})
 	}
 
@@ -449,17 +449,17 @@ func TestMiddleware(t *testing.T, h Harness) {
 		e := newEnv(t, h)
 		r := e.do(req{body: []byte(`{}`)})
 		e.wantProblem("POST without key", r, http.StatusBadRequest, core.CodeMissingKey, "")
-		e.wantRuns("POST without key", 0, "contract.md §1 missing key → 400, handler not run")
+		e.wantRuns("POST without key", 0, "docs/contract.md C-KEY-3: missing key → 400, handler not run")
 	})
 
 	run("Key/MissingOptional", func(t *testing.T) {
 		e := newEnv(t, h, core.WithKeyRequired(false))
 		for i := 0; i < 2; i++ {
 			r := e.do(req{body: []byte(`{}`)})
-			e.wantStatus("POST without key, optional", r, http.StatusCreated, "contract.md §1 missing optional key passes through")
+			e.wantStatus("POST without key, optional", r, http.StatusCreated, "docs/contract.md C-KEY-3: missing optional key passes through")
 			e.wantFresh("POST without key, optional", r)
 		}
-		e.wantRuns("two keyless POSTs", 2, "contract.md §1 / PITFALLS 6: keyless requests never share a record")
+		e.wantRuns("two keyless POSTs", 2, "docs/contract.md C-KEY-3: keyless requests never share a record")
 	})
 
 	// serverMayRefuse marks field values that an HTTP server may refuse on
@@ -485,11 +485,11 @@ func TestMiddleware(t *testing.T, h Harness) {
 			e := newEnv(t, h)
 			r := e.raw([]string{tc.line}, `{}`)
 			if tc.serverMayRefuse && r.err == nil && r.status == http.StatusBadRequest && r.header.Get("Content-Type") != "application/problem+json" {
-				e.wantRuns("key "+tc.name+" refused by the server", 0, "contract.md §1 invalid key → 400, handler not run")
+				e.wantRuns("key "+tc.name+" refused by the server", 0, "docs/contract.md C-KEY-2: invalid key → 400, handler not run")
 				return
 			}
 			e.wantProblem("key "+tc.name, r, http.StatusBadRequest, core.CodeInvalidKey, tc.secret)
-			e.wantRuns("key "+tc.name, 0, "contract.md §1 invalid key → 400, handler not run")
+			e.wantRuns("key "+tc.name, 0, "docs/contract.md C-KEY-2: invalid key → 400, handler not run")
 		})
 	}
 
@@ -497,31 +497,31 @@ func TestMiddleware(t *testing.T, h Harness) {
 		e := newEnv(t, h)
 		r := e.do(req{keys: []string{`"a1"`, `"a2"`}, body: []byte(`{}`)})
 		e.wantProblem("two Idempotency-Key fields", r, http.StatusBadRequest, core.CodeInvalidKey, "")
-		e.wantRuns("two fields", 0, "contract.md §1 more than one field → 400")
+		e.wantRuns("two fields", 0, "docs/contract.md C-KEY-2: more than one field → 400")
 	})
 
 	run("Key/MaxLengthAccepted", func(t *testing.T) {
 		e := newEnv(t, h)
 		k := strings.Repeat("z", core.DefaultMaxKeyLength-8) + newKey()[:8]
 		r := e.do(req{key: k, body: []byte(`{}`)})
-		e.wantStatus("255-character key", r, http.StatusCreated, "contract.md §1 keys up to 255 characters are valid")
+		e.wantStatus("255-character key", r, http.StatusCreated, "docs/contract.md C-KEY-2: keys up to 255 characters are valid")
 	})
 
 	run("Key/QuotedAndBareAreOneKey", func(t *testing.T) {
 		e := newEnv(t, h)
 		k := "8e03978e-40d5-43e8-bc93-" + newKey()[2:14]
 		first := e.do(req{key: core.FormatKey(k), body: []byte(`{"x":1}`)})
-		e.wantStatus("quoted key", first, http.StatusCreated, "contract.md §1 sf-string key")
+		e.wantStatus("quoted key", first, http.StatusCreated, "docs/contract.md C-KEY-1: sf-string key")
 		again := e.do(req{key: k, body: []byte(`{"x":1}`)})
 		e.wantReplay("bare form of the same key", first, again)
-		e.wantRuns("quoted then bare", 1, "contract.md §1 \"abc\" and abc are the same key")
+		e.wantRuns("quoted then bare", 1, "docs/contract.md C-KEY-1: \"abc\" and abc are the same key")
 	})
 
 	run("Key/QuotedEscapes", func(t *testing.T) {
 		e := newEnv(t, h)
 		k := `q"uo\te ` + newKey()
 		first := e.do(req{key: core.FormatKey(k), body: []byte(`{}`)})
-		e.wantStatus("escaped quoted key", first, http.StatusCreated, "contract.md §1 \\\" and \\\\ escapes")
+		e.wantStatus("escaped quoted key", first, http.StatusCreated, "docs/contract.md C-KEY-1: \\\" and \\\\ escapes")
 		again := e.do(req{key: core.FormatKey(k), body: []byte(`{}`)})
 		e.wantReplay("escaped quoted key retry", first, again)
 	})
@@ -532,7 +532,7 @@ func TestMiddleware(t *testing.T, h Harness) {
 		r := e.do(req{key: k, body: []byte(`{}`)})
 		e.wantProblem("bare key in strict mode", r, http.StatusBadRequest, core.CodeInvalidKey, k)
 		r = e.do(req{key: core.FormatKey(k), body: []byte(`{}`)})
-		e.wantStatus("quoted key in strict mode", r, http.StatusCreated, "contract.md §1 strict mode accepts sf-strings")
+		e.wantStatus("quoted key in strict mode", r, http.StatusCreated, "docs/contract.md C-KEY-1: strict mode accepts sf-strings")
 	})
 
 	run("Body/TooLarge", func(t *testing.T) {
@@ -540,9 +540,9 @@ func TestMiddleware(t *testing.T, h Harness) {
 		k := newKey()
 		r := e.do(req{key: k, body: bytes.Repeat([]byte("x"), 2048)})
 		e.wantProblem("2 KiB body over a 1 KiB limit", r, http.StatusRequestEntityTooLarge, core.CodeBodyTooLarge, k)
-		e.wantRuns("oversized body", 0, "contract.md §2 body over limit → 413, handler not run")
+		e.wantRuns("oversized body", 0, "docs/contract.md C-FP-2: body over limit → 413, handler not run")
 		r = e.do(req{key: k, body: []byte(`{"small":true}`)})
-		e.wantStatus("same key, small body", r, http.StatusCreated, "contract.md §2 413 stores nothing")
+		e.wantStatus("same key, small body", r, http.StatusCreated, "docs/contract.md C-FP-2: 413 stores nothing")
 		e.wantFresh("same key, small body", r)
 	})
 
@@ -550,17 +550,17 @@ func TestMiddleware(t *testing.T, h Harness) {
 		e := newEnv(t, h)
 		body := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
 		r := e.do(req{key: newKey(), body: body})
-		e.wantStatus("64 KiB body", r, http.StatusCreated, "contract.md §2")
+		e.wantStatus("64 KiB body", r, http.StatusCreated, "docs/contract.md C-FP-2")
 		var res appResult
 		if err := json.Unmarshal(r.body, &res); err != nil {
 			t.Fatalf("app body %q: %v", r.body, err)
 		}
 		sum := sha256.Sum256(body)
 		if res.BodyLen != len(body) || res.BodySHA != hex.EncodeToString(sum[:]) {
-			t.Errorf("handler saw %d bytes (sha %s); want %d bytes (sha %x) (contract.md §2 / PITFALLS 14: the handler sees the whole body)", res.BodyLen, res.BodySHA, len(body), sum)
+			t.Errorf("handler saw %d bytes (sha %s); want %d bytes (sha %x) (docs/contract.md C-FP-1: the handler sees the whole body)", res.BodyLen, res.BodySHA, len(body), sum)
 		}
 		if res.ContentLength != int64(len(body)) {
-			t.Errorf("handler saw ContentLength %d; want %d (PITFALLS 14: ContentLength kept)", res.ContentLength, len(body))
+			t.Errorf("handler saw ContentLength %d; want %d (docs/contract.md C-FP-1: the handler sees the body's length)", res.ContentLength, len(body))
 		}
 	})
 
@@ -568,13 +568,13 @@ func TestMiddleware(t *testing.T, h Harness) {
 		e := newEnv(t, h)
 		k := newKey()
 		first := e.do(req{key: k, body: []byte(`{"amount":1200}`)})
-		e.wantStatus("first", first, http.StatusCreated, "contract.md §3 new key")
+		e.wantStatus("first", first, http.StatusCreated, "docs/contract.md C-STATE-1: new key")
 		e.wantFresh("first", first)
 		for i := 0; i < 3; i++ {
 			again := e.do(req{key: k, body: []byte(`{"amount":1200}`)})
 			e.wantReplay(fmt.Sprintf("retry %d", i+1), first, again)
 		}
-		e.wantRuns("first and three retries", 1, "contract.md §3 replay never re-runs the handler")
+		e.wantRuns("first and three retries", 1, "docs/contract.md C-STATE-3: replay never re-runs the handler")
 	})
 
 	run("Replay/BinaryBody", func(t *testing.T) {
@@ -582,7 +582,7 @@ func TestMiddleware(t *testing.T, h Harness) {
 		k := newKey()
 		hdr := map[string]string{hdrBytes: "70000"}
 		first := e.do(req{key: k, body: []byte("payload"), header: hdr})
-		e.wantStatus("binary response", first, http.StatusCreated, "contract.md §3")
+		e.wantStatus("binary response", first, http.StatusCreated, "docs/contract.md C-STATE-3")
 		if len(first.body) != 70000 {
 			t.Errorf("first body %d bytes; want 70000", len(first.body))
 		}
@@ -595,10 +595,10 @@ func TestMiddleware(t *testing.T, h Harness) {
 		k := newKey()
 		hdr := map[string]string{hdrStatus: "204"}
 		first := e.do(req{key: k, header: hdr})
-		e.wantStatus("204", first, http.StatusNoContent, "contract.md §3")
+		e.wantStatus("204", first, http.StatusNoContent, "docs/contract.md C-STATE-3")
 		again := e.do(req{key: k, header: hdr})
 		e.wantReplay("204 replay", first, again)
-		e.wantRuns("204 twice", 1, "contract.md §3")
+		e.wantRuns("204 twice", 1, "docs/contract.md C-STATE-3")
 	})
 
 	run("Replay/SetCookieNotStored", func(t *testing.T) {
@@ -607,12 +607,12 @@ func TestMiddleware(t *testing.T, h Harness) {
 		hdr := map[string]string{hdrCookie: "1"}
 		first := e.do(req{key: k, body: []byte(`{}`), header: hdr})
 		if first.err == nil && first.header.Get("Set-Cookie") == "" {
-			t.Errorf("first response lost its Set-Cookie; want it delivered (contract.md §3: the first response is sent as is)")
+			t.Errorf("first response lost its Set-Cookie; want it delivered (docs/contract.md C-REPLAY-1: the first response is sent as is)")
 		}
 		again := e.do(req{key: k, body: []byte(`{}`), header: hdr})
 		e.wantReplay("replay", first, again)
 		if c := again.header.Get("Set-Cookie"); c != "" {
-			t.Errorf("replay carries Set-Cookie %q; want none (contract.md §3 stored headers exclude Set-Cookie)", c)
+			t.Errorf("replay carries Set-Cookie %q; want none (docs/contract.md C-REPLAY-1: stored headers exclude Set-Cookie)", c)
 		}
 	})
 
@@ -623,16 +623,16 @@ func TestMiddleware(t *testing.T, h Harness) {
 		// the raw bytes and Content-Encoding are what we compare.
 		hdr := map[string]string{hdrGzip: "1", "Accept-Encoding": "gzip"}
 		first := e.do(req{key: k, body: []byte(`{}`), header: hdr})
-		e.wantStatus("gzip response", first, http.StatusCreated, "contract.md §3")
+		e.wantStatus("gzip response", first, http.StatusCreated, "docs/contract.md C-STATE-3")
 		again := e.do(req{key: k, body: []byte(`{}`), header: hdr})
 		e.wantReplay("gzip replay", first, again)
 		if again.err == nil && (again.header.Get("Content-Encoding") != "gzip" || again.header.Get("Vary") != "Accept-Encoding") {
-			t.Errorf("replayed Content-Encoding %q Vary %q; want gzip and Accept-Encoding (PITFALLS 7: a gzip body replayed without its Content-Encoding)", again.header.Get("Content-Encoding"), again.header.Get("Vary"))
+			t.Errorf("replayed Content-Encoding %q Vary %q; want gzip and Accept-Encoding (docs/contract.md C-STATE-3: a gzip body replayed without its Content-Encoding)", again.header.Get("Content-Encoding"), again.header.Get("Vary"))
 		}
 		if again.err == nil {
 			zr, err := gzip.NewReader(bytes.NewReader(again.body))
 			if err != nil {
-				t.Errorf("replayed gzip body does not decompress: %v (PITFALLS 7)", err)
+				t.Errorf("replayed gzip body does not decompress: %v (docs/contract.md C-STATE-3)", err)
 			} else if plain, err := io.ReadAll(zr); err != nil || !json.Valid(plain) {
 				t.Errorf("replayed gzip body decompresses to %q, %v; want the JSON", plain, err)
 			}
@@ -652,22 +652,22 @@ func TestMiddleware(t *testing.T, h Harness) {
 		k := newKey()
 		hdr := map[string]string{hdrBytes: "5000"}
 		first := e.do(req{key: k, header: hdr})
-		e.wantStatus("5000-byte response over a 1000-byte store limit", first, http.StatusCreated, "contract.md §3")
+		e.wantStatus("5000-byte response over a 1000-byte store limit", first, http.StatusCreated, "docs/contract.md C-REPLAY-2")
 		if len(first.body) != 5000 {
-			t.Errorf("first response %d bytes; want 5000 (contract.md §3: an oversized response is delivered as it is)", len(first.body))
+			t.Errorf("first response %d bytes; want 5000 (docs/contract.md C-REPLAY-2: an oversized response is delivered as it is)", len(first.body))
 		}
 		again := e.do(req{key: k, header: hdr})
-		e.wantStatus("retry", again, http.StatusCreated, "contract.md §3 oversized: original status")
+		e.wantStatus("retry", again, http.StatusCreated, "docs/contract.md C-REPLAY-2: oversized: original status")
 		if len(again.body) != 0 {
-			t.Errorf("retry body %d bytes; want empty (contract.md §3 oversized responses stored without body)", len(again.body))
+			t.Errorf("retry body %d bytes; want empty (docs/contract.md C-REPLAY-2: oversized responses stored without body)", len(again.body))
 		}
 		if again.header.Get(core.DefaultReplayHeader) != "true" || again.header.Get("Idempotency-Replay") != "omitted" {
-			t.Errorf("retry headers %v; want Idempotency-Replayed: true and Idempotency-Replay: omitted (contract.md §3)", again.header)
+			t.Errorf("retry headers %v; want Idempotency-Replayed: true and Idempotency-Replay: omitted (docs/contract.md C-REPLAY-2)", again.header)
 		}
 		if again.header.Get("Location") != first.header.Get("Location") {
-			t.Errorf("retry Location %q; want %q (contract.md §3 oversized: original headers)", again.header.Get("Location"), first.header.Get("Location"))
+			t.Errorf("retry Location %q; want %q (docs/contract.md C-REPLAY-2: oversized: original headers)", again.header.Get("Location"), first.header.Get("Location"))
 		}
-		e.wantRuns("oversized twice", 1, "contract.md §3 / PITFALLS 9: never a second execution")
+		e.wantRuns("oversized twice", 1, "docs/contract.md C-REPLAY-2: never a second execution")
 	})
 
 	run("Mismatch/Body", func(t *testing.T) {
@@ -676,7 +676,7 @@ func TestMiddleware(t *testing.T, h Harness) {
 		e.do(req{key: k, body: []byte(`{"amount":1200}`)})
 		r := e.do(req{key: k, body: []byte(`{"amount":9999}`)})
 		e.wantProblem("same key, other body", r, http.StatusUnprocessableEntity, core.CodeFingerprintMismatch, k)
-		e.wantRuns("mismatch", 1, "contract.md §3 mismatch: handler not run")
+		e.wantRuns("mismatch", 1, "docs/contract.md C-STATE-4: mismatch: handler not run")
 	})
 
 	run("Mismatch/Path", func(t *testing.T) {
@@ -708,15 +708,15 @@ func TestMiddleware(t *testing.T, h Harness) {
 		k := newKey()
 		a1 := e.do(req{key: k, body: []byte(`{}`), header: map[string]string{scopeHdr: "client-a"}})
 		b1 := e.do(req{key: k, body: []byte(`{"other":1}`), header: map[string]string{scopeHdr: "client-b"}})
-		e.wantStatus("client A", a1, http.StatusCreated, "contract.md §2 scopes")
-		e.wantStatus("client B, same key", b1, http.StatusCreated, "contract.md §2 / PITFALLS 13: scopes never share records")
+		e.wantStatus("client A", a1, http.StatusCreated, "docs/contract.md C-SCOPE-2: scopes")
+		e.wantStatus("client B, same key", b1, http.StatusCreated, "docs/contract.md C-SCOPE-2: scopes never share records")
 		e.wantFresh("client B, same key", b1)
 		a2 := e.do(req{key: k, body: []byte(`{}`), header: map[string]string{scopeHdr: "client-a"}})
 		e.wantReplay("client A retry", a1, a2)
 		if bytes.Equal(a2.body, b1.body) {
-			t.Errorf("client A's replay equals client B's response (PITFALLS 13 cross-client replay)")
+			t.Errorf("client A's replay equals client B's response (docs/contract.md C-SCOPE-2: a cross-client replay)")
 		}
-		e.wantRuns("two clients", 2, "contract.md §2 scopes")
+		e.wantRuns("two clients", 2, "docs/contract.md C-SCOPE-2: scopes")
 	})
 
 	run("Security/NoCrossScopeReplay", func(t *testing.T) {
@@ -730,13 +730,13 @@ func TestMiddleware(t *testing.T, h Harness) {
 		// While A's request runs, B and an unscoped client send A's key
 		// and payload: neither is told A's request is in flight.
 		b1 := e.do(req{key: k, body: body, header: map[string]string{scopeHdr: "client-b"}})
-		e.wantStatus("client B, A's key and payload, A in flight", b1, http.StatusCreated, "contract.md §2 / PITFALLS 13: scopes never share records")
+		e.wantStatus("client B, A's key and payload, A in flight", b1, http.StatusCreated, "docs/contract.md C-SCOPE-2: scopes never share records")
 		e.wantFresh("client B, A's key and payload", b1)
 		e.release()
 		a1 := <-held
-		e.wantStatus("client A", a1, http.StatusCreated, "contract.md §3 new key")
+		e.wantStatus("client A", a1, http.StatusCreated, "docs/contract.md C-STATE-1: new key")
 		n1 := e.do(req{key: k, body: body})
-		e.wantStatus("no scope, A's key and payload", n1, http.StatusCreated, "contract.md §2 / PITFALLS 13: scopes never share records")
+		e.wantStatus("no scope, A's key and payload", n1, http.StatusCreated, "docs/contract.md C-SCOPE-2: scopes never share records")
 		e.wantFresh("no scope, A's key and payload", n1)
 		// Each replays its own response, never another's.
 		for _, c := range []struct {
@@ -748,9 +748,9 @@ func TestMiddleware(t *testing.T, h Harness) {
 			e.wantReplay(c.who+" retry", c.first, again)
 		}
 		if bytes.Equal(a1.body, b1.body) || bytes.Equal(a1.body, n1.body) || bytes.Equal(b1.body, n1.body) {
-			t.Errorf("two scopes got the same response body (PITFALLS 13 cross-client replay)")
+			t.Errorf("two scopes got the same response body (docs/contract.md C-SCOPE-2: a cross-client replay)")
 		}
-		e.wantRuns("three scopes, one key and payload", 3, "contract.md §2 scopes")
+		e.wantRuns("three scopes, one key and payload", 3, "docs/contract.md C-SCOPE-2: scopes")
 	})
 
 	// Every refusal: problem+json with Cache-Control: no-store, and neither
@@ -765,7 +765,7 @@ func TestMiddleware(t *testing.T, h Harness) {
 				return
 			}
 			if cc := r.header.Get("Cache-Control"); cc != "no-store" {
-				t.Errorf("%s: Cache-Control %q; want no-store (contract.md §4)", what, cc)
+				t.Errorf("%s: Cache-Control %q; want no-store (docs/contract.md C-ERR-1)", what, cc)
 			}
 			var fields strings.Builder
 			for name, vals := range r.header {
@@ -773,11 +773,11 @@ func TestMiddleware(t *testing.T, h Harness) {
 			}
 			for _, k := range keys {
 				if bytes.Contains(r.body, []byte(k)) || strings.Contains(fields.String(), k) {
-					t.Errorf("%s: the response echoes the raw key (contract.md §4: never echo the key or the body)", what)
+					t.Errorf("%s: the response echoes the raw key (docs/contract.md C-ERR-1: never echo the key or the body)", what)
 				}
 			}
 			if bytes.Contains(r.body, secret) || bytes.Contains(r.body, []byte("SECRET")) || strings.Contains(fields.String(), "SECRET") {
-				t.Errorf("%s: the response echoes the request body: %s (contract.md §4: never echo the key or the body)", what, r.body)
+				t.Errorf("%s: the response echoes the request body: %s (docs/contract.md C-ERR-1: never echo the key or the body)", what, r.body)
 			}
 		}
 		r := e.do(req{body: secret})
@@ -798,7 +798,7 @@ func TestMiddleware(t *testing.T, h Harness) {
 		e.wantProblem("in flight", r, http.StatusConflict, core.CodeInFlight, k)
 		wantNoEcho("in flight", r, k)
 		e.release()
-		e.wantStatus("first", <-held, http.StatusCreated, "contract.md §3 new key")
+		e.wantStatus("first", <-held, http.StatusCreated, "docs/contract.md C-STATE-1: new key")
 		r = e.do(req{key: k, body: append([]byte(`{"SECRET":2}`), secret...)})
 		e.wantProblem("fingerprint mismatch", r, http.StatusUnprocessableEntity, core.CodeFingerprintMismatch, k)
 		wantNoEcho("fingerprint mismatch", r, k)
@@ -808,7 +808,7 @@ func TestMiddleware(t *testing.T, h Harness) {
 		e.store.failClaim.Store(false)
 		e.wantProblem("store unavailable", r, http.StatusServiceUnavailable, core.CodeStoreUnavailable, k2)
 		wantNoEcho("store unavailable", r, k2)
-		e.wantRuns("refusals", 1, "contract.md §4 refusals run no handler")
+		e.wantRuns("refusals", 1, "docs/contract.md C-ERR-1: refusals run no handler")
 	})
 
 	run("InFlight/Conflict", func(t *testing.T) {
@@ -821,13 +821,13 @@ func TestMiddleware(t *testing.T, h Harness) {
 		e.release()
 		e.wantProblem("duplicate while in flight", r, http.StatusConflict, core.CodeInFlight, k)
 		if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 || ra > int(core.DefaultLease/time.Second) {
-			t.Errorf("409 Retry-After %q; want whole seconds in [1, lease] (contract.md §3 in flight)", r.header.Get("Retry-After"))
+			t.Errorf("409 Retry-After %q; want whole seconds in [1, lease] (docs/contract.md C-STATE-2: in flight)", r.header.Get("Retry-After"))
 		}
 		first := <-done
-		e.wantStatus("first", first, http.StatusCreated, "contract.md §3")
+		e.wantStatus("first", first, http.StatusCreated, "docs/contract.md C-STATE-1")
 		again := e.do(req{key: k, body: []byte(`{}`)})
 		e.wantReplay("after completion", first, again)
-		e.wantRuns("in-flight duplicate", 1, "contract.md §3 exactly one execution")
+		e.wantRuns("in-flight duplicate", 1, "docs/contract.md C-STATE-2: exactly one execution")
 	})
 
 	run("InFlight/MismatchBeforeConflict", func(t *testing.T) {
@@ -851,7 +851,7 @@ func TestMiddleware(t *testing.T, h Harness) {
 		r := e.do(req{key: k, body: []byte(`{}`)})
 		first := <-done
 		e.wantReplay("duplicate that waited", first, r)
-		e.wantRuns("waiting duplicate", 1, "contract.md §3 wait-for-in-flight replays the result")
+		e.wantRuns("waiting duplicate", 1, "docs/contract.md C-STATE-2: wait-for-in-flight replays the result")
 	})
 
 	run("Concurrency/SameKey32", func(t *testing.T) {
@@ -884,20 +884,20 @@ func TestMiddleware(t *testing.T, h Harness) {
 			}
 		}
 		if created != 1 {
-			t.Errorf("%d of %d simultaneous requests ran fresh (409s %d, replays %d); want exactly 1 (contract.md §3 exactly one winner, PITFALLS 1)", created, n, conflicts, replays)
+			t.Errorf("%d of %d simultaneous requests ran fresh (409s %d, replays %d); want exactly 1 (docs/contract.md C-ONCE-1: exactly one winner)", created, n, conflicts, replays)
 		}
-		e.wantRuns("32 simultaneous duplicates", 1, "contract.md §3 exactly one winner")
+		e.wantRuns("32 simultaneous duplicates", 1, "docs/contract.md C-ONCE-1: exactly one winner")
 	})
 
 	run("Completion/ServerErrorReleased", func(t *testing.T) {
 		e := newEnv(t, h)
 		k := newKey()
 		r := e.do(req{key: k, body: []byte(`{}`), header: map[string]string{hdrStatus: "500"}})
-		e.wantStatus("handler answers 500", r, http.StatusInternalServerError, "contract.md §3")
+		e.wantStatus("handler answers 500", r, http.StatusInternalServerError, "docs/contract.md C-DONE-1")
 		r = e.do(req{key: k, body: []byte(`{}`)})
-		e.wantStatus("retry after 500", r, http.StatusCreated, "contract.md §3 / PITFALLS 8: 5xx releases the claim")
+		e.wantStatus("retry after 500", r, http.StatusCreated, "docs/contract.md C-DONE-1: 5xx releases the claim")
 		e.wantFresh("retry after 500", r)
-		e.wantRuns("500 then retry", 2, "contract.md §3 5xx is not stored")
+		e.wantRuns("500 then retry", 2, "docs/contract.md C-DONE-1: 5xx is not stored")
 	})
 
 	run("Completion/ClientErrorStored", func(t *testing.T) {
@@ -905,10 +905,10 @@ func TestMiddleware(t *testing.T, h Harness) {
 		k := newKey()
 		hdr := map[string]string{hdrStatus: "409"}
 		first := e.do(req{key: k, body: []byte(`{}`), header: hdr})
-		e.wantStatus("handler answers 409", first, http.StatusConflict, "contract.md §3")
+		e.wantStatus("handler answers 409", first, http.StatusConflict, "docs/contract.md C-DONE-1")
 		again := e.do(req{key: k, body: []byte(`{}`), header: hdr})
 		e.wantReplay("retry after handler's 409", first, again)
-		e.wantRuns("4xx then retry", 1, "contract.md §3 status < 500 is stored")
+		e.wantRuns("4xx then retry", 1, "docs/contract.md C-DONE-1: status < 500 is stored")
 	})
 
 	run("Completion/PanicReleased", func(t *testing.T) {
@@ -919,8 +919,8 @@ func TestMiddleware(t *testing.T, h Harness) {
 			t.Errorf("panicking handler: status %d; want a transport error or 5xx", r.status)
 		}
 		r = e.do(req{key: k, body: []byte(`{}`)})
-		e.wantStatus("retry after panic", r, http.StatusCreated, "contract.md §3 / PITFALLS 2: a panic releases the claim")
-		e.wantRuns("panic then retry", 2, "contract.md §3 a panic is not stored")
+		e.wantStatus("retry after panic", r, http.StatusCreated, "docs/contract.md C-DONE-1: a panic releases the claim")
+		e.wantRuns("panic then retry", 2, "docs/contract.md C-DONE-1: a panic is not stored")
 	})
 
 	run("Lease/RenewedWhileRunning", func(t *testing.T) {
@@ -934,7 +934,7 @@ func TestMiddleware(t *testing.T, h Harness) {
 		e.release()
 		e.wantProblem("duplicate after the original lease", r, http.StatusConflict, core.CodeInFlight, k)
 		<-done
-		e.wantRuns("long handler", 1, "contract.md §3 / PITFALLS 3: the lease is renewed while the handler runs")
+		e.wantRuns("long handler", 1, "docs/contract.md C-LEASE-1: the lease is renewed while the handler runs")
 	})
 
 	run("Store/UnavailableFailsClosed", func(t *testing.T) {
@@ -944,20 +944,20 @@ func TestMiddleware(t *testing.T, h Harness) {
 		r := e.do(req{key: k, body: []byte(`{}`)})
 		e.wantProblem("store down", r, http.StatusServiceUnavailable, core.CodeStoreUnavailable, k)
 		if r.header.Get("Retry-After") == "" {
-			t.Errorf("503 without Retry-After (contract.md §3 store unavailable)")
+			t.Errorf("503 without Retry-After (docs/contract.md C-STATE-5: store unavailable)")
 		}
-		e.wantRuns("store down", 0, "contract.md §3 / PITFALLS 10: fail closed")
+		e.wantRuns("store down", 0, "docs/contract.md C-STATE-5: fail closed")
 		e.store.failClaim.Store(false)
 		r = e.do(req{key: k, body: []byte(`{}`)})
-		e.wantStatus("store back", r, http.StatusCreated, "contract.md §3 service resumes")
+		e.wantStatus("store back", r, http.StatusCreated, "docs/contract.md C-STATE-5: service resumes")
 	})
 
 	run("Store/FailOpen", func(t *testing.T) {
 		e := newEnv(t, h, core.WithFailOpen(true))
 		e.store.failClaim.Store(true)
 		r := e.do(req{key: newKey(), body: []byte(`{}`)})
-		e.wantStatus("store down, fail-open", r, http.StatusCreated, "contract.md §3 fail-open is an explicit option")
-		e.wantRuns("fail-open", 1, "contract.md §3 fail-open runs the handler")
+		e.wantStatus("store down, fail-open", r, http.StatusCreated, "docs/contract.md C-STATE-5: fail-open is an explicit option")
+		e.wantRuns("fail-open", 1, "docs/contract.md C-STATE-5: fail-open runs the handler")
 	})
 
 	run("Store/CompleteDeferredThenReplayed", func(t *testing.T) {
@@ -991,7 +991,7 @@ func TestMiddleware(t *testing.T, h Harness) {
 		// Released at once, or (should that release fail) by the retried
 		// release or the lapse of the 300 ms lease: never stuck.
 		r = e.eventually("the key free again", req{key: k, body: []byte(`{}`)}, func(r reply) bool { return r.status != http.StatusConflict })
-		e.wantStatus("retry after the window closed", r, http.StatusCreated, "docs/contract.md §3: past the lease the key is released, never stuck")
+		e.wantStatus("retry after the window closed", r, http.StatusCreated, "docs/contract.md C-DONE-5: past the lease the key is released, never stuck")
 		e.wantFresh("retry after the window closed", r)
 	})
 
@@ -1005,8 +1005,8 @@ func TestMiddleware(t *testing.T, h Harness) {
 		// The claim landed although its call failed: the engine releases
 		// it, so the key is free within moments, not after a 30 s lease.
 		r = e.eventually("the key free again", req{key: k, body: []byte(`{}`)}, func(r reply) bool { return r.status != http.StatusConflict })
-		e.wantStatus("retry after a failed claim that landed", r, http.StatusCreated, "docs/contract.md §3: an engine that gave up on a claim leaves no lease behind")
-		e.wantRuns("failed claim, then retry", 1, "docs/contract.md §3")
+		e.wantStatus("retry after a failed claim that landed", r, http.StatusCreated, "docs/contract.md C-LEASE-2: an engine that gave up on a claim leaves no lease behind")
+		e.wantRuns("failed claim, then retry", 1, "docs/contract.md C-LEASE-2")
 	})
 
 	run("Completion/ClientGoneStored", func(t *testing.T) {
@@ -1078,26 +1078,26 @@ func TestMiddleware(t *testing.T, h Harness) {
 		var sawExec, sawReplay bool
 		for _, ev := range evs {
 			if strings.Contains(ev.KeyHash, k) || (ev.Err != nil && strings.Contains(ev.Err.Error(), k)) {
-				t.Errorf("event %+v contains the raw key (contract.md §5)", ev)
+				t.Errorf("event %+v contains the raw key (docs/contract.md C-OBS-1)", ev)
 			}
 			sawExec = sawExec || ev.Outcome == core.OutcomeExecuted
 			sawReplay = sawReplay || ev.Outcome == core.OutcomeReplayed
 			if (ev.Outcome == core.OutcomeExecuted || ev.Outcome == core.OutcomeReplayed) && ev.KeyHash == "" {
-				t.Errorf("event %+v has no KeyHash (contract.md §5)", ev)
+				t.Errorf("event %+v has no KeyHash (docs/contract.md C-OBS-1)", ev)
 			}
 		}
 		if !sawExec || !sawReplay {
-			t.Errorf("observer saw %v; want executed and replayed (contract.md §5 every decision)", e.events.outcomes())
+			t.Errorf("observer saw %v; want executed and replayed (docs/contract.md C-OBS-1: every decision)", e.events.outcomes())
 		}
 	})
 }
 
-// Rules of docs/contract.md §3 that the cases above quote.
+// Rules of docs/contract.md that the cases above quote.
 const (
-	ruleNeverLost      = "docs/contract.md §3: a store outage shorter than the lease loses no response"
-	ruleClientGone     = "docs/contract.md §3: a client that goes away decides nothing"
-	ruleNothingWritten = "docs/contract.md §3: only a handler that wrote nothing while its request was cancelled is released"
-	ruleDeclared       = "docs/contract.md §3: a declared outcome overrides the completion policy"
+	ruleNeverLost      = "docs/contract.md C-DONE-5: a store outage shorter than the lease loses no response"
+	ruleClientGone     = "docs/contract.md C-DONE-2: a client that goes away decides nothing"
+	ruleNothingWritten = "docs/contract.md C-DONE-2: only a handler that wrote nothing while its request was cancelled is released"
+	ruleDeclared       = "docs/contract.md C-DONE-3: a declared outcome overrides the completion policy"
 )
 
 // cancelOnceRunning sends r and gives up on it, as a client that times

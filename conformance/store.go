@@ -143,15 +143,15 @@ var storeGroups = []suiteGroup[*storeT]{
 // Rules quoted in failure messages.
 const (
 	ruleAcquire    = "an absent key must be claimable (Store.Claim)"
-	ruleInFlight   = "a second claim on a key whose lease is live must not succeed (contract.md §3: exactly one holder)"
+	ruleInFlight   = "a second claim on a key whose lease is live must not succeed (docs/contract.md C-ONCE-1: exactly one holder)"
 	ruleReplay     = "a completed key with the same fingerprint must replay its response (Store.Claim)"
 	ruleMismatch   = "a live record with another fingerprint must be a mismatch, reported before in-flight (Store.Claim)"
-	ruleLease      = "a key whose lease lapsed must be claimable (contract.md §3 lease)"
+	ruleLease      = "a key whose lease lapsed must be claimable (docs/contract.md C-LEASE-1: lease)"
 	ruleRenew      = "Renew extends the lease to the given duration from now (Store.Renew)"
-	ruleLapsed     = "an expired record counts as absent everywhere, so its token holds nothing (contract.md §3)"
-	ruleFencing    = "Complete, Release and Renew are compare-and-set on the fencing token (contract.md §3 fencing)"
-	ruleTTL        = "a completed record past its TTL counts as absent (contract.md §3)"
-	ruleBytes      = "stored bytes come back exactly (contract.md §3: replay byte for byte)"
+	ruleLapsed     = "an expired record counts as absent everywhere, so its token holds nothing (docs/contract.md C-CLOCK-1)"
+	ruleFencing    = "Complete, Release and Renew are compare-and-set on the fencing token (docs/contract.md C-LEASE-1: fencing)"
+	ruleTTL        = "a completed record past its TTL counts as absent (docs/contract.md C-CLOCK-1)"
+	ruleBytes      = "stored bytes come back exactly (docs/contract.md C-STATE-3: replay byte for byte)"
 	ruleExactlyOne = "exactly one of any number of concurrent claims may acquire a key (Store.Claim)"
 	ruleContext    = "every method must honour its context's cancellation and deadline (Store)"
 
@@ -637,7 +637,7 @@ func testHeaderMultiValueRoundTrip(s *storeT) {
 		"Location":        {"/payments/1?x=1&y=%20"},
 	}
 	resp := &core.Response{Status: 299, Header: h, Body: []byte("ok")}
-	s.roundTrip(resp, cloneResponse(resp), ruleBytes+": every field, every value, in order (PITFALLS #7)")
+	s.roundTrip(resp, cloneResponse(resp), ruleBytes+": every field, every value, in order (docs/contract.md C-REPLAY-1)")
 }
 
 func testHeaderNil(s *storeT) {

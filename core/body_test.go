@@ -136,7 +136,7 @@ func oneByteReaderIf(slow bool, r io.Reader) io.Reader {
 
 // TestBodyMemoryFollowsBytesReceived: a client that declares the largest
 // body allowed and sends one byte before the connection breaks must not
-// cost the declared length in allocations (PITFALLS 21).
+// cost the declared length in allocations (docs/contract.md C-FP-2).
 func TestBodyMemoryFollowsBytesReceived(t *testing.T) {
 	e := core.New(newStore(t))
 	const rounds = 20

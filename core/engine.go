@@ -784,7 +784,8 @@ var (
 // claims on a busy key are replays, 409s and 422s, which store nothing:
 // their token goes back to the pool with the slot and is offered to the
 // next claim, so only an acquired claim costs a draw. A token fences the
-// one claim that holds it (contract.md §3); one that no store kept fences nothing.
+// one claim that holds it (docs/contract.md C-LEASE-1); one that no store
+// kept fences nothing.
 // A replay also builds its marked copy of the stored response in the
 // slot, and its filtered header when fields must go.
 type tokenSlot struct {

@@ -405,7 +405,7 @@ func TestHandlerSeesWholeBodyAndFingerprintIsTakenBefore(t *testing.T) {
 	y := newFake("k", "payload", created)
 	e.Serve(y)
 	if y.runs != 0 || y.sent.Status != 201 {
-		t.Errorf("retry with the same payload: runs=%d status=%d; want a replay (PITFALLS 5)", y.runs, y.sent.Status)
+		t.Errorf("retry with the same payload: runs=%d status=%d; want a replay (docs/contract.md C-FP-1: the fingerprint is taken before the handler reads the body)", y.runs, y.sent.Status)
 	}
 }
 

@@ -145,7 +145,8 @@ func TestParseKeyBareCharacters(t *testing.T) {
 
 // TestParseKeyQuotedBytes puts every byte value at every position of a
 // 24-character quoted key (three 8-byte words, then the closing quote)
-// and checks ParseKey against contract.md §1's grammar written out byte by byte.
+// and checks ParseKey against the grammar of docs/contract.md C-KEY-1 and
+// C-KEY-2, written out byte by byte.
 func TestParseKeyQuotedBytes(t *testing.T) {
 	const n = 24
 	for pos := 0; pos < n; pos++ {

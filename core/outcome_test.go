@@ -13,7 +13,8 @@ import (
 	"github.com/idemkit/idemkit/core"
 )
 
-// These tests check who decides a request's outcome (docs/contract.md §3):
+// These tests check who decides a request's outcome (docs/contract.md
+// C-DONE-2, C-DONE-3, C-DONE-5):
 // the completion policy and the handler's declaration, never a client that
 // went away; and that a store outage after the handler ran loses nothing.
 
@@ -29,7 +30,7 @@ func TestClientGoneAfterHandlerWroteIsStored(t *testing.T) {
 	y := newFake("k", "b", created)
 	e.Serve(y)
 	if y.runs != 0 || y.sent.Extra.Get(core.DefaultReplayHeader) != "true" || string(y.sent.Body) != "charged" {
-		t.Errorf("retry after the client left: runs=%d marks=%v body=%q; want the stored 201 replayed and no second run (docs/contract.md §3: a client that goes away decides nothing)", y.runs, y.sent.Extra, y.sent.Body)
+		t.Errorf("retry after the client left: runs=%d marks=%v body=%q; want the stored 201 replayed and no second run (docs/contract.md C-DONE-2: a client that goes away decides nothing)", y.runs, y.sent.Extra, y.sent.Body)
 	}
 }
 
@@ -45,7 +46,7 @@ func TestClientGoneBeforeHandlerWroteIsReleased(t *testing.T) {
 	y := newFake("k", "b", created)
 	e.Serve(y)
 	if y.runs != 1 || y.sent.Header.Get(core.DefaultReplayHeader) != "" {
-		t.Errorf("retry after a cancelled request whose handler wrote nothing: runs=%d header=%v; want a fresh run (docs/contract.md §3: only a handler that wrote nothing while cancelled is released)", y.runs, y.sent.Header)
+		t.Errorf("retry after a cancelled request whose handler wrote nothing: runs=%d header=%v; want a fresh run (docs/contract.md C-DONE-2: only a handler that wrote nothing while cancelled is released)", y.runs, y.sent.Header)
 	}
 }
 
@@ -92,7 +93,7 @@ func TestDeclaredOutcomeOverridesPolicy(t *testing.T) {
 			y := newFake("k", "b", created)
 			e.Serve(y)
 			if y.runs != tc.wantRuns {
-				t.Errorf("retry after a %d: ran %d times; want %d (docs/contract.md §3: a declared outcome overrides the completion policy)", tc.status, y.runs, tc.wantRuns)
+				t.Errorf("retry after a %d: ran %d times; want %d (docs/contract.md C-DONE-3: a declared outcome overrides the completion policy)", tc.status, y.runs, tc.wantRuns)
 			}
 			if tc.wantRuns == 0 && (y.sent.Status != tc.status || string(y.sent.Body) != "first") {
 				t.Errorf("retry replayed %d %q; want the stored %d %q", y.sent.Status, y.sent.Body, tc.status, "first")
@@ -196,7 +197,7 @@ func TestStoreOutageAfterHandlerLosesNothing(t *testing.T) {
 	z := newFake("k", "b", created)
 	e.Serve(z)
 	if z.runs != 0 || z.sent.Status != http.StatusCreated || z.sent.Extra.Get(core.DefaultReplayHeader) != "true" {
-		t.Errorf("retry after the outage: runs=%d status=%d; want the handler's 201 replayed, no second run (docs/contract.md §3: an outage shorter than the lease loses nothing)", z.runs, z.sent.Status)
+		t.Errorf("retry after the outage: runs=%d status=%d; want the handler's 201 replayed, no second run (docs/contract.md C-DONE-5: an outage shorter than the lease loses nothing)", z.runs, z.sent.Status)
 	}
 	if err := e.Shutdown(context.Background()); err != nil {
 		t.Errorf("Shutdown = %v; want nil", err)

@@ -12,7 +12,8 @@ import (
 	"github.com/idemkit/idemkit/core"
 )
 
-// The rows of the state machine (contract.md §3) at the engine, without
+// The rows of the state machine (docs/contract.md C-STATE-1 to C-STATE-5)
+// at the engine, without
 // an adapter: a broken engine fails here, not only in the conformance
 // suite of some adapter.
 

@@ -52,7 +52,7 @@
 // that returned, its result stored, in a process that stopped before River
 // recorded the completion is covered as well: the rescued job completes
 // without running. A worker process that dies mid-job is the at-least-once
-// case of docs/contract.md §3: its claim lapses one lease later, and the
+// case of docs/contract.md C-LEASE-1: its claim lapses one lease later, and the
 // rescued job runs again. A worker whose side effect is a write of its own
 // can make that write conditional on still holding the claim, with the
 // fencing token of [core.HeldClaim].

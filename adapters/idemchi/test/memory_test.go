@@ -81,7 +81,7 @@ func rssKiB() string {
 // server, each promising a 1 MiB body and sending one byte of it, and holds
 // them open while every request sits in the middleware reading its body.
 // The heap must grow with the bytes received, not with the bytes promised
-// (docs/contract.md, "Errors"; PITFALLS 21): well under 64 KiB per
+// (docs/contract.md C-FP-2): well under 64 KiB per
 // connection, where a buffer of the declared length costs 1 MiB each.
 func TestMemoryFollowsBytesReceived(t *testing.T) {
 	const conns = 300

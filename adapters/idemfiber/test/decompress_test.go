@@ -134,7 +134,7 @@ func TestCompressedBodies(t *testing.T) {
 // TestGzipBombBounded sends a ~260 KB gzip body that inflates to 256 MiB.
 // It must get 413 with the handler not run, and the server must allocate
 // about the body limit, not the inflated size: c.Body() inflated the whole
-// body before any size check (PITFALLS 21).
+// body before any size check (docs/contract.md C-FP-2).
 func TestGzipBombBounded(t *testing.T) {
 	// 256 gzip members of 1 MiB of zeros each: one gzip body (RFC 1952
 	// allows several members), cheap to build.

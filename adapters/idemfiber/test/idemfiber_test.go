@@ -352,7 +352,7 @@ func TestBufferReuse(t *testing.T) {
 		case r.status != http.StatusCreated:
 			t.Errorf("%s %d: status %d body %q; want 201", phase, r.i, r.status, r.body)
 		case !bytes.Equal(r.body, want):
-			t.Errorf("%s %d: body %.60q…; want %.60q… (PITFALLS 15: a stored byte aliased a reused buffer)", phase, r.i, r.body, want)
+			t.Errorf("%s %d: body %.60q…; want %.60q… (a stored byte aliased a reused buffer: docs/contract.md C-STATE-3)", phase, r.i, r.body, want)
 		case r.echo != fmt.Sprintf("%d/%d/%s", r.i, r.i, replayed):
 			t.Errorf("%s %d: headers %q; want %q", phase, r.i, r.echo, fmt.Sprintf("%d/%d/%s", r.i, r.i, replayed))
 		}
@@ -384,10 +384,10 @@ func TestBufferReuse(t *testing.T) {
 	}
 	for i, k := range store.kept {
 		if !bytes.Equal(k.body, k.bodyAtComplete) {
-			t.Errorf("completed body %d changed after the request: %.40q…, was %.40q… (PITFALLS 15: the adapter handed the engine a reused buffer)", i, k.body, k.bodyAtComplete)
+			t.Errorf("completed body %d changed after the request: %.40q…, was %.40q… (the adapter handed the engine a reused buffer: docs/contract.md C-STATE-3)", i, k.body, k.bodyAtComplete)
 		}
 		if h := fmt.Sprint(k.header); h != k.headerAtComplete {
-			t.Errorf("completed headers %d changed after the request: %s, was %s (PITFALLS 15)", i, h, k.headerAtComplete)
+			t.Errorf("completed headers %d changed after the request: %s, was %s (docs/contract.md C-STATE-3)", i, h, k.headerAtComplete)
 		}
 	}
 	if got := runs.Load(); got != workers*perWorker {

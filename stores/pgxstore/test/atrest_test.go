@@ -18,7 +18,7 @@ import (
 // 5xx), refused (a mismatch) — under raw keys and scopes that are easy to
 // find, with and without an HMAC secret, then reads every row of the
 // test's table in full (as text, bytea columns in hex): no raw key, no
-// scope and no request body appears, as text or as hex (contract.md §2:
+// scope and no request body appears, as text or as hex (docs/contract.md C-SCOPE-1:
 // stores never see raw keys).
 func TestRawKeysAbsentAtRest(t *testing.T) {
 	for _, secret := range []string{"", "at-rest-secret"} {

@@ -18,7 +18,7 @@ import (
 // 5xx), refused (a mismatch) — under raw keys and scopes that are easy to
 // find, with and without an HMAC secret, then scans every Redis key under
 // the test's prefix and its value: no raw key, no scope and no request
-// body appears (contract.md §2: stores never see raw keys).
+// body appears (docs/contract.md C-SCOPE-1: stores never see raw keys).
 func TestRawKeysAbsentAtRest(t *testing.T) {
 	client := singleClient(t)
 	for _, secret := range []string{"", "at-rest-secret"} {
