@@ -105,9 +105,9 @@ func methodString(m string) string {
 // exchange presents one fiber request to the engine.
 //
 // Method and Path are copied once, up front: fiber's strings point into
-// buffers fasthttp reuses, and the engine's lease renewer reports events
-// (and so calls Method and Path) from its timer goroutine while the handler
-// runs.
+// buffers fasthttp reuses for the next request, and the engine hands them to
+// the observer in every event of the request (the lease renewer keeps them
+// for its own events), which an observer may keep past the request.
 type exchange struct {
 	c      *fiber.Ctx
 	method string
