@@ -20,6 +20,35 @@
 // The statements are idempotent (IF NOT EXISTS, OR REPLACE), so applying an
 // up twice is harmless.
 //
+// # Applying them from Go
+//
+// golang-migrate's iofs source reads [FS] as it is, and its pgx/v5
+// database driver (imported for the pgx5:// scheme) applies the files in
+// the schema the URL's search_path names:
+//
+//	import (
+//		"github.com/golang-migrate/migrate/v4"
+//		_ "github.com/golang-migrate/migrate/v4/database/pgx/v5"
+//		"github.com/golang-migrate/migrate/v4/source/iofs"
+//		"github.com/idemkit/idemkit/migrations"
+//	)
+//
+//	src, err := iofs.New(migrations.FS, ".")
+//	if err != nil {
+//		return err
+//	}
+//	m, err := migrate.NewWithSourceInstance("iofs", src, "pgx5://host/db?search_path=idem")
+//	if err != nil {
+//		return err
+//	}
+//	defer m.Close()
+//	if err := m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
+//		return err
+//	}
+//
+// The test-only module migrations/test runs this code as an Example
+// against PostgreSQL; golang-migrate is not a requirement of this module.
+//
 // The package has no dependencies; it only exposes the files.
 package migrations
 
