@@ -685,7 +685,7 @@ func (r *renewer) emit(ev Event) {
 // handler runs. It is a timer, not a goroutine, between renewals. Renewers
 // are pooled with their timers: a request whose handler ends before the
 // first renewal (nearly all) re-arms a stopped timer instead of allocating
-// one, which halved the cost of leasing in the new-key profile.
+// one (docs/performance.md).
 type renewer struct {
 	e       *Engine
 	method  string

@@ -226,8 +226,8 @@ func WithObserver(o Observer) Option { return func(c *config) { c.observer = o }
 // user-written Store should do the same, or the engine should be given a
 // timeout here. Without one the engine saves two timers and their context
 // allocations per request, a measurable share of the memstore path (see
-// docs). d must not be negative. Renewals are always bounded by a third of
-// the lease.
+// docs/performance.md). d must not be negative. Renewals are always bounded
+// by a third of the lease.
 func WithStoreTimeout(d time.Duration) Option { return func(c *config) { c.storeTimeout = d } }
 
 // WithRetryAfter sets the Retry-After sent with 503 responses [1s].

@@ -655,8 +655,8 @@ func (sh *shard) fullError(op, id string) error {
 // recordHeap is a min-heap of records by expiry that keeps each record's
 // index up to date, for O(log n) removal and fixing. Each entry carries a
 // copy of its record's expiry, so comparisons read the heap's own array
-// instead of chasing a record pointer per comparison (eviction in a full
-// shard showed Less as 6% of a new-key request, mostly cache misses).
+// instead of chasing a record pointer per comparison, whose cache misses
+// made Less a visible cost of eviction in a full shard (docs/performance.md).
 type recordHeap []heapItem
 
 type heapItem struct {

@@ -212,7 +212,7 @@ func New(pool *pgxpool.Pool, opts ...Option) *Store {
 // The row comes back as stored, with the statement's now(), and Claim
 // decides in Go (acquired, same fingerprint, time left): PostgreSQL sets up
 // every expression and plan node of a statement again at each execution,
-// and deciding in SQL cost 5–10 % of a replay's throughput (see
+// and deciding in SQL cost a replay measurable throughput (see
 // docs/performance.md). The one expression kept, in cur, spares a mismatch
 // the transfer of a body it will not use (a row returned by up's rare
 // conflict path may still carry one).

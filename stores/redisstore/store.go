@@ -478,8 +478,8 @@ func (s *Store) Complete(ctx context.Context, key string, token core.Token, resp
 // they return, so the buffer goes back to the pool then. (A Redis hook that
 // kept a command's arguments past the call would see the buffer reused;
 // hooks that log or trace read them during the call.) Pooling spares every
-// new key an allocation the size of its response body, about 3 % of
-// redisstore's new-key throughput at c=32 (docs/performance.md).
+// new key an allocation the size of its response body (docs/performance.md
+// has the measurements).
 type recordBuf struct{ b []byte }
 
 // maxPooledRecord is the largest buffer kept for reuse; a larger one (a
