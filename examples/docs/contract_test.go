@@ -27,7 +27,7 @@ var (
 	// testName is a test contract.md names: a conformance suite's subtest
 	// (TestMiddleware/Key/Invalid) or, after a directory of this
 	// repository, a test of the package there (core: TestParseKey).
-	testName = regexp.MustCompile("`(?:([a-z0-9/]+): )?((?:Test|Fuzz)[A-Za-z0-9_]*)((?:/[A-Za-z0-9_]+)*)`")
+	testName = regexp.MustCompile("`(?:([a-z0-9/]+):\\s+)?((?:Test|Fuzz)[A-Za-z0-9_]*)((?:/[A-Za-z0-9_]+)*)`")
 	// makeTarget is a make target contract.md names as a check.
 	makeTarget = regexp.MustCompile("`make ([a-z-]+)`")
 )
@@ -59,7 +59,7 @@ func TestContractRules(t *testing.T) {
 			end = d[1] + h
 		}
 		text := doc[d[1]:end]
-		if !strings.Contains(text, "Checked by:") && !regexp.MustCompile(`\b`+id+` (is checked )?by `).MatchString(doc) {
+		if !regexp.MustCompile(`Checked\s+by:`).MatchString(text) && !regexp.MustCompile(`\b`+id+`\s+(is\s+checked\s+)?by\s`).MatchString(doc) {
 			t.Errorf("docs/contract.md: rule %s names no test that checks it (want \"Checked by: ...\")", id)
 		}
 	}
