@@ -81,6 +81,19 @@ func TestContractRules(t *testing.T) {
 			t.Errorf("%s cites SPEC, a document users never get; cite docs/contract.md's rule ids", path)
 		}
 	})
+	docs, _ := filepath.Glob(filepath.Join(root, "*.md"))
+	more, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	for _, p := range append(docs, more...) {
+		src, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range ruleRef.FindAllString(string(src), -1) {
+			if !defined[id] {
+				t.Errorf("%s cites rule %s, which docs/contract.md does not define", p, id)
+			}
+		}
+	}
 }
 
 // TestContractNamesTests checks that every test docs/contract.md names
