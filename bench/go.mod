@@ -12,6 +12,7 @@ require (
 	github.com/idemkit/idemkit/adapters/idemgin v0.1.0
 	github.com/idemkit/idemkit/adapters/idemhttp v0.1.0
 	github.com/idemkit/idemkit/core v0.1.0
+	github.com/idemkit/idemkit/internal v0.1.0
 	github.com/idemkit/idemkit/migrations v0.1.0
 	github.com/idemkit/idemkit/stores/pgxstore v0.1.0
 	github.com/idemkit/idemkit/stores/redisstore v0.1.0

@@ -22,9 +22,9 @@ import (
 	"github.com/gofiber/fiber/v2/utils"
 	"github.com/labstack/echo/v4"
 
-	"github.com/idemkit/idemkit/adapters/idemhttp"
 	"github.com/idemkit/idemkit/core"
 	"github.com/idemkit/idemkit/core/memstore"
+	"github.com/idemkit/idemkit/internal/httpx"
 )
 
 // adapterFloor is the floor of the adapter budget lines ("≤ the fiber
@@ -55,7 +55,7 @@ import (
 //     token still holds the record, anything else releases it; only then
 //     is the buffered response sent (C-DONE-1: stored, then sent).
 //
-// Every response goes out through idemhttp.WriteResponse, as our net/http
+// Every response goes out through httpx.WriteResponse, as our net/http
 // adapters send theirs: one block of copied header values per response.
 //
 // It leaves out what the engine adds beyond the contract's minimum: the Store
@@ -227,21 +227,21 @@ func (fl *adapterFloor) answer(e floorEntry, req floorRequest, now uint32, w htt
 	case e.expiry <= now:
 		return false
 	case e.fp != req.fp:
-		idemhttp.WriteResponse(w, floorMismatch)
+		httpx.WriteResponse(w, floorMismatch)
 	case e.pending:
-		idemhttp.WriteResponse(w, floorInFlight[min(e.expiry-now, floorLease)])
+		httpx.WriteResponse(w, floorInFlight[min(e.expiry-now, floorLease)])
 	default:
 		floorSend(w, e.header, e.status, e.body, floorReplayed)
 	}
 	return true
 }
 
-// floorSend writes a response with idemhttp.WriteResponse, as the floor
+// floorSend writes a response with httpx.WriteResponse, as the floor
 // writes its refusals: the header values are copied (one block per
 // response), so the stored ones stay the store's; extra is the replay
 // marker on a replay, nil on the first response.
 func floorSend(w http.ResponseWriter, header http.Header, status int, body []byte, extra http.Header) {
-	idemhttp.WriteResponse(w, &core.Response{Status: status, Header: header, Body: body, Extra: extra})
+	httpx.WriteResponse(w, &core.Response{Status: status, Header: header, Body: body, Extra: extra})
 }
 
 // The floor's refusals, built once: docs/contract.md C-ERR-1's problem+json with the

@@ -7,3 +7,5 @@ require (
 	github.com/idemkit/idemkit/adapters/idemhttp v0.1.0
 	github.com/idemkit/idemkit/core v0.1.0
 )
+
+require github.com/idemkit/idemkit/internal v0.1.0 // indirect

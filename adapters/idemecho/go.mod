@@ -3,8 +3,8 @@ module github.com/idemkit/idemkit/adapters/idemecho
 go 1.25.0
 
 require (
-	github.com/idemkit/idemkit/adapters/idemhttp v0.1.0
 	github.com/idemkit/idemkit/core v0.1.0
+	github.com/idemkit/idemkit/internal v0.1.0
 )
 
 require github.com/labstack/echo/v4 v4.16.0

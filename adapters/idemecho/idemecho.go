@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"sync"
 
-	"github.com/idemkit/idemkit/adapters/idemhttp"
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/internal/httpx"
 	"github.com/labstack/echo/v4"
 )
 
@@ -28,7 +28,7 @@ func Middleware(engine *core.Engine) echo.MiddlewareFunc {
 			// One that a panicking handler leaves behind is left to the
 			// collector.
 			x := exchanges.Get().(*exchange)
-			*x = exchange{c: c, next: next, method: r.Method, path: idemhttp.EscapedPath(r.URL)}
+			*x = exchange{c: c, next: next, method: r.Method, path: httpx.EscapedPath(r.URL)}
 			engine.Serve(x)
 			err := x.err
 			*x = exchange{}
@@ -96,7 +96,7 @@ func (x *exchange) Method() string           { return x.method }
 func (x *exchange) Path() string             { return x.path }
 func (x *exchange) RawQuery() string         { return x.c.Request().URL.RawQuery }
 func (x *exchange) Header(name string) []string {
-	return idemhttp.HeaderValues(x.c.Request().Header, name)
+	return httpx.HeaderValues(x.c.Request().Header, name)
 }
 func (x *exchange) Native() any { return x.c }
 
@@ -113,11 +113,11 @@ func (x *exchange) Next() { x.err = x.next(x.c) }
 func (x *exchange) Capture(ctx context.Context, body []byte) (*core.Response, bool, error) {
 	c := x.c
 	orig, origRes := c.Request(), c.Response()
-	r := idemhttp.RequestWithBody(ctx, orig, body)
+	r := httpx.RequestWithBody(ctx, orig, body)
 	// The recorder writes informational responses and hijacks through the
 	// net/http writer under echo's Response: echo would count a 1xx as the
 	// committed final status.
-	rec := idemhttp.NewRecorder(origRes.Writer)
+	rec := httpx.NewRecorder(origRes.Writer)
 	c.SetRequest(r)
 	c.SetResponse(echo.NewResponse(rec, c.Echo()))
 	defer func() {
@@ -140,7 +140,7 @@ func (x *exchange) Capture(ctx context.Context, body []byte) (*core.Response, bo
 }
 
 func (x *exchange) Send(resp *core.Response) {
-	idemhttp.WriteResponse(x.c.Response(), resp)
+	httpx.WriteResponse(x.c.Response(), resp)
 }
 
 // MarkApplied declares that c's request had its side effect, whatever the

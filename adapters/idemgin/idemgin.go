@@ -11,8 +11,8 @@ import (
 	"sync"
 
 	"github.com/gin-gonic/gin"
-	"github.com/idemkit/idemkit/adapters/idemhttp"
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/internal/httpx"
 )
 
 // Middleware returns a gin handler that guards the rest of the chain through
@@ -26,7 +26,7 @@ func Middleware(engine *core.Engine) gin.HandlerFunc {
 		// Exchanges are pooled: the engine never keeps one after Serve. One
 		// that a panicking handler leaves behind is left to the collector.
 		x := exchanges.Get().(*exchange)
-		*x = exchange{c: c, method: c.Request.Method, path: idemhttp.EscapedPath(c.Request.URL)}
+		*x = exchange{c: c, method: c.Request.Method, path: httpx.EscapedPath(c.Request.URL)}
 		engine.Serve(x)
 		ran := x.ran
 		*x = exchange{}
@@ -95,7 +95,7 @@ func (x *exchange) Method() string           { return x.method }
 func (x *exchange) Path() string             { return x.path }
 func (x *exchange) RawQuery() string         { return x.c.Request.URL.RawQuery }
 func (x *exchange) Header(name string) []string {
-	return idemhttp.HeaderValues(x.c.Request.Header, name)
+	return httpx.HeaderValues(x.c.Request.Header, name)
 }
 func (x *exchange) Native() any { return x.c }
 
@@ -115,7 +115,7 @@ func (x *exchange) Next() {
 func (x *exchange) Capture(ctx context.Context, body []byte) (*core.Response, bool, error) {
 	c := x.c
 	orig, origW := c.Request, c.Writer
-	r := idemhttp.RequestWithBody(ctx, orig, body)
+	r := httpx.RequestWithBody(ctx, orig, body)
 	rec := newRecorder(origW)
 	c.Request, c.Writer = r, rec
 	defer func() {
@@ -135,7 +135,7 @@ func (x *exchange) Capture(ctx context.Context, body []byte) (*core.Response, bo
 }
 
 func (x *exchange) Send(resp *core.Response) {
-	idemhttp.WriteResponse(x.c.Writer, resp)
+	httpx.WriteResponse(x.c.Writer, resp)
 	// gin's WriteHeader only records the status: send it for an empty body.
 	x.c.Writer.WriteHeaderNow()
 }

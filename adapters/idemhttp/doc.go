@@ -6,9 +6,13 @@
 //	mux := http.NewServeMux()
 //	mux.Handle("POST /payments", idemhttp.Middleware(engine)(payments))
 //
-// The handler's response is buffered by a [Recorder] while it runs, stored,
-// and only then sent: a client that saw a response gets the same one on
-// every retry. Streaming (Flush) therefore has no effect on guarded
-// requests; unguarded requests (other methods, or no key where keys are
-// optional) reach the handler untouched.
+// The handler's response is buffered while it runs, stored, and only then
+// sent: a client that saw a response gets the same one on every retry.
+// Streaming (Flush) therefore has no effect on guarded requests. The
+// writer a guarded handler gets implements [http.Flusher], [http.Hijacker]
+// (hijacking makes the request non-replayable and releases its claim) and
+// Unwrap, so that [http.ResponseController] reaches the connection for
+// deadlines; it does not implement io.ReaderFrom or [http.Pusher].
+// Unguarded requests (other methods, or no key where keys are optional)
+// reach the handler untouched.
 package idemhttp

@@ -9,4 +9,7 @@ require (
 	github.com/idemkit/idemkit/core v0.1.0
 )
 
-require github.com/idemkit/idemkit/adapters/idemhttp v0.1.0 // indirect
+require (
+	github.com/idemkit/idemkit/adapters/idemhttp v0.1.0 // indirect
+	github.com/idemkit/idemkit/internal v0.1.0 // indirect
+)

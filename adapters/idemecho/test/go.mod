@@ -10,7 +10,7 @@ require (
 )
 
 require (
-	github.com/idemkit/idemkit/adapters/idemhttp v0.1.0 // indirect
+	github.com/idemkit/idemkit/internal v0.1.0 // indirect
 	github.com/labstack/gommon v0.5.0 // indirect
 	github.com/mattn/go-colorable v0.1.15 // indirect
 	github.com/mattn/go-isatty v0.0.22 // indirect
