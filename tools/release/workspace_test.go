@@ -36,7 +36,7 @@ func TestRepository(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"core", "conformance", "migrations", "adapters/idemhttp", "stores/tieredstore"} {
+	for _, want := range []string{"core", "conformance", "migrations", "internal", "adapters/idemhttp", "stores/tieredstore"} {
 		if !slices.Contains(dirs, want) {
 			t.Errorf("published modules %v lack %s", dirs, want)
 		}
