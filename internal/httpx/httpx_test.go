@@ -32,7 +32,7 @@ func TestRecorderInterfaces(t *testing.T) {
 	if _, ok := w.(http.Pusher); ok {
 		t.Error("Recorder implements http.Pusher, which it cannot honour while buffering")
 	}
-	if _, ok := w.(interface{ ReadFrom(r any) }); ok {
+	if _, ok := w.(io.ReaderFrom); ok {
 		t.Error("Recorder implements io.ReaderFrom, which would bypass the buffer")
 	}
 }
