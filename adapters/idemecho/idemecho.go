@@ -80,9 +80,11 @@ func RouteOptions(f func(c echo.Context) core.RouteOptions) core.Option {
 
 // exchange presents one echo request to the engine.
 //
-// Method and Path are read once, up front: the engine's lease renewer
-// reports events (and so calls Method and Path) from its timer goroutine
-// while the handler runs, and the handler may replace the request.
+// Method and Path are read once, up front, so that they name the request
+// as it arrived (the path the fingerprint covers) in the events the engine
+// reports after the handler has run, whatever the handler did to the
+// request meanwhile: it may replace it (a replacement is kept) or rewrite
+// the URL the copies share. The path is also escaped once per request.
 type exchange struct {
 	c      echo.Context
 	next   echo.HandlerFunc

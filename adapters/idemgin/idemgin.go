@@ -80,9 +80,11 @@ func RouteOptions(f func(c *gin.Context) core.RouteOptions) core.Option {
 
 // exchange presents one gin request to the engine.
 //
-// Method and Path are read once, up front: the engine's lease renewer
-// reports events (and so calls Method and Path) from its timer goroutine
-// while the chain runs, and the chain may replace c.Request meanwhile.
+// Method and Path are read once, up front, so that they name the request
+// as it arrived (the path the fingerprint covers) in the events the engine
+// reports after the chain has run, whatever the chain did to c.Request
+// meanwhile: it may replace it (a replacement is kept) or rewrite the URL
+// the copies share. The path is also escaped once per request.
 type exchange struct {
 	c      *gin.Context
 	method string
@@ -149,12 +151,14 @@ const noWritten = -1
 // writer would. Nothing reaches the client until the engine has stored the
 // response.
 //
-// The real writer is embedded only to satisfy the interface: every method
-// of gin.ResponseWriter is overridden below. Flush is a no-op while
-// buffering, Hijack hands the connection over and makes the response
+// The real writer is embedded to satisfy the interface. Every method of
+// gin.ResponseWriter but CloseNotify is overridden below: Flush is a no-op
+// while buffering, Hijack hands the connection over and makes the response
 // non-replayable, Pusher returns nil (a push cannot be replayed), and
 // Unwrap returns the real writer so [http.ResponseController] reaches it
-// for deadlines. It does not implement io.ReaderFrom.
+// for deadlines. CloseNotify ([http.CloseNotifier], deprecated in net/http
+// for the request's context) is the real writer's: the client it reports
+// on is the same. It does not implement io.ReaderFrom.
 type recorder struct {
 	gin.ResponseWriter
 	header   http.Header
