@@ -83,9 +83,6 @@ func New(store Store, opts ...Option) *Engine {
 	return e
 }
 
-// Store returns the engine's store.
-func (e *Engine) Store() Store { return e.store }
-
 // Serve handles one exchange according to the idempotency contract: it
 // passes unguarded requests through (other methods, and those [WithSkip]
 // picks), applies [WithRouteOptions], refuses bad ones with problem+json
