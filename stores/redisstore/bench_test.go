@@ -396,3 +396,13 @@ func BenchmarkInterleaved(b *testing.B) {
 		}
 	}
 }
+
+// replyString returns reply[i] as a string, as replyInt does an integer:
+// the hash layout's claim reply carries the record as one.
+func replyString(reply []any, i int) (string, bool) {
+	if i >= len(reply) {
+		return "", false
+	}
+	s, ok := reply[i].(string)
+	return s, ok
+}

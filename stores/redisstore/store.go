@@ -583,14 +583,6 @@ func replyInt(reply []any, i int) (int64, bool) {
 	return n, ok
 }
 
-func replyString(reply []any, i int) (string, bool) {
-	if i >= len(reply) {
-		return "", false
-	}
-	s, ok := reply[i].(string)
-	return s, ok
-}
-
 func unavailable(op string, err error) error {
 	return fmt.Errorf("redisstore: %s: %w: %w", op, core.ErrStoreUnavailable, err)
 }
