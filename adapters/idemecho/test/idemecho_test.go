@@ -3,10 +3,12 @@ package idemecho_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -358,5 +360,40 @@ func TestPanicReachesRecover(t *testing.T) {
 	}
 	if r := call(e, http.MethodPost, "/p", "panic", ""); r.Code != http.StatusCreated || r.Header().Get("Idempotency-Replayed") != "" {
 		t.Errorf("retry: %d; want a fresh 201", r.Code)
+	}
+}
+
+// TestEventsNameTheArrivedRequest: a handler that rewrites the request's
+// URL (which the copy it runs on shares) or replaces the request must not
+// change the method and path the engine reports after it ran: the events
+// name the request as it arrived, whose path the fingerprint covers.
+func TestEventsNameTheArrivedRequest(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		handler func(c echo.Context)
+	}{
+		{"RewritesURL", func(c echo.Context) { c.Request().URL.Path, c.Request().URL.RawPath = "/rewritten", "" }},
+		{"ReplacesRequest", func(c echo.Context) {
+			c.SetRequest(httptest.NewRequest(http.MethodPut, "/replaced", nil).WithContext(c.Request().Context()))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			obs := core.ObserverFunc(func(_ context.Context, ev core.Event) {
+				got = append(got, string(ev.Outcome)+" "+ev.Method+" "+ev.Path)
+			})
+			e := newEcho()
+			e.Use(idemecho.Middleware(core.New(newMemStore(t), core.WithObserver(obs))))
+			e.POST("/payments/:id", func(c echo.Context) error {
+				tc.handler(c)
+				return c.String(http.StatusCreated, "ok")
+			})
+			if rec := call(e, http.MethodPost, "/payments/caf%C3%A9", `"arrived"`, "{}"); rec.Code != http.StatusCreated {
+				t.Fatalf("status %d; want 201", rec.Code)
+			}
+			if want := []string{"executed POST /payments/caf%C3%A9"}; !slices.Equal(got, want) {
+				t.Errorf("events %q; want %q: an event names the request as it arrived, not as the handler left it", got, want)
+			}
+		})
 	}
 }

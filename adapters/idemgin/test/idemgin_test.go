@@ -3,9 +3,11 @@ package idemgin_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -356,5 +358,40 @@ func TestPanicReachesRecovery(t *testing.T) {
 	}
 	if rec := call(r, http.MethodPost, "/p", "panic", ""); rec.Code != http.StatusCreated || rec.Header().Get("Idempotency-Replayed") != "" {
 		t.Errorf("retry: %d; want a fresh 201", rec.Code)
+	}
+}
+
+// TestEventsNameTheArrivedRequest: a handler that rewrites the request's
+// URL (which the copy it runs on shares) or replaces the request must not
+// change the method and path the engine reports after it ran: the events
+// name the request as it arrived, whose path the fingerprint covers.
+func TestEventsNameTheArrivedRequest(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		handler func(c *gin.Context)
+	}{
+		{"RewritesURL", func(c *gin.Context) { c.Request.URL.Path, c.Request.URL.RawPath = "/rewritten", "" }},
+		{"ReplacesRequest", func(c *gin.Context) {
+			c.Request = httptest.NewRequest(http.MethodPut, "/replaced", nil).WithContext(c.Request.Context())
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			obs := core.ObserverFunc(func(_ context.Context, ev core.Event) {
+				got = append(got, string(ev.Outcome)+" "+ev.Method+" "+ev.Path)
+			})
+			r := gin.New()
+			r.Use(idemgin.Middleware(core.New(newMemStore(t), core.WithObserver(obs))))
+			r.POST("/payments/:id", func(c *gin.Context) {
+				tc.handler(c)
+				c.String(http.StatusCreated, "ok")
+			})
+			if rec := call(r, http.MethodPost, "/payments/caf%C3%A9", `"arrived"`, "{}"); rec.Code != http.StatusCreated {
+				t.Fatalf("status %d; want 201", rec.Code)
+			}
+			if want := []string{"executed POST /payments/caf%C3%A9"}; !slices.Equal(got, want) {
+				t.Errorf("events %q; want %q: an event names the request as it arrived, not as the handler left it", got, want)
+			}
+		})
 	}
 }
