@@ -55,6 +55,15 @@ func (ws *workspace) check(args []string) error {
 	if err := ws.buildProxy(proxy, version); err != nil {
 		return err
 	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return err
+	}
+	unlock, err := lockCache(filepath.Join(cache, "idemkit-release-check"))
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	env, err := consumerEnv(proxy)
 	if err != nil {
 		return err
