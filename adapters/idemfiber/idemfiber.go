@@ -117,6 +117,10 @@ type exchange struct {
 	// inPlace is the response Capture returned while leaving the handler's
 	// output in fiber's response: Send of it has nothing left to write.
 	inPlace *core.Response
+	// streamed: Body handed the engine fasthttp's body stream
+	// (StreamRequestBody), which the engine consumed; Capture gives the
+	// handler the bytes it read.
+	streamed bool
 }
 
 var exchanges = sync.Pool{New: func() any { return new(exchange) }}
@@ -159,10 +163,13 @@ func (x *exchange) Header(name string) []string {
 }
 
 // BodyBytes returns c.Body(), the request body as the handler will see it,
-// valid until the handler returns; or nil when fiber would decompress it
-// (see Body).
+// valid until the handler returns; or nil when fiber would decompress it,
+// or when fasthttp streams it (StreamRequestBody): see Body.
 func (x *exchange) BodyBytes() []byte {
 	if _, ok := x.encoded(); ok {
+		return nil
+	}
+	if x.c.Request().IsBodyStream() {
 		return nil
 	}
 	return x.c.Body()
@@ -172,9 +179,25 @@ func (x *exchange) BodyBytes() []byte {
 // decoded as it is read, so the engine, which reads at most its body limit
 // plus one byte, stops decompression there: c.Body() would inflate a gzip
 // bomb whole before any size check.
+//
+// A streamed body (fiber's StreamRequestBody: a chunked body, or one longer
+// than what fasthttp reads before calling the handler) is read from
+// fasthttp's stream, so that a body cut short or a malformed chunk is a
+// read error, which the engine answers with 400 invalid-body, and a body
+// over the limit is refused one byte past it. c.Body() would read the
+// whole stream, whatever its size, and hand the handler the error's text,
+// or the bytes received so far, as the body.
 func (x *exchange) Body() (io.Reader, int64) {
 	if encodings, ok := x.encoded(); ok {
 		return &decoder{raw: x.c.Request().Body(), encodings: encodings}, -1
+	}
+	if req := x.c.Request(); req.IsBodyStream() {
+		x.streamed = true
+		n := int64(req.Header.ContentLength())
+		if n < 0 {
+			n = -1
+		}
+		return req.BodyStream(), n
 	}
 	b := x.c.Body()
 	if len(b) == 0 {
@@ -279,9 +302,13 @@ func (x *exchange) Next() { x.err = x.c.Next() }
 // Capture runs the chain on a cleared response and copies what it wrote.
 // When no outer middleware had written anything, the handler's output is
 // left in place for Send. The request body is left as it is: body is
-// c.Body() (see BodyBytes), which the handler reads again.
+// c.Body() (see BodyBytes), which the handler reads again; a streamed body,
+// which the engine has consumed, is replaced by the bytes it read.
 func (x *exchange) Capture(ctx context.Context, body []byte) (*core.Response, bool, error) {
 	c := x.c
+	if x.streamed {
+		c.Request().SetBodyRaw(body)
+	}
 	// The handler sees ctx, which carries its claim, as c.UserContext().
 	orig := c.UserContext()
 	c.SetUserContext(ctx)

@@ -51,3 +51,18 @@ func TestHostileInput(t *testing.T) {
 		})
 	}
 }
+
+// TestConformanceStreamRequestBody runs the conformance suite with fiber's
+// StreamRequestBody on: bodies longer than fasthttp's first read, and
+// chunked ones, reach the middleware as a stream.
+func TestConformanceStreamRequestBody(t *testing.T) {
+	conformance.TestMiddleware(t, conformance.Harness{
+		NewStore: newMemStore,
+		NewServer: func(t *testing.T, engine *core.Engine, app http.Handler) string {
+			f := fiber.New(fiber.Config{DisableStartupMessage: true, StreamRequestBody: true})
+			f.Use(recover.New(), idemfiber.Middleware(engine))
+			f.All("/*", idemfiber.HTTPHandler(app))
+			return listen(t, f)
+		},
+	})
+}
