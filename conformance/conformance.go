@@ -7,7 +7,9 @@
 // [TestCache] checks a [core.Cache], the hot tier of a tiered store
 // (lookups, replacement, retention, exact bytes, torn writes, context);
 // [TestMiddleware] checks an adapter, with any store, against the HTTP
-// behaviour of the spec. Each runs stable, CamelCase subtests usable with
+// behaviour of the spec; [TestHostileInput] sends an adapter, served on its
+// real server, malformed, truncated, overlong and pipelined requests over
+// raw connections. Each runs stable, CamelCase subtests usable with
 // -run (TestMyStore/Fencing/StaleCompleteRejected), calls the factory once
 // per subtest, uses random keys, and reports failures with the call, its
 // inputs, what it got, what it wanted and the rule broken.
