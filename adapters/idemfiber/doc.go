@@ -38,6 +38,18 @@
 // compressed body. Requests the middleware passes through unguarded are
 // left to fiber: there a handler's c.Body() still inflates without limit.
 //
+// # Streamed bodies
+//
+// With fiber's StreamRequestBody, a chunked body, or one longer than
+// fasthttp reads before calling the handler, arrives as a stream, which
+// c.Body() would read whole (past any limit) and, on a read error, replace
+// by the error's text or the bytes received so far. The adapter hands the
+// engine the stream instead: a body cut short or with a malformed chunk
+// gets 400 (invalid-body) and stores nothing, a body over the limit is
+// refused one byte past it, and the handler's c.Body() returns the bytes
+// the engine read. (A streamed body that is also compressed is still read
+// whole by c.Body() before it is decoded.)
+//
 // # Capture
 //
 // Before the rest of the chain runs, whatever outer middleware already put
