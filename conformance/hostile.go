@@ -760,6 +760,58 @@ var hostileCases = []hostileCase{
 		}
 		row.retry = e.cleanRetry(k, body1, a.status == http.StatusCreated)
 	}},
+	{"Expect/ContinueThenCut", func(e *hostileEnv, row *hostileRow) {
+		// The client waits for 100 Continue, which the server sends when
+		// the body is first read, then sends part of the body and goes.
+		k := newKey()
+		c := e.dial()
+		c.send(request([]string{keyLine(k)}, []string{"Expect: 100-continue", "Content-Length: 100"}, ""))
+		a := c.read(e.readTimeout + margin)
+		if a.status == http.StatusContinue {
+			row.wire = append(row.wire, a.String())
+			c.send(body1)
+			c.closeWrite()
+			a = c.read(e.readTimeout + margin)
+		}
+		row.wire = append(row.wire, a.String())
+		e.wantProblem("100 Continue, then a body cut short", a, http.StatusBadRequest, core.CodeInvalidBody, true, ruleBodyRefused)
+		e.wantRuns("100 Continue, then a body cut short", 0, ruleBodyRefused)
+		row.retry = e.cleanRetry(k, body1, false)
+	}},
+	{"Expect/ContinueOverLimit", func(e *hostileEnv, row *hostileRow) {
+		// A length over the limit is refused before the body is asked for
+		// (a server that sends 100 Continue on its own then waits for the
+		// body the client never sends).
+		k := newKey()
+		c := e.dial()
+		c.send(request([]string{keyLine(k)}, []string{"Expect: 100-continue", "Content-Length: " + strconv.Itoa(4*hostileMaxBody)}, ""))
+		a := c.read(e.readTimeout + margin)
+		if a.status == http.StatusContinue {
+			row.wire = append(row.wire, a.String())
+			a = c.read(e.readTimeout + margin)
+		}
+		row.wire = append(row.wire, a.String())
+		e.wantProblem("Expect: 100-continue with a length over the limit", a, http.StatusRequestEntityTooLarge, core.CodeBodyTooLarge, true, ruleTooLarge)
+		e.wantRuns("Expect: 100-continue over the limit", 0, ruleTooLarge)
+		row.retry = e.cleanRetry(k, body1, false)
+	}},
+	{"Method/LowerCase", func(e *hostileEnv, row *hostileRow) {
+		// Methods are case-sensitive (RFC 9110 §9.1): "post" is not POST
+		// and is not guarded. The server refuses it, or the handler sees
+		// "post"; a framework that ran it as POST while the engine let it
+		// through would run a POST twice.
+		k := newKey()
+		for i := 0; i < 2; i++ {
+			c := e.dial()
+			c.send(strings.Replace(request([]string{keyLine(k)}, nil, body1), "POST ", "post ", 1))
+			a := c.read(e.readTimeout + margin)
+			row.wire = append(row.wire, a.String())
+			if r, ok := bodyOf(a.body); ok && a.status < 300 && r.Method != "post" {
+				e.t.Errorf("request %d with method \"post\": the handler saw method %q; want \"post\" (unguarded) or a refusal: a framework that serves it as POST must have it guarded (contract.md §1)", i+1, r.Method)
+			}
+		}
+		row.retry = e.cleanRetry(k, body1, false)
+	}},
 	{"Pipeline/DuplicateSameKey", func(e *hostileEnv, row *hostileRow) {
 		k := newKey()
 		c := e.dial()
