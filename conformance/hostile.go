@@ -47,12 +47,16 @@ type HostileHarness struct {
 const hostileMaxBody = 16 << 10
 
 // TestHostileInput drives a server built by h over raw TCP connections
-// with requests no well-behaved client sends: duplicated, malformed or
-// oversized Idempotency-Key fields, duplicated Content-Type, header names
-// with invalid bytes, bodies shorter or longer than their Content-Length,
-// malformed chunked bodies, Content-Length with Transfer-Encoding, bodies
-// trickled past the read deadline, bodies over the limit (declared and
-// chunked), and duplicate requests pipelined on one connection.
+// with requests no well-behaved client sends: duplicated (also with the
+// name in other letter case), malformed, oversized, empty and control-byte
+// Idempotency-Key fields, obs-fold continuations, a key in a chunked
+// trailer, duplicated Content-Type and Content-Length, header names with
+// invalid bytes, a lower-case method, bodies shorter or longer than their
+// Content-Length (cut by a half-close, a stall or an Expect: 100-continue
+// client), malformed chunked bodies, Content-Length with
+// Transfer-Encoding, bodies trickled past the read deadline, bodies over
+// the limit (declared, cut, chunked), and requests pipelined on one
+// connection.
 //
 // Each case checks what the client got (the status and problem+json where
 // the engine answers; a refusal by the server, or the connection closed,
@@ -188,7 +192,7 @@ func problemCode(a answer) string {
 	return p.Code
 }
 
-// refusedBy reports whether a is a refusal that never reached the engine:
+// refusedByServer reports whether a is a refusal that never reached the engine:
 // a non-problem 4xx from the server, or the connection closed.
 func (a answer) refusedByServer() bool {
 	return a.closed || a.status >= 400 && a.status < 500 && problemCode(a) == ""
@@ -282,7 +286,7 @@ func request(keyLines []string, extra []string, body string) string {
 
 func keyLine(k string) string { return core.KeyHeader + ": " + core.FormatKey(k) }
 
-// wantAnswer checks a against the engine's problem (status, problem+json
+// wantProblem checks a against the engine's problem (status, problem+json
 // with code), or, when serverMay is set, a refusal by the server itself.
 func (e *hostileEnv) wantProblem(what string, a answer, status int, code string, serverMay bool, rule string) {
 	e.t.Helper()
