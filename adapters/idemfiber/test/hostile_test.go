@@ -29,6 +29,7 @@ func TestHostileInput(t *testing.T) {
 			name = "StreamRequestBody"
 		}
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			conformance.TestHostileInput(t, conformance.HostileHarness{
 				Harness: conformance.Harness{
 					NewStore: newMemStore,
