@@ -65,7 +65,7 @@ const hostileMaxBody = 16 << 10
 // it must run the handler once and be stored, or replay a response whose
 // request body is byte for byte the clean one — never a response to a
 // truncated or mixed body, and never 409 from a claim left behind
-// (docs/contract.md §1–3). The outcome of every case is logged as a table.
+// (docs/contract.md C-FP-3, C-KEY-2, C-STATE-1–4). The outcome of every case is logged as a table.
 func TestHostileInput(t *testing.T, h HostileHarness) {
 	if h.NewStore == nil || h.NewServer == nil {
 		t.Fatal("conformance: TestHostileInput needs HostileHarness.NewStore and HostileHarness.NewServer")
@@ -77,29 +77,32 @@ func TestHostileInput(t *testing.T, h HostileHarness) {
 		mu   sync.Mutex
 		rows []hostileRow
 	)
-	t.Run("Cases", func(t *testing.T) {
-		for _, c := range hostileCases {
-			t.Run(c.name, func(t *testing.T) {
-				t.Parallel()
-				e := newHostileEnv(t, h)
-				row := hostileRow{name: c.name}
-				c.run(e, &row)
+	// The table is logged once every case, run in parallel, is done.
+	t.Cleanup(func() {
+		slices.SortFunc(rows, func(a, b hostileRow) int { return strings.Compare(a.name, b.name) })
+		var b strings.Builder
+		fmt.Fprintf(&b, "hostile input, %d cases (runs and stored count the clean retries too):\n", len(rows))
+		fmt.Fprintf(&b, "%-36s %-44s %4s %6s  %s\n", "case", "hostile request →", "runs", "stored", "clean retry →")
+		for _, r := range rows {
+			fmt.Fprintf(&b, "%-36s %-44s %4d %6d  %s\n", r.name, strings.Join(r.wire, ", "), r.runs, r.stored, r.retry)
+		}
+		t.Log(b.String())
+	})
+	for _, c := range hostileCases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			e := newHostileEnv(t, h)
+			row := hostileRow{name: c.name}
+			defer func() { // also after a t.Fatal
 				row.runs = e.runs()
 				row.stored = e.rec.completes.Load()
 				mu.Lock()
 				rows = append(rows, row)
 				mu.Unlock()
-			})
-		}
-	})
-	slices.SortFunc(rows, func(a, b hostileRow) int { return strings.Compare(a.name, b.name) })
-	var b strings.Builder
-	fmt.Fprintf(&b, "hostile input, %d cases (runs and stored count the retry too):\n", len(rows))
-	fmt.Fprintf(&b, "%-36s %-44s %4s %6s  %s\n", "case", "hostile request →", "runs", "stored", "clean retry →")
-	for _, r := range rows {
-		fmt.Fprintf(&b, "%-36s %-44s %4d %6d  %s\n", r.name, strings.Join(r.wire, ", "), r.runs, r.stored, r.retry)
+			}()
+			c.run(e, &row)
+		})
 	}
-	t.Log(b.String())
 }
 
 type hostileRow struct {
@@ -322,7 +325,7 @@ func (e *hostileEnv) wantResultFor(what string, a answer, body string) {
 	}
 	if r.BodyLen != len(body) || r.BodySHA != sha(body) {
 		e.t.Errorf("%s: the answer describes a %d-byte request body (sha %.12s); want the %d-byte body sent (sha %.12s): "+
-			"contract.md §2, the fingerprint and the handler see the whole body as declared, nothing more, nothing less", what, r.BodyLen, r.BodySHA, len(body), sha(body))
+			"docs/contract.md C-FP-3: the fingerprint and the handler see the body as framed, nothing more, nothing less", what, r.BodyLen, r.BodySHA, len(body), sha(body))
 	}
 }
 
@@ -335,7 +338,7 @@ func (e *hostileEnv) cleanRetry(key, body string, stored bool) string {
 	e.t.Helper()
 	before, storedBefore := e.runs(), e.rec.completes.Load()
 	first := e.doRaw([]string{keyLine(key)}, nil, body)
-	rule := "contract.md §3: a clean retry after a hostile request runs once and is stored, or replays the response to this very body"
+	rule := "docs/contract.md C-FP-3, C-STATE-1, C-STATE-3: a clean retry after a hostile request runs once and is stored, or replays the response to this very body; the key is never left locked"
 	if first.status != http.StatusCreated {
 		e.t.Errorf("clean retry with key %s: %s %.200q; want 201 (%s)", short(key), first, first.body, rule)
 		return first.String()
@@ -360,7 +363,7 @@ func (e *hostileEnv) cleanRetry(key, body string, stored bool) string {
 	}
 	again := e.doRaw([]string{keyLine(key)}, nil, body)
 	if again.status != first.status || again.header.Get(core.DefaultReplayHeader) != "true" || !bytes.Equal(again.body, first.body) {
-		e.t.Errorf("second clean retry with key %s: %s; want the response to the first replayed byte for byte (contract.md §3 replay)", short(key), again)
+		e.t.Errorf("second clean retry with key %s: %s; want the response to the first replayed byte for byte (docs/contract.md C-STATE-3)", short(key), again)
 	}
 	if replayed {
 		return first.String()
@@ -386,11 +389,11 @@ type hostileCase struct {
 }
 
 const (
-	ruleKeyRefused  = "contract.md §1: an invalid key, or more than one field, → 400 invalid-key; the handler does not run"
-	ruleBodyRefused = "contract.md §2: a body that cannot be read → 400 invalid-body (or the server cuts the connection); the handler does not run, nothing is stored"
-	ruleTooLarge    = "contract.md §2: a body over the limit → 413 body-too-large; the handler does not run, nothing is stored"
+	ruleKeyRefused  = "docs/contract.md C-KEY-2: an invalid key, or more than one field, → 400 invalid-key; the handler does not run"
+	ruleBodyRefused = "docs/contract.md C-FP-2, C-FP-3: a body that cannot be read → 400 invalid-body (or the server refuses it); the handler does not run, nothing is stored"
+	ruleTooLarge    = "docs/contract.md C-FP-2: a body over the limit → 413 body-too-large; the handler does not run, nothing is stored"
 	ruleServerOnly  = "a request the server refuses never reaches the handler or the store"
-	rulePipelined   = "contract.md §3: requests pipelined on one connection are served one after the other, one run per key"
+	rulePipelined   = "docs/contract.md C-FP-3, C-ONCE-1: requests pipelined on one connection are served one after the other, one run per key"
 	body1           = `{"amount":1200,"currency":"EUR"}`
 )
 
@@ -450,7 +453,7 @@ var hostileCases = []hostileCase{
 		switch {
 		case a.status == http.StatusCreated:
 			e.wantResultFor("key in the trailer", a, body1)
-			e.wantRuns("key in the trailer, header key used", 1, "contract.md §3: a new key runs the handler once")
+			e.wantRuns("key in the trailer, header key used", 1, "docs/contract.md C-STATE-1: a new key runs the handler once")
 			stored = true
 		case a.refusedByServer():
 			e.wantRuns("key in the trailer, refused by the server", 0, ruleServerOnly)
@@ -481,7 +484,7 @@ var hostileCases = []hostileCase{
 				framed = body1[:5]
 			}
 			e.wantResultFor("conflicting Content-Length", a, framed)
-			e.wantRuns("conflicting Content-Length", 1, "contract.md §3: one run per key")
+			e.wantRuns("conflicting Content-Length", 1, "docs/contract.md C-ONCE-1: one run per key")
 			c.waitClosed(e.readTimeout + margin)
 			row.retry = e.cleanRetry(k, framed, true)
 		default:
@@ -499,7 +502,7 @@ var hostileCases = []hostileCase{
 			e.wantRuns("duplicated Content-Length, refused", 0, ruleServerOnly)
 		case a.status == http.StatusCreated:
 			e.wantResultFor("duplicated Content-Length", a, body1)
-			e.wantRuns("duplicated Content-Length", 1, "contract.md §3: one run per key")
+			e.wantRuns("duplicated Content-Length", 1, "docs/contract.md C-ONCE-1: one run per key")
 			stored = true
 		default:
 			e.t.Errorf("duplicated Content-Length: %s; want 201 or a refusal by the server", a)
@@ -534,7 +537,7 @@ var hostileCases = []hostileCase{
 		row.retry = e.cleanRetry(k, body1, false)
 	}},
 	{"Header/DuplicateContentType", func(e *hostileEnv, row *hostileRow) {
-		// Content-Type is no part of the fingerprint (contract.md §2): the
+		// Content-Type is no part of the fingerprint (docs/contract.md C-FP-1): the
 		// request runs once and its response is stored, or the server
 		// refuses it.
 		k := newKey()
@@ -546,7 +549,7 @@ var hostileCases = []hostileCase{
 			e.wantRuns("duplicated Content-Type refused by the server", 0, ruleServerOnly)
 		case a.status == http.StatusCreated:
 			e.wantResultFor("duplicated Content-Type", a, body1)
-			e.wantRuns("duplicated Content-Type", 1, "contract.md §3: a new key runs the handler once")
+			e.wantRuns("duplicated Content-Type", 1, "docs/contract.md C-STATE-1: a new key runs the handler once")
 			stored = true
 		default:
 			e.t.Errorf("duplicated Content-Type: %s; want 201 (Content-Type is no part of the fingerprint) or a refusal by the server", a)
@@ -642,7 +645,7 @@ var hostileCases = []hostileCase{
 		if !b.refusedByServer() {
 			e.t.Errorf("extra bytes after the body: %s; want the server to refuse them as a malformed request, or close", b)
 		}
-		e.wantRuns("body with extra bytes", 1, "contract.md §3: one request, one run")
+		e.wantRuns("body with extra bytes", 1, "docs/contract.md C-FP-3: one request, one run")
 		row.retry = e.cleanRetry(k, body1, true)
 	}},
 	{"Body/LongerIsPipelinedRequest", func(e *hostileEnv, row *hostileRow) {
@@ -659,7 +662,7 @@ var hostileCases = []hostileCase{
 		} else {
 			e.wantResultFor("first of two requests in one write", a, body1)
 		}
-		e.wantProblem("second request, same key, other body", b, http.StatusUnprocessableEntity, core.CodeFingerprintMismatch, false, "contract.md §3: other fingerprint → 422")
+		e.wantProblem("second request, same key, other body", b, http.StatusUnprocessableEntity, core.CodeFingerprintMismatch, false, "docs/contract.md C-STATE-4: other fingerprint → 422")
 		e.wantRuns("two requests in one write", 1, rulePipelined)
 		row.retry = e.cleanRetry(k, body1, true)
 	}},
@@ -704,9 +707,9 @@ var hostileCases = []hostileCase{
 			b := c.read(e.readTimeout + margin)
 			row.wire = append(row.wire, b.String())
 			if !b.closed {
-				e.wantProblem("the smuggled request", b, http.StatusUnprocessableEntity, core.CodeFingerprintMismatch, false, "contract.md §3: other fingerprint → 422")
+				e.wantProblem("the smuggled request", b, http.StatusUnprocessableEntity, core.CodeFingerprintMismatch, false, "docs/contract.md C-STATE-4: other fingerprint → 422")
 			}
-			e.wantRuns("Content-Length with Transfer-Encoding", 1, "contract.md §3: one run per key")
+			e.wantRuns("Content-Length with Transfer-Encoding", 1, "docs/contract.md C-ONCE-1: one run per key")
 			c2 := e.cleanRetry(k, "", true)
 			row.retry = c2 + " (empty body)"
 			stored = true
@@ -811,7 +814,7 @@ var hostileCases = []hostileCase{
 			a := c.read(e.readTimeout + margin)
 			row.wire = append(row.wire, a.String())
 			if r, ok := bodyOf(a.body); ok && a.status < 300 && r.Method != "post" {
-				e.t.Errorf("request %d with method \"post\": the handler saw method %q; want \"post\" (unguarded) or a refusal: a framework that serves it as POST must have it guarded (contract.md §1)", i+1, r.Method)
+				e.t.Errorf("request %d with method \"post\": the handler saw method %q; want \"post\" (unguarded) or a refusal: a framework that serves it as POST must have it guarded (docs/contract.md C-REQ-1)", i+1, r.Method)
 			}
 		}
 		row.retry = e.cleanRetry(k, body1, false)
@@ -871,7 +874,7 @@ func serverRefused(extra []string) func(e *hostileEnv, row *hostileRow) {
 			e.wantRuns("refused by the server", 0, ruleServerOnly)
 		case a.status == http.StatusCreated:
 			e.wantResultFor("passed on by the server", a, body1)
-			e.wantRuns("passed on by the server", 1, "contract.md §3: a new key runs the handler once")
+			e.wantRuns("passed on by the server", 1, "docs/contract.md C-STATE-1: a new key runs the handler once")
 			stored = true
 		default:
 			e.t.Errorf("field line %q: %s; want a refusal by the server, or 201", extra, a)
