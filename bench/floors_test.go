@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/codec"
 	"github.com/idemkit/idemkit/migrations"
 )
 
@@ -59,7 +59,7 @@ return 1`)
 )
 
 func floorRedis(client redis.UniversalClient, prefix string, pool int) storeImpl {
-	payload := core.EncodeResponse(benchResponse)
+	payload := codec.EncodeResponse(benchResponse)
 	newKey := func(ctx context.Context, key string) error {
 		k := prefix + "{" + key + "}"
 		tok := "t" + key

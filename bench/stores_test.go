@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/codec"
 	"github.com/idemkit/idemkit/core/memstore"
 	"github.com/idemkit/idemkit/migrations"
 	"github.com/idemkit/idemkit/stores/pgxstore"
@@ -112,7 +113,7 @@ var (
 )
 
 func rawRedis(client redis.UniversalClient, prefix string, pool int) storeImpl {
-	payload := core.EncodeResponse(benchResponse)
+	payload := codec.EncodeResponse(benchResponse)
 	newKey := func(ctx context.Context, key string) error {
 		k := prefix + "{" + key + "}"
 		if err := rawSetScript.Run(ctx, client, []string{k}, benchFingerprint[:], "t"+key, 30000).Err(); err != nil {
@@ -160,7 +161,7 @@ func newRawPgxSQL(schema string) rawPgxSQL {
 		status = $3, headers = $4, body = $5, body_omitted = false, completed_at = now(),
 		expires_at = now() + $6::bigint * interval '1 microsecond'
 		WHERE key = $1 AND lease_token = $2 AND state = 'pending'`,
-		headers: core.AppendHeader(nil, benchResponse.Header),
+		headers: codec.AppendHeader(nil, benchResponse.Header),
 	}
 }
 

@@ -10,11 +10,12 @@ import (
 
 	"github.com/idemkit/idemkit/conformance"
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/codec"
 )
 
 // mapStore is the kind of store a user writes for a backend of their own:
 // here a map behind one mutex, holding each response in the byte form of
-// [core.EncodeResponse], as a key-value backend would. Expired records are
+// [codec.EncodeResponse], as a key-value backend would. Expired records are
 // dropped when their key is touched.
 type mapStore struct {
 	mu sync.Mutex
@@ -57,7 +58,7 @@ func (s *mapStore) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim
 	case r.fp != req.Fingerprint:
 		return core.Claim{Status: core.ClaimMismatch}, nil
 	case r.resp != nil:
-		resp, err := core.DecodeResponse(r.resp) // read-only for the caller; a fresh decode is simplest
+		resp, err := codec.DecodeResponse(r.resp) // read-only for the caller; a fresh decode is simplest
 		if err != nil {
 			return core.Claim{}, fmt.Errorf("mapstore: claim: %w", err)
 		}
@@ -93,7 +94,7 @@ func (s *mapStore) held(ctx context.Context, key string, token core.Token, f fun
 }
 
 func (s *mapStore) Complete(ctx context.Context, key string, token core.Token, resp *core.Response, ttl time.Duration) error {
-	enc := core.EncodeResponse(resp) // the record keeps its own encoding
+	enc := codec.EncodeResponse(resp) // the record keeps its own encoding
 	err := s.held(ctx, key, token, func(r *mapRecord, now time.Time) {
 		r.resp, r.expires = enc, now.Add(ttl)
 	})

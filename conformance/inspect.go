@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/codec"
 )
 
 // TestInspector checks a store's [core.Inspector] (an optional interface)
@@ -97,13 +98,13 @@ func testInspectCompleted(s *storeT) {
 	h := http.Header{"Location": {"/r/1"}, "Content-Type": {"application/json"}}
 	s.complete(key, tok, &core.Response{Status: http.StatusCreated, Header: h, Body: []byte(`{"id":1}`)}, longTTL)
 	s.expectInfo(key, core.RecordInfo{Key: key, State: core.RecordCompleted, Fingerprint: fp, Status: http.StatusCreated,
-		HeaderBytes: len(core.AppendHeader(nil, h)), BodyBytes: len(`{"id":1}`)}, longTTL)
+		HeaderBytes: len(codec.AppendHeader(nil, h)), BodyBytes: len(`{"id":1}`)}, longTTL)
 
 	key, fp, tok = s.newKey(), s.newFingerprint(), s.newToken()
 	s.expect(core.ClaimAcquired, ruleAcquire, key, fp, tok, longLease)
 	s.complete(key, tok, &core.Response{Status: http.StatusOK, Header: http.Header{}, Body: []byte{}, BodyOmitted: true}, longTTL)
 	s.expectInfo(key, core.RecordInfo{Key: key, State: core.RecordCompleted, Fingerprint: fp, Status: http.StatusOK,
-		HeaderBytes: len(core.AppendHeader(nil, http.Header{})), BodyOmitted: true}, longTTL)
+		HeaderBytes: len(codec.AppendHeader(nil, http.Header{})), BodyOmitted: true}, longTTL)
 }
 
 func testInspectAbsent(s *storeT) {

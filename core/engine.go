@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/idemkit/idemkit/core/internal/wire"
 )
 
 // Engine is the idempotency state machine. It is framework-free: adapters
@@ -66,7 +68,7 @@ func New(store Store, opts ...Option) *Engine {
 	// A record is a final response: whatever the policy says, an interim
 	// or out-of-range status is not stored (it would be refused on replay).
 	policy := c.policy
-	c.policy = func(resp *Response) bool { return finalStatus(resp.Status) && policy(resp) }
+	c.policy = func(resp *Response) bool { return wire.FinalStatus(resp.Status) && policy(resp) }
 	e.initRecordMAC()
 	e.buildProblems()
 	e.bg.init(e)

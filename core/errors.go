@@ -12,6 +12,16 @@ var (
 	// ErrLeaseLost reports that a Complete, Release or Renew was refused
 	// because the caller's fencing token no longer holds the record.
 	ErrLeaseLost = errors.New("core: lease lost")
+	// ErrCorruptRecord reports a stored record that the Engine or a store
+	// cannot use: bytes that do not decode (the record codec of package
+	// github.com/idemkit/idemkit/core/codec refuses them with it), or a
+	// completed response no Engine would have stored or that fails
+	// authentication ([WithHMACSecret]). Stores wrap it, with
+	// ErrStoreUnavailable, when a record read back is damaged; the Engine
+	// reports it to the [Observer] when it refuses a record, and discards
+	// the record through a [Discarder]. It is core's, not the codec's,
+	// because applications see it: there is one sentinel.
+	ErrCorruptRecord = errors.New("core: corrupt stored record")
 
 	// ErrMissingKey reports a guarded request without an Idempotency-Key on a
 	// route that requires one.

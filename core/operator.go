@@ -50,7 +50,9 @@ type RecordInfo struct {
 	// Status is the stored response's status (completed records only).
 	Status int
 	// HeaderBytes is the size of the stored response's header fields in
-	// the [AppendHeader] encoding; BodyBytes the stored body's size.
+	// the record codec's encoding
+	// ([github.com/idemkit/idemkit/core/codec.AppendHeader]); BodyBytes
+	// the stored body's size.
 	HeaderBytes int
 	BodyBytes   int
 	// BodyOmitted reports a body that was delivered but not stored.

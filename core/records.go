@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"time"
 	"unsafe"
+
+	"github.com/idemkit/idemkit/core/internal/wire"
 )
 
 // RecordMACHeader is the response header field that carries a stored
@@ -77,7 +79,7 @@ type DiscardRequest struct {
 // record's MAC) are dropped, so a record written by someone else, or
 // before a filter changed, never replays them.
 func (e *Engine) vet(stored *Response, skey string, fp Fingerprint, slot *tokenSlot) (http.Header, error) {
-	if !finalStatus(stored.Status) {
+	if !wire.FinalStatus(stored.Status) {
 		return nil, corrupt(fmt.Sprintf("status %d is not a final response status", stored.Status))
 	}
 	var connTokens []string
@@ -125,7 +127,7 @@ func canonicalFieldName(name string) (string, bool) {
 	canonical, upper := true, true
 	for i := 0; i < len(name); i++ {
 		c := name[i]
-		if !tokenByte[c] {
+		if !wire.TokenByte[c] {
 			return name, false
 		}
 		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
@@ -142,7 +144,7 @@ func canonicalFieldName(name string) (string, bool) {
 // validFieldValues reports whether every value may be sent.
 func validFieldValues(vals []string) bool {
 	for _, v := range vals {
-		if !validFieldValue(v) {
+		if !wire.ValidFieldValue(v) {
 			return false
 		}
 	}
@@ -201,9 +203,9 @@ const macLabel = "idemkit record v1"
 
 // recordMAC computes the record's MAC into sum: HMAC-SHA-256 under the
 // engine's record key over the label, the storage key, the fingerprint,
-// the status, the body-omitted flag, the header in [AppendHeader]'s
-// canonical encoding without the MAC field, and the body, each of
-// variable length prefixed with it. Binding the storage key and the
+// the status, the body-omitted flag, the header in the record codec's
+// canonical encoding (codec.AppendHeader) without the MAC field, and the
+// body, each of variable length prefixed with it. Binding the storage key and the
 // fingerprint means a record authenticated for one key or payload is
 // refused under any other.
 func (e *Engine) recordMAC(sum *[sha256.Size]byte, resp *Response, skey string, fp Fingerprint) {
@@ -309,7 +311,8 @@ func (e *Engine) discard(ctx context.Context, x Exchange, skey string, fp Finger
 	return true, nil
 }
 
-// appendHeaderExcept is [AppendHeader] leaving out the field skip.
+// appendHeaderExcept is the record codec's header encoding
+// (codec.AppendHeader) leaving out the field skip.
 func appendHeaderExcept(dst []byte, h http.Header, skip string) []byte {
 	var buf [16]string // the usual header sorts on the stack
 	names := buf[:0]
@@ -318,5 +321,7 @@ func appendHeaderExcept(dst []byte, h http.Header, skip string) []byte {
 			names = append(names, name)
 		}
 	}
-	return appendSortedHeader(dst, h, names)
+	return wire.AppendHeader(dst, h, names)
 }
+
+func corrupt(what string) error { return fmt.Errorf("%w: %s", ErrCorruptRecord, what) }

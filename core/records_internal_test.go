@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"testing"
+
+	"github.com/idemkit/idemkit/core/internal/wire"
 )
 
 // TestCanonicalFieldName checks the one-pass canonical form against
@@ -18,7 +20,7 @@ func TestCanonicalFieldName(t *testing.T) {
 		}
 		name := string(b)
 		got, ok := canonicalFieldName(name)
-		if ok != validFieldName(name) {
+		if ok != wire.ValidFieldName(name) {
 			t.Fatalf("canonicalFieldName(%q) ok = %v; want %v", name, ok, !ok)
 		}
 		if ok && got != http.CanonicalHeaderKey(name) {

@@ -17,6 +17,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/codec"
 	"github.com/valyala/fasthttp"
 )
 
@@ -505,7 +506,7 @@ func copyResponse(resp *fasthttp.Response) *core.Response {
 // does for a replay that memstore shares between requests. A shared header
 // saves a map, its first group (about 330 B) and two more allocations per
 // new key, and as much less for memstore to keep and the collector to scan.
-var headerSets core.HeaderSets
+var headerSets codec.HeaderSets
 
 // commonNames interns the response field names most handlers set, in
 // canonical form, so copying them allocates nothing.

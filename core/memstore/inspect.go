@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/codec"
 )
 
 var _ core.Inspector = (*Store)(nil)
@@ -30,7 +31,7 @@ func (s *Store) Inspect(ctx context.Context, key string) (core.RecordInfo, error
 	if r.done {
 		info.State = core.RecordCompleted
 		info.Status = r.resp.Status
-		info.HeaderBytes = len(core.AppendHeader(nil, r.resp.Header))
+		info.HeaderBytes = len(codec.AppendHeader(nil, r.resp.Header))
 		info.BodyBytes = len(r.resp.Body)
 		info.BodyOmitted = r.resp.BodyOmitted
 	}

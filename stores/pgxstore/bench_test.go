@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/codec"
 )
 
 // The benchmarks compare the store with raw pgx statements doing the same
@@ -46,7 +47,7 @@ func BenchmarkNewKey(b *testing.B) {
 			})
 		})
 		b.Run(fmt.Sprintf("raw/c%d", conc), func(b *testing.B) {
-			headers := core.AppendHeader(nil, benchResp.Header)
+			headers := codec.AppendHeader(nil, benchResp.Header)
 			runConc(b, conc, func(ctx context.Context, i int64) error {
 				req := benchReq(i)
 				if _, err := db.pool.Exec(ctx, raw.insert, "raw"+req.Key, req.Fingerprint[:], string(req.Token), micros(req.Lease)); err != nil {

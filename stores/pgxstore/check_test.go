@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/codec"
 	"github.com/idemkit/idemkit/migrations"
 )
 
@@ -86,7 +87,7 @@ func TestCheckOlderSchema(t *testing.T) {
 	old := claimReq(t, "old")
 	tbl := pgx.Identifier{schema, migrations.DefaultTable}.Sanitize()
 	_, err = pool.Exec(ctx, `INSERT INTO `+tbl+` (key, fingerprint, state, status, headers, body, completed_at, expires_at)
-		VALUES ($1, $2, 'completed', 201, $3, 'old', now(), now() + interval '1 day')`, old.Key, old.Fingerprint[:], core.AppendHeader(nil, nil))
+		VALUES ($1, $2, 'completed', 201, $3, 'old', now(), now() + interval '1 day')`, old.Key, old.Fingerprint[:], codec.AppendHeader(nil, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

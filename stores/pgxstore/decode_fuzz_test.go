@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/codec"
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
@@ -19,11 +20,11 @@ import (
 // CR, LF or NUL), the body as stored and the row's status, which the
 // engine then vets (200–599) like any store's.
 func FuzzDecodeRow(f *testing.F) {
-	f.Add(int32(201), true, core.AppendHeader(nil, http.Header{"Content-Type": {"text/plain"}, "Vary": {"a", "b"}}), []byte("made"), false, false)
+	f.Add(int32(201), true, codec.AppendHeader(nil, http.Header{"Content-Type": {"text/plain"}, "Vary": {"a", "b"}}), []byte("made"), false, false)
 	f.Add(int32(200), true, []byte{}, []byte(nil), true, true)
-	f.Add(int32(101), true, core.AppendHeader(nil, http.Header{"Upgrade": {"websocket"}}), []byte{}, false, false)
+	f.Add(int32(101), true, codec.AppendHeader(nil, http.Header{"Upgrade": {"websocket"}}), []byte{}, false, false)
 	f.Add(int32(200), false, []byte(nil), []byte(nil), false, true)
-	f.Add(int32(-1), true, append(core.AppendHeader(nil, http.Header{"A": {"1"}}), 0xff), []byte{0}, false, false)
+	f.Add(int32(-1), true, append(codec.AppendHeader(nil, http.Header{"A": {"1"}}), 0xff), []byte{0}, false, false)
 	f.Fuzz(func(t *testing.T, status int32, valid bool, headers, body []byte, omitted, nilHeaders bool) {
 		if nilHeaders {
 			headers = nil
@@ -51,7 +52,7 @@ func FuzzDecodeRow(f *testing.F) {
 				}
 			}
 		}
-		again, _, err := core.DecodeHeader(core.AppendHeader(nil, resp.Header))
+		again, _, err := codec.DecodeHeader(codec.AppendHeader(nil, resp.Header))
 		if err != nil || (len(again) > 0 || len(resp.Header) > 0) && !reflect.DeepEqual(again, resp.Header) {
 			t.Fatalf("re-encoding decoded headers changed them: %v vs %v (%v)", resp.Header, again, err)
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/codec"
 )
 
 var _ core.Discarder = (*Store)(nil)
@@ -51,7 +52,7 @@ func (s *Store) Discard(ctx context.Context, req core.DiscardRequest) error {
 		}
 		err := retry(ctx, func() error {
 			_, err := s.pool.Exec(ctx, fmt.Sprintf(discardFoundSQL, t), req.Key, req.Fingerprint[:],
-				int32(resp.Status), core.AppendHeader(nil, resp.Header), body, resp.BodyOmitted)
+				int32(resp.Status), codec.AppendHeader(nil, resp.Header), body, resp.BodyOmitted)
 			return err
 		})
 		if err != nil {

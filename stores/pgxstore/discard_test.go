@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/codec"
 )
 
 // TestDiscardUnreadableRows checks Discard without a response: rows this
@@ -23,7 +24,7 @@ func TestDiscardUnreadableRows(t *testing.T) {
 	for _, tc := range []struct{ name, headers, expires string }{
 		{"InfiniteExpiry", `'\x00'::bytea`, `'infinity'`},
 		{"GarbageHeaders", `'\xffff'::bytea`, `now() + interval '1 day'`},
-		{"HeaderValueWithCRLF", `'\x` + hex.EncodeToString(core.AppendHeader(nil, http.Header{"Location": {"/a\r\nX: 1"}})) + `'::bytea`, `now() + interval '1 day'`},
+		{"HeaderValueWithCRLF", `'\x` + hex.EncodeToString(codec.AppendHeader(nil, http.Header{"Location": {"/a\r\nX: 1"}})) + `'::bytea`, `now() + interval '1 day'`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := claimReq(t, "payload")

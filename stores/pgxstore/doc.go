@@ -25,7 +25,7 @@
 //     absent everywhere; [Store.Prune] deletes them.
 //   - Stored bytes come back exactly: the body is bytea (binary, NUL bytes,
 //     invalid UTF-8, empty, large), headers keep every value in order (the
-//     [core.AppendHeader] encoding).
+//     [codec.AppendHeader] encoding).
 //   - A backend failure (connection refused or reset, pool exhausted until
 //     the context deadline, a cancelled context, serialization failure,
 //     deadlock, read-only transaction, admin shutdown, insufficient

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/codec"
 )
 
 // TestResentClaimExtendsLease: a claim re-sent with the token that holds
@@ -54,7 +55,7 @@ func TestCompleteRetriedWhileFirstInProgress(t *testing.T) {
 	s := db.store()
 	req := claimReq(t, "")
 	mustClaim(t, s, req, core.ClaimAcquired)
-	headers := core.AppendHeader(nil, nil)
+	headers := codec.AppendHeader(nil, nil)
 	tx, err := db.pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/codec"
 	"github.com/idemkit/idemkit/migrations"
 )
 
@@ -407,7 +408,7 @@ func (s *Store) Complete(ctx context.Context, key string, token core.Token, resp
 	if resp.Status < 100 || resp.Status > 599 {
 		return fmt.Errorf("pgxstore: complete: status %d outside 100-599", resp.Status)
 	}
-	headers := core.AppendHeader(make([]byte, 0, 64), resp.Header)
+	headers := codec.AppendHeader(make([]byte, 0, 64), resp.Header)
 	body := resp.Body
 	if body == nil || resp.BodyOmitted {
 		body = []byte{} // NOT NULL: nil would be sent as NULL
@@ -473,7 +474,7 @@ func decode(status pgtype.Int4, headers, body []byte, omitted bool) (*core.Respo
 	if !status.Valid || headers == nil {
 		return nil, fmt.Errorf("%w: completed row without a response", core.ErrCorruptRecord)
 	}
-	h, n, err := core.DecodeHeader(headers)
+	h, n, err := codec.DecodeHeader(headers)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/codec"
 )
 
 var _ core.Transactor = (*Store)(nil)
@@ -38,7 +39,7 @@ func completeArgs(key string, token core.Token, resp *core.Response, ttl time.Du
 	if resp.Status < 100 || resp.Status > 599 {
 		return nil, fmt.Errorf("status %d outside 100-599", resp.Status)
 	}
-	headers := core.AppendHeader(make([]byte, 0, 64), resp.Header)
+	headers := codec.AppendHeader(make([]byte, 0, 64), resp.Header)
 	body := resp.Body
 	if body == nil || resp.BodyOmitted {
 		body = []byte{}

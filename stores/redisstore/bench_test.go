@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/codec"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -88,7 +89,7 @@ func impls(b *testing.B, client *redis.Client, prefix string) []impl {
 	s := New(client, WithPrefix(prefix+"s:"))
 	h := &hashLayout{client: client, prefix: prefix + "h:"}
 	f := fp(1)
-	payload := core.EncodeResponse(benchResponse)
+	payload := codec.EncodeResponse(benchResponse)
 	basePrefix := prefix + "b:"
 	for _, sc := range []*redis.Script{claimScript, completeScript, hashClaimScript, hashCompleteScript, baseSetScript, baseGetScript} {
 		if err := sc.Load(context.Background(), client).Err(); err != nil {
@@ -245,7 +246,7 @@ func BenchmarkRecordMemory(b *testing.B) {
 			enc, _ := client.ObjectEncoding(ctx, rkey).Result()
 			b.ReportMetric(float64(n), "bytes/record")
 			b.Logf("%s: MEMORY USAGE %s = %d bytes (encoding %s; response payload %d bytes)",
-				im.name, rkey, n, enc, len(core.EncodeResponse(benchResponse)))
+				im.name, rkey, n, enc, len(codec.EncodeResponse(benchResponse)))
 		})
 	}
 }
@@ -310,7 +311,7 @@ func (h *hashLayout) Claim(ctx context.Context, key string, f core.Fingerprint, 
 		return core.Claim{Status: core.ClaimInFlight, RetryAfter: time.Duration(ms) * time.Millisecond}, nil
 	case rReplay:
 		rec, _ := replyString(reply, 1)
-		resp, err := core.DecodeResponse([]byte(rec))
+		resp, err := codec.DecodeResponse([]byte(rec))
 		if err != nil {
 			return core.Claim{}, err
 		}
@@ -320,7 +321,7 @@ func (h *hashLayout) Claim(ctx context.Context, key string, f core.Fingerprint, 
 }
 
 func (h *hashLayout) Complete(ctx context.Context, key string, tok core.Token, resp *core.Response, ttl time.Duration) error {
-	n, err := hashCompleteScript.Run(ctx, h.client, []string{h.prefix + "{" + key + "}"}, string(tok), core.EncodeResponse(resp), millis(ttl)).Int64()
+	n, err := hashCompleteScript.Run(ctx, h.client, []string{h.prefix + "{" + key + "}"}, string(tok), codec.EncodeResponse(resp), millis(ttl)).Int64()
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/codec"
 )
 
 // TestCompletedRecordLayouts checks the two completed layouts side by
@@ -25,7 +26,7 @@ func TestCompletedRecordLayouts(t *testing.T) {
 
 	t.Run("Legacy", func(t *testing.T) {
 		key := newKey(t)
-		if err := client.Set(ctx, s.recordKey(key), string(stateCompleted)+string(f[:])+string(core.EncodeResponse(want)), time.Hour).Err(); err != nil {
+		if err := client.Set(ctx, s.recordKey(key), string(stateCompleted)+string(f[:])+string(codec.EncodeResponse(want)), time.Hour).Err(); err != nil {
 			t.Fatal(err)
 		}
 		c := claim(t, s, key, f, newToken(t), time.Second)

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/codec"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -97,14 +98,14 @@ func discardable(v string, req core.DiscardRequest) bool {
 		}
 		// Compared decoded, so that bytes the decoder reads but the encoder
 		// would write otherwise (a longer varint) still match.
-		got, err := core.DecodeResponse([]byte(enc))
-		return err == nil && bytes.Equal(core.EncodeResponse(got), core.EncodeResponse(req.Response))
+		got, err := codec.DecodeResponse([]byte(enc))
+		return err == nil && bytes.Equal(codec.EncodeResponse(got), codec.EncodeResponse(req.Response))
 	}
 	switch {
 	case len(v) >= headerLen && (v[0] == statePending || v[0] == stateReleased):
 		return false // a pending claim or a released one's tombstone, as the claim script reads them
 	case completed:
-		_, err := core.DecodeResponse([]byte(enc))
+		_, err := codec.DecodeResponse([]byte(enc))
 		return err != nil
 	}
 	return true

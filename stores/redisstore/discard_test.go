@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/codec"
 )
 
 // TestDiscard writes unreadable values under record keys and checks that
@@ -28,7 +29,7 @@ func TestDiscard(t *testing.T) {
 			t.Fatalf("Discard: %v", err)
 		}
 	}
-	good := core.EncodeResponse(&core.Response{Status: 201, Header: http.Header{}})
+	good := codec.EncodeResponse(&core.Response{Status: 201, Header: http.Header{}})
 	for name, set := range map[string]func(rkey string) error{
 		"UnknownState":   func(k string) error { return client.Set(ctx, k, "X"+string(f[:])+"tok", time.Hour).Err() },
 		"ShortCompleted": func(k string) error { return client.Set(ctx, k, "C"+string(f[:])+"ab", time.Hour).Err() },

@@ -38,7 +38,7 @@
 //     refused instead of holding the key for a lease nobody will release;
 //     to every other request the tombstone is an absent key.
 //   - Binary exact. The response is stored as the bytes of
-//     [core.EncodeResponse] (status, every header value in order, the raw
+//     [codec.EncodeResponse] (status, every header value in order, the raw
 //     body): no hex, no base64, NUL bytes and invalid UTF-8 kept.
 //   - Errors. Anything that keeps Redis from answering — connection
 //     refused, timeouts, a cancelled or expired context, READONLY,
@@ -59,8 +59,8 @@
 //	bytes 1..32   the request fingerprint (raw SHA-256)
 //	bytes 33..    'P': the fencing token
 //	              'D': one byte n, the n-byte token that completed the
-//	                   record, then core.EncodeResponse(resp)
-//	              'C': core.EncodeResponse(resp)
+//	                   record, then codec.EncodeResponse(resp)
+//	              'C': codec.EncodeResponse(resp)
 //	              'R': (fingerprint bytes zero) a released token, for 1 min
 //
 // 'C' is what a cache [Store.Put] writes, what a Complete writes for a

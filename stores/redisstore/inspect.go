@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/codec"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -59,13 +60,13 @@ func (s *Store) Inspect(ctx context.Context, key string) (core.RecordInfo, error
 	if !ok {
 		return core.RecordInfo{}, corruptErr("inspect", rkey, "malformed record")
 	}
-	resp, derr := core.DecodeResponse([]byte(enc))
+	resp, derr := codec.DecodeResponse([]byte(enc))
 	if derr != nil {
 		return core.RecordInfo{}, fmt.Errorf("redisstore: inspect %s: %w: %w: %w", rkey, core.ErrStoreUnavailable, core.ErrCorruptRecord, derr)
 	}
 	info.State = core.RecordCompleted
 	info.Status = resp.Status
-	info.HeaderBytes = len(core.AppendHeader(nil, resp.Header))
+	info.HeaderBytes = len(codec.AppendHeader(nil, resp.Header))
 	info.BodyBytes = len(resp.Body)
 	info.BodyOmitted = resp.BodyOmitted
 	return info, nil

@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/codec"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -23,8 +24,8 @@ const DefaultPrefix = "idem:"
 //	bytes 1..32  request fingerprint (raw SHA-256)
 //	bytes 33..   'P': the fencing token
 //	             'D': one byte n, the n-byte token that completed the record,
-//	                  then core.EncodeResponse
-//	             'C': core.EncodeResponse (a cache Put, a token over 255
+//	                  then codec.EncodeResponse
+//	             'C': codec.EncodeResponse (a cache Put, a token over 255
 //	                  bytes, or a record written before completed records
 //	                  kept their token)
 //	             'R': (bytes 1..32 zero) the released token; a tombstone
@@ -408,7 +409,7 @@ func (s *Store) completed(op, rkey, v string, fp core.Fingerprint) (core.Claim, 
 	// The reply string is go-redis's own copy, which nothing else holds:
 	// the replayed response, read-only under the Store contract, points
 	// into it instead of copying the body and the header values.
-	resp, err := core.DecodeResponseInPlace(unsafe.Slice(unsafe.StringData(enc), len(enc)))
+	resp, err := codec.DecodeResponseInPlace(unsafe.Slice(unsafe.StringData(enc), len(enc)))
 	if err != nil {
 		return core.Claim{}, fmt.Errorf("redisstore: %s %s: %w: %w", op, rkey, core.ErrStoreUnavailable, err)
 	}
@@ -440,9 +441,9 @@ func (s *Store) Put(ctx context.Context, key string, fp core.Fingerprint, resp *
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	// One buffer for the record: its header, then the encoded response.
-	buf := getRecordBuf(headerLen + core.EncodedSizeHint(resp))
+	buf := getRecordBuf(headerLen + codec.EncodedSizeHint(resp))
 	defer putRecordBuf(buf)
-	buf.b = core.AppendResponse(append(append(buf.b, stateCompleted), fp[:]...), resp)
+	buf.b = codec.AppendResponse(append(append(buf.b, stateCompleted), fp[:]...), resp)
 	rkey := s.recordKey(key)
 	if err := putScript.Run(ctx, s.client, []string{rkey}, buf.b, millis(ttl)).Err(); err != nil {
 		return storeErr("put", rkey, err)
@@ -460,9 +461,9 @@ func (s *Store) Complete(ctx context.Context, key string, token core.Token, resp
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	buf := getRecordBuf(core.EncodedSizeHint(resp))
+	buf := getRecordBuf(codec.EncodedSizeHint(resp))
 	defer putRecordBuf(buf)
-	buf.b = core.AppendResponse(buf.b, resp)
+	buf.b = codec.AppendResponse(buf.b, resp)
 	rewrite := "0"
 	if s.cfg.acks > 0 {
 		rewrite = "1"

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/codec"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -359,9 +360,9 @@ func checkKeyLayout(t *testing.T, s *Store, client redis.UniversalClient) {
 		t.Fatal(err)
 	}
 	f := fp(1)
-	want := append(append(append(append([]byte{stateCompletedToken}, f[:]...), byte(len(tok))), tok...), core.EncodeResponse(sampleResponse())...)
+	want := append(append(append(append([]byte{stateCompletedToken}, f[:]...), byte(len(tok))), tok...), codec.EncodeResponse(sampleResponse())...)
 	if !bytes.Equal(v, want) {
-		t.Errorf("stored record = %q; want 'D' + fingerprint + token length + token + core.EncodeResponse", v)
+		t.Errorf("stored record = %q; want 'D' + fingerprint + token length + token + codec.EncodeResponse", v)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/idemkit/idemkit/adapters/idemhttp"
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/codec"
 )
 
 // TestForgedRows writes completed rows by hand, as anyone able to write to
@@ -81,7 +82,7 @@ func TestForgedRows(t *testing.T) {
 			}
 			sql, args := fmt.Sprintf(copyRow, tbl), []any{skeys[0], skeys[1]}
 			if r := tc.row; r != nil {
-				sql, args = fmt.Sprintf(setRow, tbl), []any{skeys[0], r.status, core.AppendHeader(nil, r.h), []byte(r.body)}
+				sql, args = fmt.Sprintf(setRow, tbl), []any{skeys[0], r.status, codec.AppendHeader(nil, r.h), []byte(r.body)}
 			}
 			tag, err := db.pool.Exec(ctxT(t), sql, args...)
 			if err != nil || tag.RowsAffected() != 1 {

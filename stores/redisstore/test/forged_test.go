@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/codec"
 	. "github.com/idemkit/idemkit/stores/redisstore"
 )
 
@@ -111,7 +112,7 @@ func TestForgedRecords(t *testing.T) {
 
 // forged is a completed record of genuine's fingerprint holding resp.
 func forged(genuine string, resp *core.Response) string {
-	return genuine[:headerLen] + string(core.EncodeResponse(resp))
+	return genuine[:headerLen] + string(codec.EncodeResponse(resp))
 }
 
 func postKey(t *testing.T, base, key, body string) (*http.Response, string) {

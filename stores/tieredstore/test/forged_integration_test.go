@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/codec"
 	"github.com/idemkit/idemkit/stores/redisstore"
 	"github.com/idemkit/idemkit/stores/tieredstore"
 	"github.com/idemkit/idemkit/svctest"
@@ -48,7 +49,7 @@ func TestForgedHotCopy(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GET %s (the warmed copy): %v", rkey, err)
 	}
-	forged := genuine[:33] + string(core.EncodeResponse(&core.Response{
+	forged := genuine[:33] + string(codec.EncodeResponse(&core.Response{
 		Status: http.StatusCreated, Header: http.Header{"Set-Cookie": {"session=attacker"}}, Body: []byte("forged"),
 	}))
 	if err := client.Set(ctx, rkey, forged, time.Hour).Err(); err != nil {

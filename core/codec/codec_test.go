@@ -1,4 +1,4 @@
-package core_test
+package codec_test
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/codec"
 )
 
 func TestEncodeDecodeResponse(t *testing.T) {
@@ -28,7 +29,7 @@ func TestEncodeDecodeResponse(t *testing.T) {
 		{Status: 200, Header: http.Header{"A": {"1"}, "B": {"2", "3"}, "C": {}, "D": {"4"}, "E": {"5"}}, Body: []byte("x")},
 	}
 	for i, want := range tests {
-		got, err := core.DecodeResponse(core.EncodeResponse(want))
+		got, err := codec.DecodeResponse(codec.EncodeResponse(want))
 		if err != nil {
 			t.Fatalf("case %d: DecodeResponse: %v", i, err)
 		}
@@ -46,10 +47,10 @@ func TestDecodedFieldsAreSeparate(t *testing.T) {
 	run := strconv.FormatInt(time.Now().UnixNano(), 10)
 	h := http.Header{"A": {"1"}, "B": {"2"}, "C": {"3"}, "Run": {run}}
 	for _, alias := range []bool{false, true} {
-		b := core.EncodeResponse(&core.Response{Status: 200, Header: h, Body: []byte{}})
-		decode := core.DecodeResponse
+		b := codec.EncodeResponse(&core.Response{Status: 200, Header: h, Body: []byte{}})
+		decode := codec.DecodeResponse
 		if alias {
-			decode = core.DecodeResponseInPlace
+			decode = codec.DecodeResponseInPlace
 		}
 		got, err := decode(b)
 		if err != nil {
@@ -64,13 +65,13 @@ func TestDecodedFieldsAreSeparate(t *testing.T) {
 }
 
 func TestDecodeResponseCorrupt(t *testing.T) {
-	good := core.EncodeResponse(&core.Response{Status: 200, Header: http.Header{"A": {"b"}}, Body: []byte("x")})
+	good := codec.EncodeResponse(&core.Response{Status: 200, Header: http.Header{"A": {"b"}}, Body: []byte("x")})
 	for _, b := range [][]byte{nil, {1}, {9, 0, 0, 200}, {1, 4, 0, 200}, {1, 0, 0, 1}, good[:6], append([]byte{1, 0, 0, 200}, 0xff, 0xff, 0xff)} {
-		if _, err := core.DecodeResponse(b); !errors.Is(err, core.ErrCorruptRecord) {
+		if _, err := codec.DecodeResponse(b); !errors.Is(err, core.ErrCorruptRecord) {
 			t.Errorf("DecodeResponse(%x) error %v; want ErrCorruptRecord", b, err)
 		}
 		for range 3 { // the in-place decoder, also once it has seen the bytes
-			if _, err := core.DecodeResponseInPlace(bytes.Clone(b)); !errors.Is(err, core.ErrCorruptRecord) {
+			if _, err := codec.DecodeResponseInPlace(bytes.Clone(b)); !errors.Is(err, core.ErrCorruptRecord) {
 				t.Errorf("DecodeResponseInPlace(%x) error %v; want ErrCorruptRecord", b, err)
 			}
 		}
@@ -84,12 +85,12 @@ func TestDecodeResponseCorrupt(t *testing.T) {
 func TestDecodeResponseInPlaceSharesRepeatedHeaders(t *testing.T) {
 	run := strconv.FormatInt(time.Now().UnixNano(), 10)
 	want := http.Header{"Content-Type": {"application/json"}, "X-Run": {run}, "Vary": {"A", "B"}}
-	enc := core.EncodeResponse(&core.Response{Status: 201, Header: want, Body: []byte(`{"id":1}`)})
+	enc := codec.EncodeResponse(&core.Response{Status: 201, Header: want, Body: []byte(`{"id":1}`)})
 	var bufs [][]byte
 	var maps []http.Header
 	for range 4 {
 		b := bytes.Clone(enc)
-		got, err := core.DecodeResponseInPlace(b)
+		got, err := codec.DecodeResponseInPlace(b)
 		if err != nil || got.Status != 201 || string(got.Body) != `{"id":1}` || !reflect.DeepEqual(got.Header, want) {
 			t.Fatalf("DecodeResponseInPlace = %+v, %v", got, err)
 		}
@@ -114,7 +115,7 @@ func TestDecodeResponseInPlaceSharesRepeatedHeaders(t *testing.T) {
 	for round := range 3 {
 		for i := range 256 {
 			h := http.Header{"Location": {"/r/" + strconv.Itoa(i) + "/" + run}}
-			got, err := core.DecodeResponseInPlace(core.EncodeResponse(&core.Response{Status: 200, Header: h}))
+			got, err := codec.DecodeResponseInPlace(codec.EncodeResponse(&core.Response{Status: 200, Header: h}))
 			if err != nil || !reflect.DeepEqual(got.Header, h) {
 				t.Fatalf("round %d, header %d: got %v, %v; want %v", round, i, got.Header, err, h)
 			}
@@ -160,11 +161,11 @@ func TestDecodeResponseRefusesImpossibleRecords(t *testing.T) {
 		"NameRepeated":     record(200, 0, [][2]string{{"A", "1"}, {"A", "2"}}, ""),
 		"OmittedWithABody": record(200, 1, ok, "x"),
 	} {
-		if _, err := core.DecodeResponse(b); !errors.Is(err, core.ErrCorruptRecord) {
+		if _, err := codec.DecodeResponse(b); !errors.Is(err, core.ErrCorruptRecord) {
 			t.Errorf("%s: DecodeResponse(%q) error %v; want ErrCorruptRecord", name, b, err)
 		}
 		for range 3 { // the in-place decoder, also once it has seen the bytes
-			if _, err := core.DecodeResponseInPlace(bytes.Clone(b)); !errors.Is(err, core.ErrCorruptRecord) {
+			if _, err := codec.DecodeResponseInPlace(bytes.Clone(b)); !errors.Is(err, core.ErrCorruptRecord) {
 				t.Errorf("%s: DecodeResponseInPlace(%q) error %v; want ErrCorruptRecord", name, b, err)
 			}
 		}
@@ -176,19 +177,19 @@ func TestDecodeResponseRefusesImpossibleRecords(t *testing.T) {
 		{Status: 599, Header: http.Header{"!#$%&'*+-.^_`|~09Az": {"v"}}},
 		{Status: 204, Header: http.Header{"Location": {"/x"}}, BodyOmitted: true},
 	} {
-		if _, err := core.DecodeResponse(core.EncodeResponse(resp)); err != nil {
+		if _, err := codec.DecodeResponse(codec.EncodeResponse(resp)); err != nil {
 			t.Errorf("DecodeResponse(EncodeResponse(%+v)): %v", resp, err)
 		}
 	}
 }
 
 func FuzzDecodeResponse(f *testing.F) {
-	f.Add(core.EncodeResponse(&core.Response{Status: 201, Header: http.Header{"A": {"1", "2"}}, Body: []byte("hi")}))
+	f.Add(codec.EncodeResponse(&core.Response{Status: 201, Header: http.Header{"A": {"1", "2"}}, Body: []byte("hi")}))
 	f.Add([]byte{1, 0, 0, 200, 0})
 	f.Add([]byte{1, 0, 0, 101, 0})
-	f.Add(core.EncodeResponse(&core.Response{Status: 200, Header: http.Header{"A": {"1\r\nB: 2"}}}))
+	f.Add(codec.EncodeResponse(&core.Response{Status: 200, Header: http.Header{"A": {"1\r\nB: 2"}}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		resp, err := core.DecodeResponse(b)
+		resp, err := codec.DecodeResponse(b)
 		if err != nil {
 			return
 		}
@@ -205,13 +206,13 @@ func FuzzDecodeResponse(f *testing.F) {
 				}
 			}
 		}
-		again, err := core.DecodeResponse(core.EncodeResponse(resp))
+		again, err := codec.DecodeResponse(codec.EncodeResponse(resp))
 		if err != nil || again.Status != resp.Status || !bytes.Equal(again.Body, resp.Body) || !reflect.DeepEqual(again.Header, resp.Header) {
 			t.Fatalf("re-encoding a decoded record changed it: %+v vs %+v (%v)", resp, again, err)
 		}
 		// The in-place decoder reads the same record, copying nothing.
 		in := bytes.Clone(b)
-		shared, err := core.DecodeResponseInPlace(in)
+		shared, err := codec.DecodeResponseInPlace(in)
 		if err != nil || shared.Status != resp.Status || shared.BodyOmitted != resp.BodyOmitted ||
 			!bytes.Equal(shared.Body, resp.Body) || !reflect.DeepEqual(shared.Header, resp.Header) {
 			t.Fatalf("DecodeResponseInPlace = %+v, %v; want %+v", shared, err, resp)
@@ -226,10 +227,10 @@ func FuzzDecodeResponse(f *testing.F) {
 // what may be sent: token names in AppendHeader's order, values without
 // CR, LF or NUL; re-encoded, it decodes to the same header.
 func FuzzDecodeHeader(f *testing.F) {
-	f.Add(core.AppendHeader(nil, http.Header{"A": {"1", "2"}, "B": {""}}))
-	f.Add(core.AppendHeader(nil, http.Header{"A": {"1\r\nB: 2"}}))
+	f.Add(codec.AppendHeader(nil, http.Header{"A": {"1", "2"}, "B": {""}}))
+	f.Add(codec.AppendHeader(nil, http.Header{"A": {"1\r\nB: 2"}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		h, n, err := core.DecodeHeader(b)
+		h, n, err := codec.DecodeHeader(b)
 		if err != nil {
 			return
 		}
@@ -246,7 +247,7 @@ func FuzzDecodeHeader(f *testing.F) {
 				}
 			}
 		}
-		again, _, err := core.DecodeHeader(core.AppendHeader(nil, h))
+		again, _, err := codec.DecodeHeader(codec.AppendHeader(nil, h))
 		if err != nil || !reflect.DeepEqual(again, h) {
 			t.Fatalf("re-encoding a decoded header changed it: %v vs %v (%v)", h, again, err)
 		}

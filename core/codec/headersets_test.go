@@ -1,15 +1,15 @@
-package core_test
+package codec_test
 
 import (
 	"net/http"
 	"sync"
 	"testing"
 
-	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/codec"
 )
 
 func TestHeaderSets(t *testing.T) {
-	var s core.HeaderSets
+	var s codec.HeaderSets
 	key := []byte("Content-Type: application/json")
 	if h, keep := s.Lookup(key); h != nil || keep {
 		t.Fatalf("first lookup: %v, keep %v; want nil, false", h, keep)
@@ -35,7 +35,7 @@ func TestHeaderSets(t *testing.T) {
 }
 
 func TestHeaderSetsConcurrent(t *testing.T) {
-	var s core.HeaderSets
+	var s codec.HeaderSets
 	keys := [][]byte{[]byte("a"), []byte("b"), []byte("c")}
 	var wg sync.WaitGroup
 	for g := range 4 {

@@ -1,4 +1,4 @@
-package core
+package codec
 
 import (
 	"hash/maphash"
@@ -20,8 +20,10 @@ import (
 // the 64 slots holds the header kept last.
 //
 // Only a header that nobody modifies may be kept: a decoded replay or a
-// captured response, which the [Store] contract makes read-only. The zero
-// value is ready for use, and a HeaderSets is safe for concurrent use.
+// captured response, which the [core.Store] contract makes read-only. The
+// zero value is ready for use, and a HeaderSets is safe for concurrent use.
+// [DecodeResponseInPlace] shares its headers through one; an adapter that
+// captures responses may keep one of its own (idemfiber does).
 type HeaderSets struct {
 	slots [64]headerSlot
 }

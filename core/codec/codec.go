@@ -1,19 +1,16 @@
-package core
+package codec
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"unsafe"
+
+	"github.com/idemkit/idemkit/core"
+	"github.com/idemkit/idemkit/core/internal/wire"
 )
 
-// ErrCorruptRecord reports stored bytes that do not decode. Stores wrap it
-// when a record read back from the backend is damaged.
-var ErrCorruptRecord = errors.New("core: corrupt stored record")
-
-const codecVersion = 1
+const version = 1
 
 // AppendHeader appends a compact binary encoding of h to dst and returns the
 // extended slice. Field names are written in sorted order, so equal headers
@@ -25,30 +22,12 @@ func AppendHeader(dst []byte, h http.Header) []byte {
 	for name := range h {
 		names = append(names, name)
 	}
-	return appendSortedHeader(dst, h, names)
-}
-
-// appendSortedHeader sorts names, fields of h, and appends the fields in
-// that order as AppendHeader does.
-func appendSortedHeader(dst []byte, h http.Header, names []string) []byte {
-	slices.Sort(names)
-	dst = binary.AppendUvarint(dst, uint64(len(names)))
-	for _, name := range names {
-		vals := h[name]
-		dst = binary.AppendUvarint(dst, uint64(len(name)))
-		dst = append(dst, name...)
-		dst = binary.AppendUvarint(dst, uint64(len(vals)))
-		for _, v := range vals {
-			dst = binary.AppendUvarint(dst, uint64(len(v)))
-			dst = append(dst, v...)
-		}
-	}
-	return dst
+	return wire.AppendHeader(dst, h, names)
 }
 
 // DecodeHeader decodes a header encoded by [AppendHeader]. It returns the
 // header and the number of bytes read, or an error wrapping
-// [ErrCorruptRecord], also for fields that AppendHeader would not have
+// [core.ErrCorruptRecord], also for fields that AppendHeader would not have
 // written from a response the engine stores: names that are not RFC 9110
 // tokens or not in sorted order, values holding CR, LF or NUL. It never
 // panics, whatever the input.
@@ -78,7 +57,7 @@ func decodeHeader(b []byte, alias bool) (http.Header, int, error) {
 		if i > 0 && name <= prev {
 			return nil, 0, corrupt("header names out of order or repeated")
 		}
-		if !validFieldName(name) {
+		if !wire.ValidFieldName(name) {
 			return nil, 0, corrupt("header name is not a token")
 		}
 		prev = name
@@ -90,7 +69,7 @@ func decodeHeader(b []byte, alias bool) (http.Header, int, error) {
 		}
 		for j := uint64(0); j < cnt; j++ {
 			v := d.str()
-			if !validFieldValue(v) {
+			if !wire.ValidFieldValue(v) {
 				return nil, 0, corrupt("header value holds CR, LF or NUL")
 			}
 			vals = append(vals, v)
@@ -105,8 +84,9 @@ func decodeHeader(b []byte, alias bool) (http.Header, int, error) {
 
 // EncodeResponse encodes resp into one self-describing byte slice: a version
 // byte, flags, the status, the headers and the raw body, without base64 or
-// any other inflation. [DecodeResponse] reverses it exactly.
-func EncodeResponse(resp *Response) []byte {
+// any other inflation (the package documentation gives the format).
+// [DecodeResponse] reverses it exactly.
+func EncodeResponse(resp *core.Response) []byte {
 	return AppendResponse(make([]byte, 0, EncodedSizeHint(resp)), resp)
 }
 
@@ -114,19 +94,19 @@ func EncodeResponse(resp *Response) []byte {
 // encoding: the body, plus room for the status and a typical header
 // field. A store sizes a buffer for [AppendResponse] with it, so that the
 // body is copied once.
-func EncodedSizeHint(resp *Response) int {
+func EncodedSizeHint(resp *core.Response) int {
 	return 16 + 64*len(resp.Header) + len(resp.Body)
 }
 
 // AppendResponse appends the [EncodeResponse] encoding of resp to dst, so
 // that a store can put its own record header in front without a second
 // copy of the body.
-func AppendResponse(dst []byte, resp *Response) []byte {
+func AppendResponse(dst []byte, resp *core.Response) []byte {
 	var flags byte
 	if resp.BodyOmitted {
 		flags |= 1
 	}
-	dst = append(dst, codecVersion, flags)
+	dst = append(dst, version, flags)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(resp.Status))
 	dst = AppendHeader(dst, resp.Header)
 	return append(dst, resp.Body...)
@@ -134,41 +114,41 @@ func AppendResponse(dst []byte, resp *Response) []byte {
 
 // DecodeResponse decodes bytes made by [EncodeResponse]. It never writes
 // to b and the result keeps no reference to it: header values and the body
-// are copies. It returns an error wrapping [ErrCorruptRecord] for any
+// are copies. It returns an error wrapping [core.ErrCorruptRecord] for any
 // malformed input, and for any input that cannot be a stored final
 // response although it parses: a status outside 200–599, a header name
 // that is not an RFC 9110 token, a value holding CR, LF or NUL, names out
 // of [AppendHeader]'s order or repeated, a body stored with the omitted
 // flag. It never panics.
-func DecodeResponse(b []byte) (*Response, error) {
+func DecodeResponse(b []byte) (*core.Response, error) {
 	return decodeResponse(b, false)
 }
 
 // DecodeResponseInPlace decodes like [DecodeResponse] but copies nothing:
 // the header values and the body of the result alias b, so b must never be
-// modified afterwards, and the result is read-only, as the [Store] contract
-// has every replayed response. It suits a store decoding a reply of its
-// driver that nothing else holds (redisstore decodes its Lua script's
-// reply with it): a replay then allocates the Response and, unless its
-// header encoding repeats, the header map and its value slices, and no
-// bytes. A header whose encoding repeats is decoded once and its map
-// shared by the results, which must therefore never modify it.
-func DecodeResponseInPlace(b []byte) (*Response, error) {
+// modified afterwards, and the result is read-only, as the [core.Store]
+// contract has every replayed response. It suits a store decoding a reply
+// of its driver that nothing else holds (redisstore decodes its Lua
+// script's reply with it): a replay then allocates the Response and,
+// unless its header encoding repeats, the header map and its value slices,
+// and no bytes. A header whose encoding repeats is decoded once and its
+// map shared by the results, which must therefore never modify it.
+func DecodeResponseInPlace(b []byte) (*core.Response, error) {
 	return decodeResponse(b, true)
 }
 
-func decodeResponse(b []byte, alias bool) (*Response, error) {
+func decodeResponse(b []byte, alias bool) (*core.Response, error) {
 	if len(b) < 4 {
 		return nil, corrupt("short record")
 	}
-	if b[0] != codecVersion {
+	if b[0] != version {
 		return nil, corrupt(fmt.Sprintf("unknown version %d", b[0]))
 	}
 	if b[1]&^1 != 0 {
 		return nil, corrupt("unknown flags")
 	}
 	status := int(binary.BigEndian.Uint16(b[2:4]))
-	if !finalStatus(status) {
+	if !wire.FinalStatus(status) {
 		return nil, corrupt(fmt.Sprintf("status %d is not a final response status", status))
 	}
 	var h http.Header
@@ -186,7 +166,7 @@ func decodeResponse(b []byte, alias bool) (*Response, error) {
 	if b[1]&1 != 0 && len(body) > 0 {
 		return nil, corrupt("body stored although marked omitted")
 	}
-	resp := &Response{Status: status, Header: h, BodyOmitted: b[1]&1 != 0}
+	resp := &core.Response{Status: status, Header: h, BodyOmitted: b[1]&1 != 0}
 	switch {
 	case len(body) == 0:
 		resp.Body = []byte{}
@@ -244,7 +224,7 @@ func headerLen(b []byte) (int, bool) {
 	return d.off, d.err == nil
 }
 
-func corrupt(what string) error { return fmt.Errorf("%w: %s", ErrCorruptRecord, what) }
+func corrupt(what string) error { return fmt.Errorf("%w: %s", core.ErrCorruptRecord, what) }
 
 type decoder struct {
 	b     []byte
@@ -259,7 +239,7 @@ func (d *decoder) uvarint() uint64 {
 	}
 	v, n := binary.Uvarint(d.b[d.off:])
 	if n <= 0 {
-		d.err = ErrCorruptRecord
+		d.err = core.ErrCorruptRecord
 		return 0
 	}
 	d.off += n
@@ -270,7 +250,7 @@ func (d *decoder) uvarint() uint64 {
 func (d *decoder) skip() {
 	n := d.uvarint()
 	if d.err == nil && n > uint64(len(d.b)-d.off) {
-		d.err = ErrCorruptRecord
+		d.err = core.ErrCorruptRecord
 	}
 	if d.err == nil {
 		d.off += int(n)
@@ -283,7 +263,7 @@ func (d *decoder) str() string {
 		return ""
 	}
 	if n > uint64(len(d.b)-d.off) {
-		d.err = ErrCorruptRecord
+		d.err = core.ErrCorruptRecord
 		return ""
 	}
 	var s string
@@ -297,47 +277,3 @@ func (d *decoder) str() string {
 	d.off += int(n)
 	return s
 }
-
-// finalStatus reports whether status can be a stored final response: 1xx
-// answers are interim, and HTTP has no status above 599.
-func finalStatus(status int) bool { return status >= 200 && status <= 599 }
-
-// validFieldName reports whether name is an RFC 9110 field name: a
-// non-empty token.
-func validFieldName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		if !tokenByte[name[i]] {
-			return false
-		}
-	}
-	return true
-}
-
-// validFieldValue reports whether v may be sent as a field value: RFC 9110
-// §5.5 calls values holding CR, LF or NUL invalid and dangerous (a CR or
-// LF would start another field or the body).
-func validFieldValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c <= '\r' && (c == '\r' || c == '\n' || c == 0) {
-			return false
-		}
-	}
-	return true
-}
-
-// tokenByte marks the RFC 9110 tchar bytes.
-var tokenByte = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
