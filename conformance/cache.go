@@ -66,7 +66,8 @@ var cacheGroups = []suiteGroup[*cacheT]{
 }
 
 const (
-	ruleCacheAbsent   = "a key without a live completed record looks up as a zero Claim (Cache.Lookup)"
+	ruleCacheAbsent   = "a key without a live completed record looks up as a miss, the zero Cached (Cache.Lookup)"
+	ruleCacheOneOf    = "a lookup is a hit (a response), a mismatch or a miss, never a response and a mismatch at once (core.Cached)"
 	ruleCacheReplay   = "a record Put under fp looks up under fp as a replay of the same bytes (Cache.Lookup)"
 	ruleCacheMismatch = "a record Put under another fingerprint looks up as a mismatch (Cache.Lookup)"
 	ruleCachePending  = "Put never replaces a pending claim (Cache.Put)"
@@ -83,13 +84,29 @@ func lookupCall(key string, fp core.Fingerprint) string {
 	return fmt.Sprintf("Lookup(key %s, fp %x…)", short(key), fp[:4])
 }
 
-func (c *cacheT) lookup(key string, fp core.Fingerprint) core.Claim {
+func (c *cacheT) lookup(key string, fp core.Fingerprint) core.Cached {
 	c.Helper()
 	cl, err := c.ca.Lookup(c.ctx(), key, fp)
 	if err != nil {
 		c.Fatalf("%s error: %v; want nil", lookupCall(key, fp), err)
 	}
+	if cl.Response != nil && cl.Mismatch {
+		c.Fatalf("%s = %s: %s", lookupCall(key, fp), describeCached(cl), ruleCacheOneOf)
+	}
 	return cl
+}
+
+// describeCached names a lookup's answer for failure messages.
+func describeCached(cl core.Cached) string {
+	switch {
+	case cl.Response != nil && cl.Mismatch:
+		return "a response and a mismatch"
+	case cl.Response != nil:
+		return "a hit"
+	case cl.Mismatch:
+		return "a mismatch"
+	}
+	return "a miss"
 }
 
 func (c *cacheT) put(key string, fp core.Fingerprint, resp *core.Response, ttl time.Duration) {
@@ -101,16 +118,16 @@ func (c *cacheT) put(key string, fp core.Fingerprint, resp *core.Response, ttl t
 
 func (c *cacheT) expectAbsent(key string, fp core.Fingerprint, rule string) {
 	c.Helper()
-	if cl := c.lookup(key, fp); cl.Status != 0 || cl.Response != nil {
-		c.Errorf("%s = %v (response %v); want a zero Claim: %s", lookupCall(key, fp), cl.Status, cl.Response != nil, rule)
+	if cl := c.lookup(key, fp); cl != (core.Cached{}) {
+		c.Errorf("%s = %s; want a miss: %s", lookupCall(key, fp), describeCached(cl), rule)
 	}
 }
 
 func (c *cacheT) expectReplay(key string, fp core.Fingerprint, want *core.Response, rule string) {
 	c.Helper()
 	cl := c.lookup(key, fp)
-	if cl.Status != core.ClaimReplay {
-		c.Errorf("%s = %v; want replay: %s", lookupCall(key, fp), cl.Status, rule)
+	if cl.Response == nil {
+		c.Errorf("%s = %s; want a hit: %s", lookupCall(key, fp), describeCached(cl), rule)
 		return
 	}
 	if d := diffResponse(cl.Response, want); d != "" {
@@ -120,8 +137,8 @@ func (c *cacheT) expectReplay(key string, fp core.Fingerprint, want *core.Respon
 
 func (c *cacheT) expectMismatch(key string, fp core.Fingerprint) {
 	c.Helper()
-	if cl := c.lookup(key, fp); cl.Status != core.ClaimMismatch || cl.Response != nil {
-		c.Errorf("%s = %v (response %v); want mismatch without a response: %s", lookupCall(key, fp), cl.Status, cl.Response != nil, ruleCacheMismatch)
+	if cl := c.lookup(key, fp); !cl.Mismatch || cl.Response != nil {
+		c.Errorf("%s = %s; want a mismatch: %s", lookupCall(key, fp), describeCached(cl), ruleCacheMismatch)
 	}
 }
 
@@ -205,8 +222,8 @@ func testCacheEmpty(c *cacheT) {
 	key, fp := c.newKey(), c.newFingerprint()
 	c.put(key, fp, &core.Response{Status: http.StatusNoContent}, longTTL)
 	cl := c.lookup(key, fp)
-	if cl.Status != core.ClaimReplay || cl.Response == nil {
-		c.Fatalf("%s = %v; want replay: %s", lookupCall(key, fp), cl.Status, ruleCacheReplay)
+	if cl.Response == nil {
+		c.Fatalf("%s = %s; want a hit: %s", lookupCall(key, fp), describeCached(cl), ruleCacheReplay)
 	}
 	if r := cl.Response; r.Status != http.StatusNoContent || len(r.Body) != 0 || len(r.Header) != 0 {
 		c.Errorf("%s = status %d, %d body bytes, header %v; want 204, empty, none: %s", lookupCall(key, fp), r.Status, len(r.Body), r.Header, ruleBytes)
@@ -238,15 +255,18 @@ func testCacheNoTornRecords(c *cacheT) {
 					errs <- fmt.Sprintf("%s: %v", lookupCall(key, fps[i]), err)
 					return
 				}
-				switch cl.Status {
-				case core.ClaimReplay:
+				switch {
+				case cl.Response != nil && cl.Mismatch:
+					errs <- fmt.Sprintf("%s = %s: %s", lookupCall(key, fps[i]), describeCached(cl), ruleCacheOneOf)
+					return
+				case cl.Response != nil:
 					if d := diffResponse(cl.Response, want[i]); d != "" {
 						errs <- fmt.Sprintf("%s replayed a torn or foreign record: %s", lookupCall(key, fps[i]), d)
 						return
 					}
-				case core.ClaimMismatch:
+				case cl.Mismatch:
 				default:
-					errs <- fmt.Sprintf("%s = %v after Puts; want replay or mismatch", lookupCall(key, fps[i]), cl.Status)
+					errs <- fmt.Sprintf("%s = %s after Puts; want a hit or a mismatch", lookupCall(key, fps[i]), describeCached(cl))
 					return
 				}
 			}

@@ -197,13 +197,13 @@ type Store interface {
 // (give it its own key prefix). The conformance module's TestCache is the
 // executable form of the sentences below.
 type Cache interface {
-	// Lookup returns the completed record of key, judged by the cache's own
-	// clock: ClaimReplay with its response when it was stored under fp,
-	// ClaimMismatch when it was stored under another fingerprint, and a
-	// zero Claim (Status 0) when the cache holds no live completed record of
-	// key (absent, expired, or a pending claim of an implementation that is
-	// also a Store). A returned Response is read-only, as for [Store.Claim].
-	Lookup(ctx context.Context, key string, fp Fingerprint) (Claim, error)
+	// Lookup returns what the cache holds of the completed record of key,
+	// judged by the cache's own clock: its response when it was stored
+	// under fp, Mismatch when it was stored under another fingerprint, and
+	// the zero Cached when the cache holds no live completed record of key
+	// (absent, expired, or a pending claim of an implementation that is
+	// also a Store). See [Cached].
+	Lookup(ctx context.Context, key string, fp Fingerprint) (Cached, error)
 
 	// Put stores resp as the completed record of key under fp, retained for
 	// ttl, replacing a completed record of key but never a pending claim of
@@ -212,4 +212,27 @@ type Cache interface {
 	// hands resp over, as for [Store.Complete]: neither side modifies it
 	// afterwards.
 	Put(ctx context.Context, key string, fp Fingerprint, resp *Response, ttl time.Duration) error
+}
+
+// Cached is the result of [Cache.Lookup]: what a cache knows of the
+// completed record of a key, which is less than a [Claim] (a cache
+// decides no claim, holds no lease and knows nothing of pending records).
+// Exactly one of three answers:
+//   - a hit: Response is the completed record's response, stored under
+//     the fingerprint looked up, and Mismatch is false;
+//   - a mismatch: a live completed record stored under another
+//     fingerprint; Mismatch is true and Response nil;
+//   - a miss, the zero Cached: the cache holds no live completed record
+//     of the key, and the caller asks the Store that arbitrates claims.
+//
+// A hit and a mismatch are final for a tiered store (a completed record
+// never changes while it lives); a miss says nothing of the key.
+type Cached struct {
+	// Response is the cached response on a hit, nil otherwise. It is
+	// read-only, as a response returned by [Store.Claim] is: the caller
+	// never modifies it, so a cache may return one shared value.
+	Response *Response
+	// Mismatch reports a live completed record of the key stored under
+	// another fingerprint.
+	Mismatch bool
 }

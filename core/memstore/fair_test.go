@@ -111,7 +111,7 @@ func TestFloodEvictsItsOwnScope(t *testing.T) {
 		}
 		// Each reported key is one of A's, and gone.
 		for key := range seen {
-			if c, err := st.Lookup(bg, key, core.Fingerprint{1}); err != nil || c.Status != 0 || key[0] != 'a' {
+			if c, err := st.Lookup(bg, key, core.Fingerprint{1}); err != nil || c != (core.Cached{}) || key[0] != 'a' {
 				t.Errorf("reported eviction %q: Lookup = %+v, %v; want one of A's keys, absent", key, c, err)
 				break
 			}
@@ -140,7 +140,7 @@ func TestFairShare(t *testing.T) {
 				t.Helper()
 				got := 0
 				for i := range n {
-					if c, err := st.Lookup(bg, fmt.Sprintf("%s%d", prefix, i), core.Fingerprint{1}); err == nil && c.Status == core.ClaimReplay {
+					if c, err := st.Lookup(bg, fmt.Sprintf("%s%d", prefix, i), core.Fingerprint{1}); err == nil && c.Response != nil {
 						got++
 					}
 				}
@@ -157,13 +157,13 @@ func TestFairShare(t *testing.T) {
 				t.Fatalf("after B's 5 keys: A holds %d, B holds %d; want 5 and 5", a, b)
 			}
 			for i := range 5 {
-				if c, _ := st.Lookup(bg, fmt.Sprint("a", i), core.Fingerprint{1}); c.Status != 0 {
+				if c, _ := st.Lookup(bg, fmt.Sprint("a", i), core.Fingerprint{1}); c != (core.Cached{}) {
 					t.Errorf("A's key a%d (among the oldest) is held; want it evicted", i)
 				}
 			}
 			// At a tie, the claiming scope pays: B's 6th key evicts b0.
 			put("B", "b5")
-			if c, _ := st.Lookup(bg, "b0", core.Fingerprint{1}); c.Status != 0 {
+			if c, _ := st.Lookup(bg, "b0", core.Fingerprint{1}); c != (core.Cached{}) {
 				t.Error("b0 is held after B's 6th key in a shard split 5/5; want it evicted (the claiming scope pays a tie)")
 			}
 			if a := held("a", 10); a != 5 {
@@ -199,7 +199,7 @@ func TestLiveClaimFloodIsRefused(t *testing.T) {
 			if !errors.Is(err, memstore.ErrFull) || !errors.Is(err, core.ErrStoreUnavailable) {
 				t.Errorf("Claim(a3) of the largest scope, all live claims = %v; want ErrFull wrapping ErrStoreUnavailable", err)
 			}
-			if c, _ := st.Lookup(bg, "b0", core.Fingerprint{1}); c.Status != core.ClaimReplay {
+			if c, _ := st.Lookup(bg, "b0", core.Fingerprint{1}); c.Response == nil {
 				t.Error("b0 was evicted by another scope's live claims; want it held")
 			}
 			// B may still make room, from its own completed record.

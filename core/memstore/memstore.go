@@ -236,21 +236,21 @@ func kept(resp *core.Response) core.Response {
 	return st
 }
 
-// Lookup implements [core.Cache.Lookup]: the completed record of key, or a
-// zero Claim when there is none (a pending claim included).
-func (s *Store) Lookup(ctx context.Context, key string, fp core.Fingerprint) (core.Claim, error) {
+// Lookup implements [core.Cache.Lookup]: the completed record of key, or
+// the zero Cached when there is none (a pending claim included).
+func (s *Store) Lookup(ctx context.Context, key string, fp core.Fingerprint) (core.Cached, error) {
 	sh, r, _, _, err := s.lockLive(ctx, "lookup", key)
 	if err != nil {
-		return core.Claim{}, err
+		return core.Cached{}, err
 	}
 	defer sh.mu.Unlock()
 	switch {
 	case r == nil || !r.done:
-		return core.Claim{}, nil
+		return core.Cached{}, nil
 	case r.fp != fp:
-		return core.Claim{Status: core.ClaimMismatch}, nil
+		return core.Cached{Mismatch: true}, nil
 	}
-	return core.Claim{Status: core.ClaimReplay, Response: &r.resp}, nil
+	return core.Cached{Response: &r.resp}, nil
 }
 
 // Put implements [core.Cache.Put]. It replaces a completed record of key

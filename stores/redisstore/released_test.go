@@ -44,8 +44,8 @@ func TestLateCopyOfReleasedClaim(t *testing.T) {
 			if pttl := client.PTTL(ctx, s.recordKey(key)).Val(); pttl <= 0 || pttl > releasedFor {
 				t.Errorf("PTTL of the released claim's tombstone = %v; want (0, %v]", pttl, releasedFor)
 			}
-			if got, err := s.Lookup(ctx, key, fp(1)); err != nil || got.Status != 0 {
-				t.Errorf("Lookup of a released key = %v, %v; want a zero Claim: nothing completed", got.Status, err)
+			if got, err := s.Lookup(ctx, key, fp(1)); err != nil || got != (core.Cached{}) {
+				t.Errorf("Lookup of a released key = %+v, %v; want a miss (zero Cached): nothing completed", got, err)
 			}
 			late, err := s.Claim(ctx, core.ClaimRequest{Key: key, Fingerprint: fp(1), Token: tok, Lease: lease})
 			t.Logf("late copy of the released claim: %v, %v", late.Status, err)

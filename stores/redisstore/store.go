@@ -376,10 +376,11 @@ func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, e
 }
 
 // Lookup implements [core.Cache.Lookup] with one GET: the completed record
-// of key, or a zero Claim when there is none (a pending claim included).
-func (s *Store) Lookup(ctx context.Context, key string, fp core.Fingerprint) (core.Claim, error) {
+// of key, or the zero Cached when there is none (a pending claim
+// included).
+func (s *Store) Lookup(ctx context.Context, key string, fp core.Fingerprint) (core.Cached, error) {
 	if err := ctx.Err(); err != nil {
-		return core.Claim{}, unavailable("lookup", err)
+		return core.Cached{}, unavailable("lookup", err)
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
@@ -387,13 +388,17 @@ func (s *Store) Lookup(ctx context.Context, key string, fp core.Fingerprint) (co
 	v, err := s.client.Get(ctx, rkey).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
-		return core.Claim{}, nil
+		return core.Cached{}, nil
 	case err != nil:
-		return core.Claim{}, storeErr("lookup", rkey, err)
+		return core.Cached{}, storeErr("lookup", rkey, err)
 	case len(v) >= 1 && (v[0] == statePending || v[0] == stateReleased):
-		return core.Claim{}, nil
+		return core.Cached{}, nil
 	}
-	return s.completed("lookup", rkey, v, fp)
+	c, err := s.completed("lookup", rkey, v, fp)
+	if err != nil {
+		return core.Cached{}, err
+	}
+	return core.Cached{Response: c.Response, Mismatch: c.Status == core.ClaimMismatch}, nil
 }
 
 // completed decides a claim or lookup answered with the completed record

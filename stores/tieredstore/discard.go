@@ -33,7 +33,7 @@ func (s *Store) Discard(ctx context.Context, req core.DiscardRequest) error {
 					// A copy the hot tier cannot read itself: it discards what it
 					// cannot read.
 					return hot.Discard(ctx, core.DiscardRequest{Key: req.Key, Fingerprint: req.Fingerprint, Reason: req.Reason})
-				case hc.Status == core.ClaimReplay:
+				case hc.Response != nil:
 					return hot.Discard(ctx, core.DiscardRequest{Key: req.Key, Fingerprint: req.Fingerprint, Response: hc.Response, Reason: req.Reason})
 				}
 				return nil

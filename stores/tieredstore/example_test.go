@@ -29,7 +29,7 @@ func Example() {
 	_ = store.Complete(ctx, "k1", req.Token, resp, 24*time.Hour)
 
 	cached, _ := hot.Lookup(ctx, "k1", req.Fingerprint)
-	fmt.Println("in the hot tier after the first request:", cached.Status == core.ClaimReplay)
+	fmt.Println("in the hot tier after the first request:", cached.Response != nil)
 
 	retry := req
 	retry.Token = "t2"
@@ -38,7 +38,7 @@ func Example() {
 	store.Flush() // the warm-up runs in the background
 
 	cached, _ = hot.Lookup(ctx, "k1", req.Fingerprint)
-	fmt.Println("in the hot tier after the retry:", cached.Status == core.ClaimReplay)
+	fmt.Println("in the hot tier after the retry:", cached.Response != nil)
 	// Output:
 	// first request: acquired
 	// in the hot tier after the first request: false

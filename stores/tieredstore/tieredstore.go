@@ -97,13 +97,17 @@ func (s *Store) Degraded() bool {
 // replays warm the hot tier in the background.
 func (s *Store) Claim(ctx context.Context, req core.ClaimRequest) (core.Claim, error) {
 	if ok, probe := s.hotAllowed(); ok {
-		var hc core.Claim
+		var hc core.Cached
 		err := s.callHot(ctx, probe, func(ctx context.Context) (err error) {
 			hc, err = s.hot.Lookup(ctx, req.Key, req.Fingerprint)
 			return err
 		})
-		if err == nil && (hc.Status == core.ClaimReplay || hc.Status == core.ClaimMismatch) {
-			return hc, nil
+		switch {
+		case err != nil:
+		case hc.Response != nil:
+			return core.Claim{Status: core.ClaimReplay, Response: hc.Response}, nil
+		case hc.Mismatch:
+			return core.Claim{Status: core.ClaimMismatch}, nil
 		}
 	}
 	dc, err := s.durable.Claim(ctx, req)

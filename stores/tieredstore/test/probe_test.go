@@ -22,7 +22,7 @@ type hotReads struct {
 	onCall  func()
 }
 
-func (h *hotReads) Lookup(ctx context.Context, key string, fp core.Fingerprint) (core.Claim, error) {
+func (h *hotReads) Lookup(ctx context.Context, key string, fp core.Fingerprint) (core.Cached, error) {
 	h.mu.Lock()
 	hook := h.onCall
 	h.onCall = nil
@@ -31,7 +31,7 @@ func (h *hotReads) Lookup(ctx context.Context, key string, fp core.Fingerprint) 
 		hook()
 	}
 	c, err := h.Cache.Lookup(ctx, key, fp)
-	if err == nil && c.Status == core.ClaimReplay {
+	if err == nil && c.Response != nil {
 		h.replays.Add(1)
 	}
 	return c, err

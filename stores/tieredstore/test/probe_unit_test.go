@@ -19,12 +19,12 @@ type moody struct {
 	down, panicOnce atomic.Bool
 }
 
-func (m *moody) Lookup(ctx context.Context, key string, fp core.Fingerprint) (core.Claim, error) {
+func (m *moody) Lookup(ctx context.Context, key string, fp core.Fingerprint) (core.Cached, error) {
 	if m.panicOnce.CompareAndSwap(true, false) {
 		panic("moody: lookup panicked")
 	}
 	if m.down.Load() {
-		return core.Claim{}, errors.New("moody: down")
+		return core.Cached{}, errors.New("moody: down")
 	}
 	return m.Store.Lookup(ctx, key, fp)
 }
