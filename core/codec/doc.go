@@ -16,7 +16,7 @@
 //	status   2 bytes, big-endian: 200–599
 //	header   uvarint field count, then per field in sorted name order:
 //	         uvarint name length, name, uvarint value count, and per value
-//	         uvarint length, value (the [AppendHeader] encoding)
+//	         uvarint length, value (the AppendHeader encoding)
 //	body     every remaining byte, raw (empty when the body was omitted)
 //
 // Nothing is base64-encoded or otherwise inflated, and equal responses
@@ -32,7 +32,7 @@
 // with the omitted flag. A store wraps that error (with
 // [core.ErrStoreUnavailable]) when a record it reads back does not decode:
 // the Engine then discards the record through the store's
-// [core.Discarder] and reports [core.ErrCorruptRecord] to the
+// [core.Discarder], when it has one, and reports [core.ErrCorruptRecord] to the
 // application's observer. The sentinel lives in core, not here, because
 // applications see it; there is one sentinel.
 //
@@ -42,10 +42,14 @@
 //
 // # Stability
 //
-// The format is version 1 and stays readable: a record written by any
-// release decodes with every later one, and a change of format takes a
-// new version byte, whose records older releases refuse as corrupt (so a
-// rolling upgrade that changes the format must finish before new records
-// are written). The Go API follows the core module's version: within a
-// major version it only grows.
+// The format is version 1, and records are data that outlive a release:
+// a record written by any release decodes with every later one. A change
+// of format would take a new version byte and two releases, announced in
+// the changelog: one that reads the new version, then one that writes it.
+// A release that does not know a version refuses its records as corrupt,
+// and an Engine whose store is a [core.Discarder] then deletes the record
+// and runs the handler again, so no process may meet a record newer than
+// it can read. The Go API is versioned with the core module and
+// released with it: while that is v0, a minor release may change it, and
+// the changelog says how.
 package codec
