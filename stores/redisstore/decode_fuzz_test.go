@@ -19,7 +19,7 @@ import (
 // not a record at all); a value stored under another fingerprint is a
 // mismatch; a replay is exactly what codec.DecodeResponse reads from the
 // encoding, whose own checks (a final status, header fields that may be
-// sent) FuzzDecodeResponse in core covers.
+// sent) FuzzDecodeResponse in core/codec covers.
 func FuzzCompletedRecord(f *testing.F) {
 	fp := core.Fingerprint{1, 2, 3}
 	rec := func(fp core.Fingerprint, resp *core.Response) []byte {
