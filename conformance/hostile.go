@@ -39,6 +39,31 @@ type HostileHarness struct {
 	ReadTimeout time.Duration
 }
 
+// ServeWithDeadlines serves h on a loopback port with an http.Server set up
+// as a production net/http service should be — a read deadline of
+// readTimeout for the headers and for the whole request, a write deadline,
+// an idle timeout and a header size limit — and returns its base URL; the
+// server is closed when t ends. It is NewServer's usual end for a net/http
+// adapter under [TestHostileInput].
+func ServeWithDeadlines(t *testing.T, h http.Handler, readTimeout time.Duration) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("conformance: listen: %v", err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      5 * time.Second,
+		IdleTimeout:       5 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
 // hostileMaxBody is the body limit (core.WithMaxBodyBytes) of every
 // TestHostileInput engine: small, so that the over-limit cases send little,
 // but over the 8 KiB a streaming server (fiber's StreamRequestBody) reads

@@ -1,7 +1,6 @@
 package idemecho_test
 
 import (
-	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -17,28 +16,6 @@ import (
 // short, so that the cases that stall past it end quickly.
 const hostileReadTimeout = 500 * time.Millisecond
 
-// serveHostile serves h on a loopback port with an http.Server configured
-// as the examples configure theirs (header and whole-request read
-// deadlines, a write deadline, an idle timeout), with short deadlines.
-func serveHostile(t *testing.T, h http.Handler) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: hostileReadTimeout,
-		ReadTimeout:       hostileReadTimeout,
-		WriteTimeout:      5 * time.Second,
-		IdleTimeout:       5 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return "http://" + ln.Addr().String()
-}
-
 // TestHostileInput serves the middleware on a real net/http server and
 // sends it malformed, duplicated, truncated, overlong, trickled and
 // pipelined requests over raw connections.
@@ -50,7 +27,7 @@ func TestHostileInput(t *testing.T) {
 				e := newEcho()
 				e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisablePrintStack: true}), idemecho.Middleware(engine))
 				e.Any("/*", echo.WrapHandler(app))
-				return serveHostile(t, e)
+				return conformance.ServeWithDeadlines(t, e, hostileReadTimeout)
 			},
 		},
 		ReadTimeout: hostileReadTimeout,

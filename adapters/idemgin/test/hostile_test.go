@@ -2,7 +2,6 @@ package idemgin_test
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -17,28 +16,6 @@ import (
 // short, so that the cases that stall past it end quickly.
 const hostileReadTimeout = 500 * time.Millisecond
 
-// serveHostile serves h on a loopback port with an http.Server configured
-// as the examples configure theirs (header and whole-request read
-// deadlines, a write deadline, an idle timeout), with short deadlines.
-func serveHostile(t *testing.T, h http.Handler) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: hostileReadTimeout,
-		ReadTimeout:       hostileReadTimeout,
-		WriteTimeout:      5 * time.Second,
-		IdleTimeout:       5 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return "http://" + ln.Addr().String()
-}
-
 // TestHostileInput serves the middleware on a real net/http server and
 // sends it malformed, duplicated, truncated, overlong, trickled and
 // pipelined requests over raw connections.
@@ -50,7 +27,7 @@ func TestHostileInput(t *testing.T) {
 				r := gin.New()
 				r.Use(gin.RecoveryWithWriter(io.Discard), idemgin.Middleware(engine))
 				r.Any("/*path", gin.WrapH(app))
-				return serveHostile(t, r)
+				return conformance.ServeWithDeadlines(t, r, hostileReadTimeout)
 			},
 		},
 		ReadTimeout: hostileReadTimeout,
