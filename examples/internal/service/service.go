@@ -140,6 +140,12 @@ type Flags struct {
 	// AllowEvictingRedis starts the redis store on a Redis whose
 	// maxmemory-policy may evict live claims (-allow-evicting-redis).
 	AllowEvictingRedis bool
+	// RedisReplicaAcks, when positive, makes the redis store wait for that
+	// many replicas after every claim and complete, within
+	// RedisReplicaAckTimeout (redisstore.WithReplicaAcks;
+	// -redis-replica-acks, -redis-replica-ack-timeout).
+	RedisReplicaAcks       int
+	RedisReplicaAckTimeout time.Duration
 }
 
 // Limits bound what one client can make a server hold: time to send the
@@ -204,7 +210,7 @@ func ParseArgs(args []string) (Flags, error) {
 }
 
 // ParseFlags parses the process's command line: -addr, -store, -metrics,
-// -allow-evicting-redis and the limits.
+// -allow-evicting-redis, -redis-replica-acks and the limits.
 func ParseFlags() Flags {
 	f := register(flag.CommandLine)
 	flag.Parse()
@@ -218,6 +224,10 @@ func register(fs *flag.FlagSet) *Flags {
 	fs.BoolVar(&f.Metrics, "metrics", false, "serve OpenTelemetry metrics (idemkit's, and HTTP's by outcome) in the Prometheus format on GET /metrics")
 	fs.BoolVar(&f.AllowEvictingRedis, "allow-evicting-redis", false,
 		"start -store redis even on a Redis whose maxmemory-policy may evict live claims (a handler may then run twice)")
+	fs.IntVar(&f.RedisReplicaAcks, "redis-replica-acks", 0,
+		"-store redis: wait for this many replicas (Redis WAIT) after every claim and complete; 503 when fewer acknowledge (0: do not wait)")
+	fs.DurationVar(&f.RedisReplicaAckTimeout, "redis-replica-ack-timeout", 500*time.Millisecond,
+		"-store redis with -redis-replica-acks: how long to wait for the replicas (below the store's 5s timeout)")
 	fs.DurationVar(&f.Lease, "lease", 0, "lease of a claim, renewed while the handler runs (0: the default, 30s)")
 	fs.StringVar(&f.Ledger, "ledger", "", "append a line per handler start and per payment created to this file")
 	f.Limits.Register(fs)

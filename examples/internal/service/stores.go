@@ -27,27 +27,36 @@ const StoreNames = "memory|redis|postgres|tiered"
 // maxmemory-policy may evict live claims (see [OpenStoreFlags] for the
 // override). The returned close function releases everything.
 func OpenStore(ctx context.Context, name string, obs core.Observer, opts ...tieredstore.Option) (core.Store, func(), error) {
-	return openStore(ctx, name, obs, false, nil, opts...)
+	return openStore(ctx, Flags{Store: name}, obs, nil, opts...)
 }
 
 // OpenStoreFlags opens the store named by flags.Store as [OpenStore] does,
 // starting the redis store on an evicting Redis only with
-// flags.AllowEvictingRedis (then with a warning to logger).
+// flags.AllowEvictingRedis (then with a warning to logger), and waiting
+// for flags.RedisReplicaAcks replicas after every claim and complete when
+// that is positive (redisstore.WithReplicaAcks).
 func OpenStoreFlags(ctx context.Context, flags Flags, obs core.Observer, logger *slog.Logger, opts ...tieredstore.Option) (core.Store, func(), error) {
-	return openStore(ctx, flags.Store, obs, flags.AllowEvictingRedis, logger, opts...)
+	return openStore(ctx, flags, obs, logger, opts...)
 }
 
-func openStore(ctx context.Context, name string, obs core.Observer, allowEvicting bool, logger *slog.Logger, opts ...tieredstore.Option) (core.Store, func(), error) {
-	switch name {
+func openStore(ctx context.Context, flags Flags, obs core.Observer, logger *slog.Logger, opts ...tieredstore.Option) (core.Store, func(), error) {
+	switch name := flags.Store; name {
 	case "memory":
 		s := memstore.New(memstore.WithObserver(obs))
 		return s, func() { s.Close() }, nil
 	case "redis":
-		rs, closeRedis, err := openRedis(ctx, redisstore.DefaultPrefix)
+		var ropts []redisstore.Option
+		if flags.RedisReplicaAcks > 0 {
+			if flags.RedisReplicaAckTimeout <= 0 {
+				return nil, nil, fmt.Errorf("-redis-replica-acks %d needs a positive -redis-replica-ack-timeout", flags.RedisReplicaAcks)
+			}
+			ropts = append(ropts, redisstore.WithReplicaAcks(flags.RedisReplicaAcks, flags.RedisReplicaAckTimeout))
+		}
+		rs, closeRedis, err := openRedis(ctx, redisstore.DefaultPrefix, ropts...)
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := checkRedis(ctx, rs, allowEvicting, logger); err != nil {
+		if err := checkRedis(ctx, rs, flags.AllowEvictingRedis, logger); err != nil {
 			closeRedis()
 			return nil, nil, err
 		}
@@ -75,7 +84,7 @@ func openStore(ctx context.Context, name string, obs core.Observer, allowEvictin
 		}
 		return tieredstore.New(rs, ps, opts...), func() { closeRedis(); closePG() }, nil
 	}
-	return nil, nil, fmt.Errorf("unknown store %q; want one of %s", name, StoreNames)
+	return nil, nil, fmt.Errorf("unknown store %q; want one of %s", flags.Store, StoreNames)
 }
 
 func env(name string) (string, error) {
@@ -86,7 +95,7 @@ func env(name string) (string, error) {
 	return v, nil
 }
 
-func openRedis(ctx context.Context, prefix string) (*redisstore.Store, func(), error) {
+func openRedis(ctx context.Context, prefix string, opts ...redisstore.Option) (*redisstore.Store, func(), error) {
 	url, err := env("IDEMKIT_REDIS_URL")
 	if err != nil {
 		return nil, nil, err
@@ -103,7 +112,7 @@ func openRedis(ctx context.Context, prefix string) (*redisstore.Store, func(), e
 		client.Close()
 		return nil, nil, fmt.Errorf("redis at %s: %w", opt.Addr, err)
 	}
-	return redisstore.New(client, redisstore.WithPrefix(prefix)), func() { client.Close() }, nil
+	return redisstore.New(client, append([]redisstore.Option{redisstore.WithPrefix(prefix)}, opts...)...), func() { client.Close() }, nil
 }
 
 // checkRedis refuses a Redis that may evict live claims, unless allowed:

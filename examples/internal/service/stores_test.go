@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/idemkit/idemkit/core"
 	"github.com/idemkit/idemkit/stores/redisstore"
 	"github.com/redis/go-redis/v9"
 )
@@ -107,5 +108,37 @@ func TestOpenStoreRefusesEvictingRedis(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOpenStoreReplicaAcks: -redis-replica-acks n makes the redis store
+// wait for n replicas after each claim and complete
+// (redisstore.WithReplicaAcks, within -redis-replica-ack-timeout): on a
+// private Redis without replicas a claim is then refused with
+// redisstore.ErrReplicaAcks, where without the flag it is acquired.
+func TestOpenStoreReplicaAcks(t *testing.T) {
+	ctx := context.Background()
+	flags, err := ParseArgs([]string{"-store", "redis", "-redis-replica-acks", "1", "-redis-replica-ack-timeout", "100ms"})
+	if err != nil {
+		t.Fatalf("ParseArgs: %v", err)
+	}
+	if flags.RedisReplicaAcks != 1 || flags.RedisReplicaAckTimeout != 100*time.Millisecond {
+		t.Fatalf("ParseArgs: replica acks %d within %v; want 1 within 100ms", flags.RedisReplicaAcks, flags.RedisReplicaAckTimeout)
+	}
+	t.Setenv("IDEMKIT_REDIS_URL", startRedis(t))
+	for _, c := range []struct {
+		acks int
+		want error
+	}{{0, nil}, {1, redisstore.ErrReplicaAcks}} {
+		flags.RedisReplicaAcks = c.acks
+		store, closeStore, err := OpenStoreFlags(ctx, flags, nil, nil)
+		if err != nil {
+			t.Fatalf("OpenStoreFlags(redis, replica acks %d): %v", c.acks, err)
+		}
+		_, err = store.Claim(ctx, core.ClaimRequest{Key: strings.Repeat("a", 63) + strconv.Itoa(c.acks), Token: core.Token("token-" + strconv.Itoa(c.acks)), Lease: time.Minute})
+		closeStore()
+		if !errors.Is(err, c.want) || (c.want != nil && !errors.Is(err, core.ErrStoreUnavailable)) {
+			t.Errorf("Claim with -redis-replica-acks %d on a Redis without replicas = %v; want %v", c.acks, err, c.want)
+		}
 	}
 }
