@@ -80,6 +80,22 @@ func (s *RedisServer) Stop() {
 	s.cmd, s.done = nil, nil
 }
 
+// Kill ends the server with SIGKILL, as a crash would (no shutdown, no
+// last write to its replicas), and waits until its process has exited.
+// [RedisServer.Start] starts it again. Killing a stopped server does
+// nothing.
+func (s *RedisServer) Kill() {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.done
+	s.cmd, s.done = nil, nil
+}
+
 // Pause freezes the server process (SIGSTOP): connections stay open and
 // new ones are accepted by the kernel, but nothing answers, as with a hung
 // or overloaded server. [RedisServer.Resume] lets it run again.

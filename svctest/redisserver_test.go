@@ -34,3 +34,25 @@ func TestStartRedisCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisKill: Kill ends the server at once (SIGKILL: a write the
+// append-only file holds survives, fsync always), and Start brings it back.
+func TestRedisKill(t *testing.T) {
+	s := StartRedis(t)
+	if _, err := RedisDo(s.Addr(), time.Second, "SET", "k", "v"); err != nil {
+		t.Fatalf("SET: %v", err)
+	}
+	start := time.Now()
+	s.Kill()
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Kill took %v; want at once", took)
+	}
+	if _, err := RedisDo(s.Addr(), 200*time.Millisecond, "PING"); err == nil {
+		t.Fatalf("PING after Kill succeeded; want an error")
+	}
+	s.Kill() // a killed server: nothing to do
+	s.Start()
+	if v, err := RedisDo(s.Addr(), time.Second, "GET", "k"); err != nil || v != "v" {
+		t.Fatalf("GET after Kill and Start = %v, %v; want v", v, err)
+	}
+}
