@@ -60,6 +60,9 @@ func openStore(ctx context.Context, flags Flags, obs core.Observer, logger *slog
 			closeRedis()
 			return nil, nil, err
 		}
+		if flags.AllowEvictingRedis {
+			return evictingRedis{rs}, closeRedis, nil
+		}
 		return rs, closeRedis, nil
 	case "postgres":
 		ps, closePG, err := openPostgres(ctx)
@@ -133,6 +136,21 @@ func checkRedis(ctx context.Context, rs *redisstore.Store, allowEvicting bool, l
 		return fmt.Errorf("%w; run Redis with maxmemory-policy noeviction (a full Redis then answers 503, never runs a handler twice), or pass -allow-evicting-redis", err)
 	case errors.Is(err, redisstore.ErrPolicyUnknown):
 		warn(logger, "Redis eviction policy unknown: make sure it is noeviction", err)
+		return nil
+	}
+	return err
+}
+
+// evictingRedis is the redis store of a service started with
+// -allow-evicting-redis: its Check (what /healthz asks) no longer reports
+// the eviction policy the operator accepted at start, so that a readiness
+// probe does not take the instance out of its load balancer for good; an
+// unreachable Redis still fails it.
+type evictingRedis struct{ *redisstore.Store }
+
+func (s evictingRedis) Check(ctx context.Context) error {
+	err := s.Store.Check(ctx)
+	if errors.Is(err, redisstore.ErrEvictionPolicy) && !errors.Is(err, core.ErrStoreUnavailable) {
 		return nil
 	}
 	return err

@@ -142,3 +142,32 @@ func TestOpenStoreReplicaAcks(t *testing.T) {
 		}
 	}
 }
+
+// TestAllowEvictingRedisHealthy: a service started with
+// -allow-evicting-redis on an evicting Redis is healthy: its store's Check
+// (what /healthz asks) no longer reports the policy the operator accepted
+// at start, where a readiness probe answering 503 forever would take every
+// instance out of its load balancer. An unreachable Redis still fails it.
+func TestAllowEvictingRedisHealthy(t *testing.T) {
+	ctx := context.Background()
+	url, kill := startRedisProc(t, "--maxmemory-policy", "allkeys-lru")
+	t.Setenv("IDEMKIT_REDIS_URL", url)
+	store, closeStore, err := OpenStoreFlags(ctx, Flags{Store: "redis", AllowEvictingRedis: true}, nil, nil)
+	if err != nil {
+		t.Fatalf("OpenStoreFlags(redis, -allow-evicting-redis) on an allkeys-lru Redis: %v", err)
+	}
+	defer closeStore()
+	checker, ok := store.(core.Checker)
+	if !ok {
+		t.Fatalf("the redis store (%T) is not a core.Checker", store)
+	}
+	if err := checker.Check(ctx); err != nil {
+		t.Errorf("Check with -allow-evicting-redis on an allkeys-lru Redis = %v; want nil (the override was accepted at start)", err)
+	}
+	kill()
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := checker.Check(cctx); !errors.Is(err, core.ErrStoreUnavailable) {
+		t.Errorf("Check with -allow-evicting-redis on a stopped Redis = %v; want ErrStoreUnavailable", err)
+	}
+}
