@@ -107,7 +107,7 @@ func redisFailover(t *testing.T, adapter string, acks int) figures {
 	r := startReplicated(t)
 	args := []string{}
 	name := "redis failover to a replica, replica acks 1"
-	s := scenario{load: faultLoad(5 * time.Second), maxSettle: 15 * time.Second, maxWait: 20 * time.Second}
+	s := scenario{load: faultLoad(4 * time.Second), maxSettle: 15 * time.Second, maxWait: 20 * time.Second}
 	if acks > 0 {
 		args = append(args, "-redis-replica-acks", strconv.Itoa(acks), "-redis-replica-ack-timeout", "250ms")
 	} else {
