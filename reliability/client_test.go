@@ -15,7 +15,7 @@ import (
 // into 1–31-byte pieces 2 ms apart (1 s), then resets every connection
 // as soon as the response starts back (reset_peer: the handler ran, its
 // client never hears of it; 1 s), then cuts every connection and refuses
-// new ones (1 s). The store (Redis) is untouched: what is tested is the
+// new ones (1 s). Each phase starts and ends with every connection cut. The store (Redis) is untouched: what is tested is the
 // network between clients and services.
 func TestClientNetwork(t *testing.T) {
 	needMode(t)
@@ -30,15 +30,16 @@ func TestClientNetwork(t *testing.T) {
 				proxies = append(proxies, p)
 				urls = append(urls, "http://"+p.Listen)
 			}
+			// Each phase replaces the proxies by new ones with its toxics
+			// (see replaceProxy), then by clean ones: every phase starts
+			// and ends with every connection cut.
 			phase := func(ctx context.Context, d time.Duration, toxics ...string) bool {
-				for _, p := range proxies {
-					for _, tx := range toxics {
-						addToxic(t, p, tx)
-					}
+				for i := range proxies {
+					proxies[i] = replaceProxy(t, proxies[i], toxics...)
 				}
 				ok := after(ctx, d)
-				for _, p := range proxies {
-					p.Toxics.ResetToxics(ctx)
+				for i := range proxies {
+					proxies[i] = replaceProxy(t, proxies[i])
 				}
 				return ok
 			}
@@ -74,10 +75,8 @@ func TestClientNetwork(t *testing.T) {
 						p.Stop()
 					}
 					after(ctx, time.Second)
-					for _, p := range proxies {
-						if err := p.Start(); err != nil {
-							t.Errorf("toxiproxy: restarting: %v", err)
-						}
+					for i := range proxies {
+						proxies[i] = replaceProxy(t, proxies[i])
 					}
 					return n + 1
 				}}.run(t, c)

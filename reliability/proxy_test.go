@@ -20,15 +20,44 @@ import (
 // loopback port to upstream, stopped at the end of t.
 func startProxy(t *testing.T, name, upstream string) *toxiproxy.Proxy {
 	t.Helper()
-	// The toxics log through zerolog's global logger, at trace level.
-	zerolog.SetGlobalLevel(zerolog.Disabled)
-	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
-	srv.Metrics.ProxyMetrics = collectors.NewProxyMetricCollectors()
-	p := toxiproxy.NewProxy(srv, name, "127.0.0.1:0", upstream)
+	p := newProxy(name, "127.0.0.1:0", upstream)
 	if err := p.Start(); err != nil {
 		t.Fatalf("toxiproxy: %v", err)
 	}
 	t.Cleanup(p.Stop)
+	return p
+}
+
+func newProxy(name, listen, upstream string) *toxiproxy.Proxy {
+	// The toxics log through zerolog's global logger, at trace level.
+	zerolog.SetGlobalLevel(zerolog.Disabled)
+	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
+	srv.Metrics.ProxyMetrics = collectors.NewProxyMetricCollectors()
+	return toxiproxy.NewProxy(srv, name, listen, upstream)
+}
+
+// replaceProxy stops old (cutting its connections) and starts in its place,
+// on the same address, a new proxy to the same upstream with toxics. The
+// toxics are set before any connection exists: toxiproxy's adding or
+// removing a toxic on live links can block for good under load (seen
+// with the bandwidth and slicer toxics: ResetToxics waiting on a link's
+// blocked write).
+func replaceProxy(t *testing.T, old *toxiproxy.Proxy, toxics ...string) *toxiproxy.Proxy {
+	t.Helper()
+	old.Stop()
+	p := newProxy(old.Name, old.Listen, old.Upstream)
+	for _, tx := range toxics {
+		addToxic(t, p, tx)
+	}
+	var err error
+	for attempt := 0; attempt < 20; attempt++ { // the port may be held a moment by another test's probe
+		if err = p.Start(); err == nil {
+			t.Cleanup(p.Stop)
+			return p
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Errorf("toxiproxy: restarting %s on %s: %v", old.Name, old.Listen, err)
 	return p
 }
 
