@@ -195,7 +195,9 @@ func TestEvictingRedis(t *testing.T) {
 			f := scenario{name: "evicting redis (allkeys-lru, -allow-evicting-redis)", load: l, maxSettle: 15 * time.Second,
 				expectReruns: "an evicting Redis (-allow-evicting-redis)",
 				fault: func(ctx context.Context, c *cluster) int {
-					fillCache(ctx, srv.Addr(), window)
+					if raised := fillCache(ctx, srv.Addr(), window, maxmemory); raised > 0 {
+						t.Logf("Redis refused the cache's writes (OOM: its connections' buffers, which it cannot evict, filled it); maxmemory raised %d times by 512 KB", raised)
+					}
 					return 0
 				},
 				countFaults: func() int {
@@ -214,29 +216,41 @@ func TestEvictingRedis(t *testing.T) {
 }
 
 // fillCache writes 4 KB cache keys to addr at about 400 KB/s for d, on one
-// connection.
-func fillCache(ctx context.Context, addr string, d time.Duration) {
+// connection. Redis counts its connections' buffers in its memory and
+// cannot evict them: when they alone fill maxmemory, Redis refuses writes
+// (OOM: 503, never a second run) instead of evicting. The scenario is
+// about eviction, so when a cache write is refused, fillCache raises
+// maxmemory by 512 KB; it returns how many times.
+func fillCache(ctx context.Context, addr string, d time.Duration, maxmemory int64) int {
 	conn, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
-		return
+		return 0
 	}
 	defer conn.Close()
 	value := strings.Repeat("x", 4<<10)
 	buf := make([]byte, 512)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
+	raised := 0
 	for i, end := 0, time.Now().Add(d); time.Now().Before(end) && ctx.Err() == nil; i++ {
 		key := fmt.Sprintf("cache:%d", i)
 		cmd := fmt.Sprintf("*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", len(key), key, len(value), value)
 		conn.SetDeadline(time.Now().Add(time.Second))
 		if _, err := conn.Write([]byte(cmd)); err != nil {
-			return
+			return raised
 		}
-		if _, err := conn.Read(buf); err != nil { // +OK, or an OOM error: go on
-			return
+		n, err := conn.Read(buf)
+		if err != nil {
+			return raised
+		}
+		if strings.HasPrefix(string(buf[:n]), "-OOM") {
+			maxmemory += 512 << 10
+			raised++
+			svctest.RedisDo(addr, time.Second, "CONFIG", "SET", "maxmemory", strconv.FormatInt(maxmemory, 10))
 		}
 		<-tick.C
 	}
+	return raised
 }
 
 // refusesToStart checks that adapter's example, without
