@@ -248,7 +248,7 @@ func (s scenario) run(t *testing.T, c *cluster) figures {
 		s.name, c.store, c.adapter, f.Instances, f.Keys, f.Deliveries, res.status[2].Load(), res.status[4].Load(), f.S5xx, f.Errors,
 		f.Faults, f.Double, f.CrashReruns, f.Expected, f.Lost, f.Stuck, f.Panics, f.Elapsed.Round(time.Millisecond), res.settle.Round(time.Millisecond), ev)
 	if f.Expected > 0 {
-		t.Logf("%s on %s/%s: %d keys ran more than once, as documented for %s (contract, \"Redis: eviction, stalls and failover\"): not failed",
+		t.Logf("%s on %s/%s: %d keys ran more than once, as docs/contract.md documents for %s: not failed",
 			s.name, c.store, c.adapter, f.Expected, s.expectReruns)
 	}
 	if f.Double > 0 || f.Lost > 0 || f.Stuck > 0 || f.Panics > 0 {

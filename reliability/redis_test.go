@@ -112,7 +112,7 @@ func redisFailover(t *testing.T, adapter string, acks int) figures {
 		args = append(args, "-redis-replica-acks", strconv.Itoa(acks), "-redis-replica-ack-timeout", "250ms")
 	} else {
 		name = "control: redis failover WITHOUT replica acks"
-		s.expectReruns = "a failover without replica acknowledgements (the control run)"
+		s.expectReruns = "a failover without replica acknowledgements (C-REDIS-4; the control run)"
 		// A claim that reached the replica and whose response did not
 		// stays pending there, held by nobody, until its lease lapses.
 		s.knownWait = "control run: a claim replicated, its response lost with the primary, the key locked for the lease"
@@ -139,9 +139,9 @@ func redisFailover(t *testing.T, adapter string, acks int) figures {
 // answered on lives only on the dead primary: no key runs twice, no
 // acknowledged response is lost, none stays locked.
 // RELIABILITY_CONTROL=1 adds the control run without replica acks, whose
-// re-runs show what the scenario guards (contract, "Redis: eviction,
-// stalls and failover": writes the primary acknowledged and never
-// replicated are lost, and their keys run again).
+// re-runs show what the scenario guards (docs/contract.md C-REDIS-4:
+// writes the primary acknowledged and never replicated are lost, and
+// their keys run again).
 func TestRedisFailover(t *testing.T) {
 	needMode(t)
 	for _, a := range pick(2) {
@@ -166,7 +166,7 @@ func TestRedisFailover(t *testing.T) {
 // example services refuse to start on it (redisstore's Check reports
 // ErrEvictionPolicy); with -allow-evicting-redis they start, and a key
 // whose claim or response was evicted runs again: the documented failure
-// (contract, "Redis: eviction, stalls and failover"), counted as re-runs
+// (docs/contract.md C-REDIS-1), counted as re-runs
 // expected, not failed. The faults column counts the keys Redis evicted.
 // No key may stay stuck.
 func TestEvictingRedis(t *testing.T) {
@@ -193,7 +193,7 @@ func TestEvictingRedis(t *testing.T) {
 			l.Settle = 15 * time.Second
 			var evicted int64
 			f := scenario{name: "evicting redis (allkeys-lru, -allow-evicting-redis)", load: l, maxSettle: 15 * time.Second,
-				expectReruns: "an evicting Redis (-allow-evicting-redis)",
+				expectReruns: "an evicting Redis (C-REDIS-1; -allow-evicting-redis)",
 				fault: func(ctx context.Context, c *cluster) int {
 					if raised := fillCache(ctx, srv.Addr(), window, maxmemory); raised > 0 {
 						t.Logf("Redis refused the cache's writes (OOM: its connections' buffers, which it cannot evict, filled it); maxmemory raised %d times by 512 KB", raised)
