@@ -39,7 +39,9 @@ type Engine struct {
 }
 
 // New returns an Engine over store with the given options. It panics if
-// store is nil or an option is out of range: those are programming errors.
+// store is nil or an option's value is invalid (each option's doc says
+// which are), with a message naming the option and the value: those are
+// programming errors.
 func New(store Store, opts ...Option) *Engine {
 	if store == nil {
 		panic("core: New: nil Store")
@@ -49,21 +51,8 @@ func New(store Store, opts ...Option) *Engine {
 		o(&e.cfg)
 	}
 	c := &e.cfg
-	switch {
-	case c.ttl <= 0:
-		panic("core: New: TTL must be positive")
-	case c.lease <= 0:
-		panic("core: New: lease must be positive")
-	case c.maxKeyLen <= 0:
-		panic("core: New: max key length must be positive")
-	case c.maxBody < 0 || c.maxResponse < 0:
-		panic("core: New: size limits must not be negative")
-	case c.fingerprint == nil || c.policy == nil || c.headerFilter == nil:
-		panic("core: New: nil fingerprint, completion policy or header filter")
-	case c.storeTimeout < 0:
-		panic("core: New: store timeout must not be negative")
-	case c.completeWait < 0:
-		panic("core: New: complete wait must not be negative")
+	if msg := c.validate(); msg != "" {
+		panic(msg)
 	}
 	// A record is a final response: whatever the policy says, an interim
 	// or out-of-range status is not stored (it would be refused on replay).
@@ -76,7 +65,7 @@ func New(store Store, opts ...Option) *Engine {
 	if c.transactions {
 		t, ok := store.(Transactor)
 		if !ok {
-			panic("core: New: WithTransactions needs a Store that implements Transactor")
+			panic(fmt.Sprintf("core: WithTransactions(true): want a Store that implements Transactor, not %T", store))
 		}
 		e.tx = t
 	}
@@ -98,14 +87,25 @@ func (e *Engine) Serve(x Exchange) {
 		return
 	}
 	ctx := x.Context()
-	if e.cfg.skip != nil && e.cfg.skip(x) {
-		e.observe(ctx, x, Event{Outcome: OutcomePassThrough})
-		x.Next()
-		return
+	if e.cfg.skip != nil {
+		skip, err := e.cfg.skip(x)
+		if err != nil {
+			e.misconfigured(ctx, x, err)
+			return
+		}
+		if skip {
+			e.observe(ctx, x, Event{Outcome: OutcomePassThrough})
+			x.Next()
+			return
+		}
 	}
 	required, ttl := e.cfg.required, e.cfg.ttl
 	if e.cfg.route != nil {
-		ro := e.cfg.route(x)
+		ro, err := e.cfg.route(x)
+		if err != nil {
+			e.misconfigured(ctx, x, err)
+			return
+		}
 		if ro.TTL > 0 {
 			ttl = ro.TTL
 		}
@@ -144,11 +144,21 @@ func (e *Engine) Serve(x Exchange) {
 	fp := e.cfg.fingerprint(x, body)
 	var scope, scopeID string
 	if e.cfg.scope != nil {
-		scope = e.cfg.scope(x)
+		if scope, err = e.cfg.scope(x); err != nil {
+			e.misconfigured(ctx, x, err)
+			return
+		}
 		scopeID = scopeDigest(e.cfg.secret, scope)
 	}
 	skey := storageKey(e.cfg.secret, scope, key)
 	e.serveKey(ctx, x, skey, scopeID, fp, body, ttl)
+}
+
+// misconfigured refuses a request that a function of the engine's
+// configuration could not read (err wraps [ErrNativeType]) with 500: the
+// handler does not run.
+func (e *Engine) misconfigured(ctx context.Context, x Exchange, err error) {
+	e.refuse(ctx, x, Event{Outcome: OutcomeMisconfigured, Err: err}, problemMisconfigured, misconfiguredDetail(err))
 }
 
 // invalidKeyDetail turns a ParseKey error into a problem detail. The

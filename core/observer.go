@@ -26,6 +26,7 @@ const (
 	OutcomeFailOpen         Outcome = "fail-open"            // store unavailable, handler ran unguarded
 	OutcomeStoreFailed      Outcome = "store-failed"         // handler ran, storing failed for good (lease lost, or the store down for a whole lease); response sent unstored
 	OutcomeStoreDeferred    Outcome = "store-deferred"       // handler ran, storing failed for now: 503 sent, storing goes on in the background
+	OutcomeMisconfigured    Outcome = "misconfigured"        // 500: a ScopeBy, SkipBy or RouteOptionsBy function could not read the request (ErrNativeType); handler not run
 
 	EventLeaseRenewed Outcome = "lease-renewed"      // a background renewal succeeded
 	EventLeaseLost    Outcome = "lease-lost"         // a renewal or completion found the claim taken over
@@ -87,7 +88,7 @@ func SlogObserver(logger *slog.Logger) Observer {
 	return ObserverFunc(func(ctx context.Context, ev Event) {
 		level := slog.LevelDebug
 		switch ev.Outcome {
-		case OutcomeStoreUnavailable, OutcomeStoreFailed, OutcomeFailOpen, EventCompletionLost:
+		case OutcomeStoreUnavailable, OutcomeStoreFailed, OutcomeFailOpen, EventCompletionLost, OutcomeMisconfigured:
 			level = slog.LevelError
 		case EventLeaseLost, EventRenewFailed, EventStoreDegraded, OutcomeStoreDeferred, EventEvicted, EventRecordDiscarded:
 			level = slog.LevelWarn

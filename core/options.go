@@ -1,6 +1,7 @@
 package core
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -70,7 +71,7 @@ type config struct {
 	failOpen     bool
 	problemBase  string
 	fingerprint  FingerprintFunc
-	scope        KeyScopeFunc
+	scope        func(Exchange) (string, error) // WithKeyScope's, or ScopeBy's (which may fail)
 	secret       []byte
 	policy       CompletionPolicy
 	observer     Observer
@@ -78,9 +79,14 @@ type config struct {
 	retryAfter   time.Duration
 	completeWait time.Duration
 	transactions bool
-	skip         SkipFunc
-	route        RouteOptionsFunc
+	skip         func(Exchange) (bool, error)         // WithSkip's, or SkipBy's
+	route        func(Exchange) (RouteOptions, error) // WithRouteOptions's, or RouteOptionsBy's
 	renderer     ProblemRenderer
+
+	// invalid holds the panic message of an option whose bad value the
+	// config does not keep (an empty header name, a nil function); New
+	// panics with the first.
+	invalid string
 
 	// unauthenticatedUntil: records without a MAC replay until then.
 	unauthenticatedUntil time.Time
@@ -108,8 +114,15 @@ func defaultConfig() config {
 }
 
 // WithMethods sets the guarded methods [POST, PUT, PATCH, DELETE]; requests
-// with other methods pass straight through.
+// with other methods pass straight through. No method at all, or an empty
+// one, is invalid: New panics.
 func WithMethods(methods ...string) Option {
+	if len(methods) == 0 {
+		return invalidOption("core: WithMethods(): want at least one method")
+	}
+	if slices.Contains(methods, "") {
+		return invalidOption(fmt.Sprintf("core: WithMethods(%q): want no empty method", methods))
+	}
 	return func(c *config) {
 		c.methods = make([]string, 0, len(methods))
 		for _, m := range methods {
@@ -128,36 +141,59 @@ func WithKeyRequired(required bool) Option { return func(c *config) { c.required
 // ("quoted"); bare tokens are refused with 400. Off by default.
 func WithStrictKeys(strict bool) Option { return func(c *config) { c.strict = strict } }
 
-// WithMaxKeyLength sets the longest accepted key in characters [255].
+// WithMaxKeyLength sets the longest accepted key in characters [255]. n
+// must be positive.
 func WithMaxKeyLength(n int) Option { return func(c *config) { c.maxKeyLen = n } }
 
-// WithTTL sets how long completed responses are kept [24h].
+// WithTTL sets how long completed responses are kept [24h]. d must be
+// positive.
 func WithTTL(d time.Duration) Option { return func(c *config) { c.ttl = d } }
 
 // WithLease sets the lease of a claim [30s]. It is renewed in the background
-// every third of its length while the handler runs.
+// every third of its length while the handler runs. d must be positive.
 func WithLease(d time.Duration) Option { return func(c *config) { c.lease = d } }
 
 // WithMaxBodyBytes sets the largest accepted request body [1 MiB]; larger
-// bodies are refused with 413 before the handler runs.
+// bodies are refused with 413 before the handler runs. n must not be
+// negative; 0 accepts only empty bodies.
 func WithMaxBodyBytes(n int64) Option { return func(c *config) { c.maxBody = n } }
 
 // WithMaxResponseBytes sets the largest response body that is stored
-// [1 MiB]. Larger bodies are delivered, and stored without their body.
+// [1 MiB]. Larger bodies are delivered, and stored without their body. n
+// must not be negative; 0 stores no response body.
 func WithMaxResponseBytes(n int) Option { return func(c *config) { c.maxResponse = n } }
 
 // WithHeaderFilter sets which response headers are stored and replayed
-// [all but Set-Cookie; hop-by-hop fields never].
+// [all but Set-Cookie; hop-by-hop fields never]. f must not be nil.
 func WithHeaderFilter(f HeaderFilter) Option { return func(c *config) { c.headerFilter = f } }
 
 // WithReplayHeader sets the response header that marks a replay
-// [Idempotency-Replayed]; its value is "true".
+// [Idempotency-Replayed]; its value is "true". name must be a valid
+// header field name (not empty).
 func WithReplayHeader(name string) Option {
+	if !validHeaderName(name) {
+		return invalidOption(fmt.Sprintf("core: WithReplayHeader(%q): want a header field name", name))
+	}
 	return func(c *config) { c.replayHeader = http.CanonicalHeaderKey(name) }
 }
 
+// validHeaderName reports whether name is a field name (an RFC 9110 token).
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(name[i])) &&
+			!('0' <= name[i] && name[i] <= '9' || 'a' <= name[i] && name[i] <= 'z' || 'A' <= name[i] && name[i] <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
 // WithWaitForInFlight makes a request that finds its key in flight wait up to
-// d for the result and replay it, instead of answering 409 at once [off].
+// d for the result and replay it, instead of answering 409 at once [0:
+// off]. d must not be negative.
 func WithWaitForInFlight(d time.Duration) Option { return func(c *config) { c.wait = d } }
 
 // WithFailOpen runs the handler unguarded when the store is unavailable,
@@ -170,15 +206,28 @@ func WithFailOpen(failOpen bool) Option { return func(c *config) { c.failOpen = 
 func WithProblemTypeBase(base string) Option { return func(c *config) { c.problemBase = base } }
 
 // WithFingerprint replaces [DefaultFingerprint], for example to ignore a
-// volatile field of the body.
+// volatile field of the body. f must not be nil.
 func WithFingerprint(f FingerprintFunc) Option { return func(c *config) { c.fingerprint = f } }
 
-// WithKeyScope sets the scope function; see [KeyScopeFunc].
-func WithKeyScope(f KeyScopeFunc) Option { return func(c *config) { c.scope = f } }
+// WithKeyScope sets the scope function; see [KeyScopeFunc]. A nil f is
+// the default: no scope, one key space for every client. [ScopeBy] builds
+// one that reads the framework's own request type.
+func WithKeyScope(f KeyScopeFunc) Option {
+	return func(c *config) {
+		c.scope = nil
+		if f != nil {
+			c.scope = func(x Exchange) (string, error) { return f(x), nil }
+		}
+	}
+}
 
 // WithHeaderScope scopes keys by the value of a request header, such as an
-// API key header. A request without that header gets the empty scope.
+// API key header. A request without that header gets the empty scope. An
+// empty name is invalid: New panics.
 func WithHeaderScope(name string) Option {
+	if name == "" {
+		return invalidOption(`core: WithHeaderScope(""): want a header name`)
+	}
 	return WithKeyScope(func(x Exchange) string {
 		if v := x.Header(name); len(v) > 0 {
 			return v[0]
@@ -187,13 +236,28 @@ func WithHeaderScope(name string) Option {
 	})
 }
 
+// invalidOption is an option whose value New refuses, with msg.
+func invalidOption(msg string) Option {
+	return func(c *config) {
+		if c.invalid == "" {
+			c.invalid = msg
+		}
+	}
+}
+
 // WithHMACSecret derives storage keys with HMAC-SHA-256 under secret
 // instead of plain SHA-256, so that keys in a store dump cannot be tested
 // against guesses without the secret. It also authenticates stored
 // records: each carries a MAC ([RecordMACHeader]) bound to its storage key
 // and fingerprint, under a key derived from secret, and a record without a
 // valid one is refused as corrupt instead of replayed (see [Discarder]).
+// An empty secret is invalid (New panics): a secret read from an unset
+// variable would otherwise leave keys unkeyed without a word. The secret
+// never appears in a panic message.
 func WithHMACSecret(secret []byte) Option {
+	if len(secret) == 0 {
+		return invalidOption("core: WithHMACSecret(empty secret): want at least one byte")
+	}
 	return func(c *config) { c.secret = append([]byte(nil), secret...) }
 }
 
@@ -210,10 +274,12 @@ func WithUnauthenticatedRecordsUntil(t time.Time) Option {
 	return func(c *config) { c.unauthenticatedUntil = t }
 }
 
-// WithCompletionPolicy replaces [DefaultCompletionPolicy].
+// WithCompletionPolicy replaces [DefaultCompletionPolicy]. p must not be
+// nil.
 func WithCompletionPolicy(p CompletionPolicy) Option { return func(c *config) { c.policy = p } }
 
-// WithObserver sets the hook that sees every decision; see [Observer].
+// WithObserver sets the hook that sees every decision; see [Observer]. A
+// nil o is the default: nothing is observed.
 func WithObserver(o Observer) Option { return func(c *config) { c.observer = o } }
 
 // WithStoreTimeout bounds every store call by a context deadline of d; a
@@ -230,7 +296,8 @@ func WithObserver(o Observer) Option { return func(c *config) { c.observer = o }
 // by a third of the lease.
 func WithStoreTimeout(d time.Duration) Option { return func(c *config) { c.storeTimeout = d } }
 
-// WithRetryAfter sets the Retry-After sent with 503 responses [1s].
+// WithRetryAfter sets the Retry-After sent with 503 responses [1s],
+// rounded up to whole seconds. d must be positive.
 func WithRetryAfter(d time.Duration) Option { return func(c *config) { c.retryAfter = d } }
 
 // WithCompleteWait sets how long a request whose handler has run waits for
@@ -245,3 +312,38 @@ func WithRetryAfter(d time.Duration) Option { return func(c *config) { c.retryAf
 // [Engine.Shutdown] waits for that background work. d must not be
 // negative; 0 hands storing to the background at the first failure.
 func WithCompleteWait(d time.Duration) Option { return func(c *config) { c.completeWait = d } }
+
+// validate returns the panic message of the first invalid option value,
+// or "" when every value is valid. The messages name the option and the
+// value, as memstore's do.
+func (c *config) validate() string {
+	switch {
+	case c.invalid != "":
+		return c.invalid
+	case c.ttl <= 0:
+		return fmt.Sprintf("core: WithTTL(%v): want a positive duration", c.ttl)
+	case c.lease <= 0:
+		return fmt.Sprintf("core: WithLease(%v): want a positive duration", c.lease)
+	case c.maxKeyLen <= 0:
+		return fmt.Sprintf("core: WithMaxKeyLength(%d): want a positive length", c.maxKeyLen)
+	case c.maxBody < 0:
+		return fmt.Sprintf("core: WithMaxBodyBytes(%d): want a size of 0 or more", c.maxBody)
+	case c.maxResponse < 0:
+		return fmt.Sprintf("core: WithMaxResponseBytes(%d): want a size of 0 or more", c.maxResponse)
+	case c.fingerprint == nil:
+		return "core: WithFingerprint(nil): want a function"
+	case c.policy == nil:
+		return "core: WithCompletionPolicy(nil): want a function"
+	case c.headerFilter == nil:
+		return "core: WithHeaderFilter(nil): want a function"
+	case c.wait < 0:
+		return fmt.Sprintf("core: WithWaitForInFlight(%v): want a duration of 0 or more", c.wait)
+	case c.storeTimeout < 0:
+		return fmt.Sprintf("core: WithStoreTimeout(%v): want a duration of 0 or more", c.storeTimeout)
+	case c.retryAfter <= 0:
+		return fmt.Sprintf("core: WithRetryAfter(%v): want a positive duration", c.retryAfter)
+	case c.completeWait < 0:
+		return fmt.Sprintf("core: WithCompleteWait(%v): want a duration of 0 or more", c.completeWait)
+	}
+	return ""
+}

@@ -18,6 +18,7 @@ const (
 	CodeFingerprintMismatch = "fingerprint-mismatch"
 	CodeInFlight            = "in-flight"
 	CodeStoreUnavailable    = "store-unavailable"
+	CodeMisconfigured       = "misconfigured"
 )
 
 // Problem is an RFC 9457 problem detail as the Engine sends it.
@@ -42,6 +43,7 @@ const (
 	problemInFlight
 	problemStoreUnavailable
 	problemStoreDeferred // the handler ran; its response is not stored yet
+	problemMisconfigured
 	numProblemKinds
 )
 
@@ -58,6 +60,7 @@ var problemDefs = [numProblemKinds]struct {
 	problemMismatch:         {CodeFingerprintMismatch, http.StatusUnprocessableEntity, "Idempotency-Key reused", "This Idempotency-Key was already used with a different request."},
 	problemInFlight:         {CodeInFlight, http.StatusConflict, "Request in progress", "A request with this Idempotency-Key is still being processed; retry later."},
 	problemStoreUnavailable: {CodeStoreUnavailable, http.StatusServiceUnavailable, "Idempotency store unavailable", "The request cannot be processed safely right now; retry later."},
+	problemMisconfigured:    {CodeMisconfigured, http.StatusInternalServerError, "Idempotency middleware misconfigured", "The idempotency middleware is misconfigured; the request was not processed."},
 	problemStoreDeferred:    {CodeStoreUnavailable, http.StatusServiceUnavailable, "Idempotency store unavailable", "The request was processed, but its response could not be stored yet; retry with the same Idempotency-Key to receive it."},
 }
 

@@ -9,15 +9,22 @@ import (
 // SkipFunc reports whether a request is left unguarded: it passes straight
 // to the handler ([Exchange.Next]) and is observed as
 // [OutcomePassThrough]. It is echo's Skipper and fiber's Next convention;
-// the adapters adapt it to their framework's request type
-// (idemhttp.Skip, idemgin.Skip, idemecho.Skip, idemfiber.Next, ...).
+// [SkipBy] builds one that reads the framework's own request type.
 type SkipFunc func(x Exchange) bool
 
 // WithSkip sets a predicate, called once for each request with a guarded
 // method before anything else is read, that leaves the requests for which
 // it returns true unguarded. Requests of other methods pass through
-// without calling it; [Engine.Do] never calls it.
-func WithSkip(f SkipFunc) Option { return func(c *config) { c.skip = f } }
+// without calling it; [Engine.Do] never calls it. A nil f is the default:
+// no request is skipped.
+func WithSkip(f SkipFunc) Option {
+	return func(c *config) {
+		c.skip = nil
+		if f != nil {
+			c.skip = func(x Exchange) (bool, error) { return f(x), nil }
+		}
+	}
+}
 
 // KeyRequirement overrides [WithKeyRequired] for one request; see
 // [RouteOptions].
@@ -54,12 +61,21 @@ type RouteOptionsFunc func(x Exchange) RouteOptions
 // WithRouteOptions lets one engine serve routes with different retention
 // and key requirements: f is consulted once per guarded request. Without
 // it (the default) the engine's own settings apply and nothing is called.
-// [Engine.Do] never calls it: Do's calls use the engine's TTL.
-func WithRouteOptions(f RouteOptionsFunc) Option { return func(c *config) { c.route = f } }
+// [Engine.Do] never calls it: Do's calls use the engine's TTL. A nil f is
+// the default. [RouteOptionsBy] builds one that reads the framework's own
+// request type.
+func WithRouteOptions(f RouteOptionsFunc) Option {
+	return func(c *config) {
+		c.route = nil
+		if f != nil {
+			c.route = func(x Exchange) (RouteOptions, error) { return f(x), nil }
+		}
+	}
+}
 
 // ProblemRenderer renders a refusal of the engine — 400 missing or invalid
 // key or unreadable body, 413, 422 key reused, 409 in flight, 503 store
-// unavailable — in an application's own error format. p is the
+// unavailable, 500 misconfigured — in an application's own error format. p is the
 // problem+json the engine would send (its Code is stable: see the Code
 // constants); retryAfter is the Retry-After the engine sends with it (0:
 // none). x is the request, for a request ID or content negotiation; it
@@ -78,7 +94,8 @@ type ProblemRenderer func(x Exchange, p Problem, retryAfter time.Duration) *Resp
 
 // WithProblemRenderer replaces the problem+json body of every refusal with
 // what r renders; see [ProblemRenderer]. Without it (the default) the
-// engine sends problem+json responses built once, in [New].
+// engine sends problem+json responses built once, in [New]; so does a
+// nil r.
 func WithProblemRenderer(r ProblemRenderer) Option { return func(c *config) { c.renderer = r } }
 
 // sendProblem sends the refusal of kind (detail replacing the default detail when

@@ -16,7 +16,8 @@
 //     idempotency.outcome, a [core.Outcome] decision value (executed,
 //     replayed, in-flight, fingerprint-mismatch, missing-key, invalid-key,
 //     body-too-large, invalid-body, released, store-unavailable,
-//     store-failed, store-deferred, fail-open, pass-through); and
+//     store-failed, store-deferred, fail-open, misconfigured,
+//     pass-through); and
 //     http.request.method (a standard method or _OTHER; absent for
 //     Engine.Do).
 //   - idempotency.events (counter, {event}): lifecycle events outside the

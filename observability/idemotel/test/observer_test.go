@@ -33,7 +33,7 @@ func TestEveryOutcome(t *testing.T) {
 		core.OutcomePassThrough, core.OutcomeMissingKey, core.OutcomeInvalidKey, core.OutcomeBodyTooLarge,
 		core.OutcomeInvalidBody, core.OutcomeExecuted, core.OutcomeReleased, core.OutcomeReplayed,
 		core.OutcomeMismatch, core.OutcomeInFlight, core.OutcomeStoreUnavailable, core.OutcomeFailOpen,
-		core.OutcomeStoreFailed, core.OutcomeStoreDeferred,
+		core.OutcomeStoreFailed, core.OutcomeStoreDeferred, core.OutcomeMisconfigured,
 	}
 	events := []core.Outcome{
 		core.EventLeaseRenewed, core.EventLeaseLost, core.EventRenewFailed, core.EventStoredLate,

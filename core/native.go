@@ -1,0 +1,116 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+)
+
+// ErrNativeType reports a request whose native object ([Exchange.Native])
+// is not of the type a function given to [ScopeBy], [SkipBy] or
+// [RouteOptionsBy] reads: the engine is mounted in another adapter than
+// the function was written for. The engine refuses such a request with
+// 500 (problem code misconfigured), reports [OutcomeMisconfigured] with an
+// error wrapping ErrNativeType, and does not run the handler.
+var ErrNativeType = errors.New("core: request of an unexpected native type")
+
+// ScopeBy returns an [Option] that scopes keys ([WithKeyScope]) with f,
+// called with the request's native object ([Exchange.Native]) as a T:
+// *http.Request under idemhttp and idemchi, *gin.Context under idemgin,
+// echo.Context under idemecho, *fiber.Ctx under idemfiber. T is inferred
+// from f:
+//
+//	core.ScopeBy(func(c *gin.Context) string { return c.GetString("tenant") })
+//
+// A request whose native object is not a T — the engine mounted in
+// another adapter than f was written for — is refused with 500 (problem
+// code misconfigured, [ErrNativeType]) and the handler does not run: a
+// scope that cannot be read would put every client in one key space.
+// [Engine.Do] (and so the job and gRPC adapters) never calls a scope
+// function: a [Call] carries its scope.
+func ScopeBy[T any](f func(T) string) Option {
+	if f == nil {
+		return invalidOption("core: ScopeBy(nil): want a function")
+	}
+	want := typeName[T]()
+	return func(c *config) {
+		c.scope = func(x Exchange) (string, error) {
+			n, ok := x.Native().(T)
+			if !ok {
+				return "", nativeTypeError("core.ScopeBy", want, x.Native())
+			}
+			return f(n), nil
+		}
+	}
+}
+
+// SkipBy returns an [Option] that leaves the requests for which f returns
+// true unguarded ([WithSkip]), f being called with the request's native
+// object as a T, as in [ScopeBy] (echo's Skipper and fiber's Next
+// convention):
+//
+//	core.SkipBy(func(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/webhooks/") })
+//
+// A request of a guarded method whose native object is not a T is refused
+// with 500 (problem code misconfigured, [ErrNativeType]) and the handler
+// does not run: an unreadable predicate neither skips nor guards silently.
+func SkipBy[T any](f func(T) bool) Option {
+	if f == nil {
+		return invalidOption("core: SkipBy(nil): want a function")
+	}
+	want := typeName[T]()
+	return func(c *config) {
+		c.skip = func(x Exchange) (bool, error) {
+			n, ok := x.Native().(T)
+			if !ok {
+				return false, nativeTypeError("core.SkipBy", want, x.Native())
+			}
+			return f(n), nil
+		}
+	}
+}
+
+// RouteOptionsBy returns an [Option] that chooses the [RouteOptions] of
+// each request ([WithRouteOptions]) with f, called with the request's
+// native object as a T, as in [ScopeBy]:
+//
+//	core.RouteOptionsBy(func(c echo.Context) core.RouteOptions { ... c.Path() ... })
+//
+// A request whose native object is not a T is refused with 500 (problem
+// code misconfigured, [ErrNativeType]) and the handler does not run,
+// rather than served with the engine's defaults.
+func RouteOptionsBy[T any](f func(T) RouteOptions) Option {
+	if f == nil {
+		return invalidOption("core: RouteOptionsBy(nil): want a function")
+	}
+	want := typeName[T]()
+	return func(c *config) {
+		c.route = func(x Exchange) (RouteOptions, error) {
+			n, ok := x.Native().(T)
+			if !ok {
+				return RouteOptions{}, nativeTypeError("core.RouteOptionsBy", want, x.Native())
+			}
+			return f(n), nil
+		}
+	}
+}
+
+// typeName is the Go name of T, as %T prints it ("*http.Request",
+// "echo.Context").
+func typeName[T any]() string { return reflect.TypeFor[T]().String() }
+
+func nativeTypeError(option, want string, got any) error {
+	if got == nil {
+		return fmt.Errorf("%w: %s reads a %s, the request has no native object", ErrNativeType, option, want)
+	}
+	return fmt.Errorf("%w: %s reads a %s, the request's native object is a %T", ErrNativeType, option, want, got)
+}
+
+// misconfiguredDetail turns an error wrapping [ErrNativeType] into a
+// problem detail: it names the option and the types, never the key or
+// the body.
+func misconfiguredDetail(err error) string {
+	reason, _ := strings.CutPrefix(err.Error(), ErrNativeType.Error()+": ")
+	return "The idempotency middleware is misconfigured: " + reason + "."
+}
