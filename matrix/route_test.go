@@ -15,11 +15,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/labstack/echo/v4"
 
-	"github.com/idemkit/idemkit/adapters/idemchi"
-	"github.com/idemkit/idemkit/adapters/idemecho"
-	"github.com/idemkit/idemkit/adapters/idemfiber"
-	"github.com/idemkit/idemkit/adapters/idemgin"
-	"github.com/idemkit/idemkit/adapters/idemhttp"
 	"github.com/idemkit/idemkit/core"
 	"github.com/idemkit/idemkit/core/memstore"
 )
@@ -29,37 +24,37 @@ const (
 	pathOptional = "/optional" // the route options make the key optional there
 )
 
-// routeHelpers are each adapter's Skip (fiber: Next) and RouteOptions
-// helpers, reading the request through the framework's own type.
+// routeHelpers are core.SkipBy and core.RouteOptionsBy functions of each
+// adapter's own request type.
 var routeHelpers = map[string]func() []core.Option{
 	"nethttp": func() []core.Option {
 		return []core.Option{
-			idemhttp.Skip(func(r *http.Request) bool { return r.Header.Get(hdrSkip) != "" }),
-			idemhttp.RouteOptions(func(r *http.Request) core.RouteOptions { return optionalAt(r.URL.Path) }),
+			core.SkipBy(func(r *http.Request) bool { return r.Header.Get(hdrSkip) != "" }),
+			core.RouteOptionsBy(func(r *http.Request) core.RouteOptions { return optionalAt(r.URL.Path) }),
 		}
 	},
 	"chi": func() []core.Option {
 		return []core.Option{
-			idemchi.Skip(func(r *http.Request) bool { return r.Header.Get(hdrSkip) != "" }),
-			idemchi.RouteOptions(func(r *http.Request) core.RouteOptions { return optionalAt(r.URL.Path) }),
+			core.SkipBy(func(r *http.Request) bool { return r.Header.Get(hdrSkip) != "" }),
+			core.RouteOptionsBy(func(r *http.Request) core.RouteOptions { return optionalAt(r.URL.Path) }),
 		}
 	},
 	"gin": func() []core.Option {
 		return []core.Option{
-			idemgin.Skip(func(c *gin.Context) bool { return c.GetHeader(hdrSkip) != "" }),
-			idemgin.RouteOptions(func(c *gin.Context) core.RouteOptions { return optionalAt(c.Request.URL.Path) }),
+			core.SkipBy(func(c *gin.Context) bool { return c.GetHeader(hdrSkip) != "" }),
+			core.RouteOptionsBy(func(c *gin.Context) core.RouteOptions { return optionalAt(c.Request.URL.Path) }),
 		}
 	},
 	"echo": func() []core.Option {
 		return []core.Option{
-			idemecho.Skip(func(c echo.Context) bool { return c.Request().Header.Get(hdrSkip) != "" }),
-			idemecho.RouteOptions(func(c echo.Context) core.RouteOptions { return optionalAt(c.Request().URL.Path) }),
+			core.SkipBy(func(c echo.Context) bool { return c.Request().Header.Get(hdrSkip) != "" }),
+			core.RouteOptionsBy(func(c echo.Context) core.RouteOptions { return optionalAt(c.Request().URL.Path) }),
 		}
 	},
 	"fiber": func() []core.Option {
 		return []core.Option{
-			idemfiber.Next(func(c *fiber.Ctx) bool { return c.Get(hdrSkip) != "" }),
-			idemfiber.RouteOptions(func(c *fiber.Ctx) core.RouteOptions { return optionalAt(c.Path()) }),
+			core.SkipBy(func(c *fiber.Ctx) bool { return c.Get(hdrSkip) != "" }),
+			core.RouteOptionsBy(func(c *fiber.Ctx) core.RouteOptions { return optionalAt(c.Path()) }),
 		}
 	},
 }

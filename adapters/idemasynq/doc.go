@@ -29,4 +29,11 @@
 // lease; when it dies, the redelivery runs once the engine's lease has
 // lapsed (see [Middleware] for how the two leases fit). The rules are those
 // of docs/contract.md, applied to tasks.
+//
+// Tasks run through [core.Engine.Do], which has no native request object
+// and never calls the engine's scope, skip or route-options functions
+// ([core.WithKeyScope], [core.ScopeBy], [core.SkipBy],
+// [core.RouteOptionsBy], …): an engine shared with an HTTP adapter keeps
+// them for HTTP, and tasks are scoped by [WithScope] (a function of the
+// *asynq.Task) instead.
 package idemasynq

@@ -10,7 +10,12 @@
 //	})
 //
 // chi handlers are net/http handlers, so the translation is the one of
-// [idemhttp]; this package adds chi-specific scoping helpers.
+// [idemhttp]; this package adds chi-specific scoping helpers. Functions of
+// the request for [core.ScopeBy], [core.SkipBy] and [core.RouteOptionsBy]
+// take the *http.Request. chi's route pattern
+// (chi.RouteContext(r.Context()).RoutePattern()) is only complete once
+// routing has ended, so where the middleware runs before it, decide by
+// path or by a value set by an earlier middleware.
 package idemchi
 
 import (
@@ -29,27 +34,10 @@ func Middleware(engine *core.Engine) func(http.Handler) http.Handler {
 	return idemhttp.Middleware(engine)
 }
 
-// Scope returns a [core.Option] that scopes keys with f, called with the
-// request; see [core.KeyScopeFunc].
-func Scope(f func(r *http.Request) string) core.Option { return idemhttp.Scope(f) }
-
-// Skip returns a [core.Option] that leaves the requests for which f returns
-// true unguarded; see [idemhttp.Skip].
-func Skip(f func(r *http.Request) bool) core.Option { return idemhttp.Skip(f) }
-
-// RouteOptions returns a [core.Option] that chooses the TTL and the key
-// requirement of each request with f; see [idemhttp.RouteOptions]. chi's
-// route pattern (chi.RouteContext(r.Context()).RoutePattern()) is only
-// complete once routing has ended, so where the middleware runs before
-// it, decide by path or by a value set by an earlier middleware.
-func RouteOptions(f func(r *http.Request) core.RouteOptions) core.Option {
-	return idemhttp.RouteOptions(f)
-}
-
 // URLParamScope scopes keys by a chi URL parameter, such as a tenant in
 // /tenants/{tenant}/payments. Use it only where the parameter is
 // authenticated upstream: a scope a client can choose freely isolates
 // nothing.
 func URLParamScope(name string) core.Option {
-	return idemhttp.Scope(func(r *http.Request) string { return chi.URLParam(r, name) })
+	return core.ScopeBy(func(r *http.Request) string { return chi.URLParam(r, name) })
 }

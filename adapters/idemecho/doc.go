@@ -9,7 +9,7 @@
 //
 // [Middleware] is a thin translation of an [echo.Context] to a
 // [core.Exchange]; every decision is the [core.Engine]'s, so the options are
-// those of package core ([core.WithKeyScope] or [Scope] for scopes,
+// those of package core ([core.WithKeyScope] or [core.ScopeBy] for scopes,
 // [core.WithKeyRequired], [core.WithCompletionPolicy], …).
 //
 // # Capture
@@ -45,4 +45,13 @@
 // Without a scope every client shares one key space: one client that
 // guesses or reuses another's key receives the other's response. Scope keys
 // by the authenticated client, tenant or API key.
+//
+// The request's native object ([core.Exchange.Native]) is its echo.Context: the
+// functions given to [core.ScopeBy], [core.SkipBy] and [core.RouteOptionsBy]
+// take one, for example
+//
+//	core.ScopeBy(func(c echo.Context) string { return c.Get("tenant").(string) })
+//
+// An engine whose functions take another framework's type refuses every
+// guarded request with 500 (problem code misconfigured).
 package idemecho

@@ -40,44 +40,6 @@ func Middleware(engine *core.Engine) echo.MiddlewareFunc {
 
 var exchanges = sync.Pool{New: func() any { return new(exchange) }}
 
-// Scope returns a [core.Option] that scopes keys with f, called with the
-// request's [echo.Context]. Typical scopes are the authenticated user,
-// tenant or API key (for example a value an auth middleware put in the
-// context with c.Set).
-func Scope(f func(c echo.Context) string) core.Option {
-	return core.WithKeyScope(func(x core.Exchange) string {
-		if c, ok := x.Native().(echo.Context); ok {
-			return f(c)
-		}
-		return ""
-	})
-}
-
-// Skip returns a [core.Option] that leaves the requests for which f
-// returns true unguarded ([core.WithSkip]): they pass straight to the
-// handler, as with echo's own middleware.Skipper. f is called with the request's echo.Context.
-func Skip(f func(c echo.Context) bool) core.Option {
-	return core.WithSkip(func(x core.Exchange) bool {
-		if c, ok := x.Native().(echo.Context); ok {
-			return f(c)
-		}
-		return false
-	})
-}
-
-// RouteOptions returns a [core.Option] that chooses the TTL and the key
-// requirement of each request with f, called with the request's echo.Context
-// ([core.WithRouteOptions]): one engine serves routes with different
-// settings.
-func RouteOptions(f func(c echo.Context) core.RouteOptions) core.Option {
-	return core.WithRouteOptions(func(x core.Exchange) core.RouteOptions {
-		if c, ok := x.Native().(echo.Context); ok {
-			return f(c)
-		}
-		return core.RouteOptions{}
-	})
-}
-
 // exchange presents one echo request to the engine.
 //
 // Method and Path are read once, up front, so that they name the request

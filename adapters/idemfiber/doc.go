@@ -9,7 +9,7 @@
 //
 // [Middleware] is a thin translation of a [fiber.Ctx] to a [core.Exchange];
 // every decision is the [core.Engine]'s, so the options are those of
-// package core ([core.WithKeyScope] or [Scope] for scopes,
+// package core ([core.WithKeyScope] or [core.ScopeBy] for scopes,
 // [core.WithKeyRequired], [core.WithCompletionPolicy], …).
 //
 // # Buffers
@@ -81,4 +81,13 @@
 // Without a scope every client shares one key space: one client that
 // guesses or reuses another's key receives the other's response. Scope keys
 // by the authenticated client, tenant or API key.
+//
+// The request's native object ([core.Exchange.Native]) is its *fiber.Ctx: the
+// functions given to [core.ScopeBy], [core.SkipBy] and [core.RouteOptionsBy]
+// take one, for example
+//
+//	core.ScopeBy(func(c *fiber.Ctx) string { return c.Locals("tenant").(string) })
+//
+// An engine whose functions take another framework's type refuses every
+// guarded request with 500 (problem code misconfigured).
 package idemfiber

@@ -42,45 +42,6 @@ func Middleware(engine *core.Engine) fiber.Handler {
 	}
 }
 
-// Scope returns a [core.Option] that scopes keys with f, called with the
-// request's [fiber.Ctx]. Typical scopes are the authenticated user, tenant
-// or API key (for example a value an auth middleware put in c.Locals). The
-// string f returns must not point into fasthttp buffers: copy values read
-// from the request (utils.CopyString, or string conversion of []byte).
-func Scope(f func(c *fiber.Ctx) string) core.Option {
-	return core.WithKeyScope(func(x core.Exchange) string {
-		if c, ok := x.Native().(*fiber.Ctx); ok {
-			return f(c)
-		}
-		return ""
-	})
-}
-
-// Next returns a [core.Option] that leaves the requests for which f
-// returns true unguarded ([core.WithSkip]): they pass straight to the
-// handler, as with fiber's own Next convention. f is called with the request's *fiber.Ctx.
-func Next(f func(c *fiber.Ctx) bool) core.Option {
-	return core.WithSkip(func(x core.Exchange) bool {
-		if c, ok := x.Native().(*fiber.Ctx); ok {
-			return f(c)
-		}
-		return false
-	})
-}
-
-// RouteOptions returns a [core.Option] that chooses the TTL and the key
-// requirement of each request with f, called with the request's *fiber.Ctx
-// ([core.WithRouteOptions]): one engine serves routes with different
-// settings.
-func RouteOptions(f func(c *fiber.Ctx) core.RouteOptions) core.Option {
-	return core.WithRouteOptions(func(x core.Exchange) core.RouteOptions {
-		if c, ok := x.Native().(*fiber.Ctx); ok {
-			return f(c)
-		}
-		return core.RouteOptions{}
-	})
-}
-
 // methodString returns a string for the method that does not alias the
 // request buffer.
 func methodString(m string) string {

@@ -9,7 +9,7 @@
 //
 // [Middleware] is a thin translation of a [gin.Context] to a
 // [core.Exchange]; every decision is the [core.Engine]'s, so the options are
-// those of package core ([core.WithKeyScope] or [Scope] for scopes,
+// those of package core ([core.WithKeyScope] or [core.ScopeBy] for scopes,
 // [core.WithKeyRequired], [core.WithCompletionPolicy], …).
 //
 // While the rest of the chain runs, c.Writer is replaced by a buffering
@@ -31,4 +31,13 @@
 // Without a scope every client shares one key space: one client that
 // guesses or reuses another's key receives the other's response. Scope keys
 // by the authenticated client, tenant or API key.
+//
+// The request's native object ([core.Exchange.Native]) is its *gin.Context: the
+// functions given to [core.ScopeBy], [core.SkipBy] and [core.RouteOptionsBy]
+// take one, for example
+//
+//	core.ScopeBy(func(c *gin.Context) string { return c.GetString("tenant") })
+//
+// An engine whose functions take another framework's type refuses every
+// guarded request with 500 (problem code misconfigured).
 package idemgin

@@ -40,44 +40,6 @@ func Middleware(engine *core.Engine) gin.HandlerFunc {
 
 var exchanges = sync.Pool{New: func() any { return new(exchange) }}
 
-// Scope returns a [core.Option] that scopes keys with f, called with the
-// request's [gin.Context]. Typical scopes are the authenticated user,
-// tenant or API key (for example a value a previous auth middleware put in
-// c.Keys).
-func Scope(f func(c *gin.Context) string) core.Option {
-	return core.WithKeyScope(func(x core.Exchange) string {
-		if c, ok := x.Native().(*gin.Context); ok {
-			return f(c)
-		}
-		return ""
-	})
-}
-
-// Skip returns a [core.Option] that leaves the requests for which f
-// returns true unguarded ([core.WithSkip]): they pass straight to the
-// handler, as with echo's Skipper or fiber's Next. f is called with the request's *gin.Context.
-func Skip(f func(c *gin.Context) bool) core.Option {
-	return core.WithSkip(func(x core.Exchange) bool {
-		if c, ok := x.Native().(*gin.Context); ok {
-			return f(c)
-		}
-		return false
-	})
-}
-
-// RouteOptions returns a [core.Option] that chooses the TTL and the key
-// requirement of each request with f, called with the request's *gin.Context
-// ([core.WithRouteOptions]): one engine serves routes with different
-// settings.
-func RouteOptions(f func(c *gin.Context) core.RouteOptions) core.Option {
-	return core.WithRouteOptions(func(x core.Exchange) core.RouteOptions {
-		if c, ok := x.Native().(*gin.Context); ok {
-			return f(c)
-		}
-		return core.RouteOptions{}
-	})
-}
-
 // exchange presents one gin request to the engine.
 //
 // Method and Path are read once, up front, so that they name the request

@@ -23,6 +23,14 @@
 // the authenticated principal (from the auth metadata an earlier
 // interceptor checked, or the peer's certificate).
 //
+// Calls run through [core.Engine.Do], which has no native request object
+// and never calls the engine's scope, skip or route-options functions
+// ([core.WithKeyScope], [core.ScopeBy], [core.SkipBy],
+// [core.RouteOptionsBy], …): an engine shared with an HTTP adapter keeps
+// them for HTTP, and calls are scoped by [WithScope] (a function of the
+// context and the full method name) instead; [WithMethods] chooses the
+// guarded methods.
+//
 // # Keys and fingerprints
 //
 // The key is the idempotency-key metadata, parsed as the Idempotency-Key

@@ -15,4 +15,13 @@
 // deadlines; it does not implement io.ReaderFrom or [http.Pusher].
 // Unguarded requests (other methods, or no key where keys are optional)
 // reach the handler untouched.
+//
+// The request's native object ([core.Exchange.Native]) is its
+// *http.Request: the functions given to [core.ScopeBy], [core.SkipBy] and
+// [core.RouteOptionsBy] take one, for example
+//
+//	core.ScopeBy(func(r *http.Request) string { return r.Header.Get("X-Api-Key") })
+//
+// An engine whose functions take another framework's type refuses every
+// guarded request with 500 (problem code misconfigured).
 package idemhttp

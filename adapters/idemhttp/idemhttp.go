@@ -22,42 +22,6 @@ func Middleware(engine *core.Engine) func(http.Handler) http.Handler {
 	}
 }
 
-// Scope returns a [core.Option] that scopes keys with f, called with the
-// request. Typical scopes are the authenticated user, tenant or API key.
-func Scope(f func(r *http.Request) string) core.Option {
-	return core.WithKeyScope(func(x core.Exchange) string {
-		if r, ok := x.Native().(*http.Request); ok {
-			return f(r)
-		}
-		return ""
-	})
-}
-
-// Skip returns a [core.Option] that leaves the requests for which f
-// returns true unguarded ([core.WithSkip]): they pass straight to the
-// handler, as with echo's Skipper or fiber's Next. f is called with the request's *http.Request.
-func Skip(f func(r *http.Request) bool) core.Option {
-	return core.WithSkip(func(x core.Exchange) bool {
-		if r, ok := x.Native().(*http.Request); ok {
-			return f(r)
-		}
-		return false
-	})
-}
-
-// RouteOptions returns a [core.Option] that chooses the TTL and the key
-// requirement of each request with f, called with the request's *http.Request
-// ([core.WithRouteOptions]): one engine serves routes with different
-// settings.
-func RouteOptions(f func(r *http.Request) core.RouteOptions) core.Option {
-	return core.WithRouteOptions(func(x core.Exchange) core.RouteOptions {
-		if r, ok := x.Native().(*http.Request); ok {
-			return f(r)
-		}
-		return core.RouteOptions{}
-	})
-}
-
 type handler struct {
 	engine *core.Engine
 	next   http.Handler

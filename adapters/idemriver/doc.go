@@ -64,4 +64,11 @@
 // with the same unique properties is in one of the unique states; this
 // middleware guards the work itself, for as long as the TTL keeps the
 // record.
+//
+// Jobs run through [core.Engine.Do], which has no native request object
+// and never calls the engine's scope, skip or route-options functions
+// ([core.WithKeyScope], [core.ScopeBy], [core.SkipBy],
+// [core.RouteOptionsBy], …): an engine shared with an HTTP adapter keeps
+// them for HTTP, and jobs are scoped by [WithScope] (a function of the
+// *rivertype.JobRow) instead.
 package idemriver

@@ -27,7 +27,6 @@ import (
 
 	"github.com/idemkit/idemkit/adapters/idemasynq"
 	"github.com/idemkit/idemkit/adapters/idemchi"
-	"github.com/idemkit/idemkit/adapters/idemgin"
 	"github.com/idemkit/idemkit/adapters/idemgrpc"
 	"github.com/idemkit/idemkit/adapters/idemhttp"
 	"github.com/idemkit/idemkit/adapters/idemriver"
@@ -65,7 +64,7 @@ func QuickStartNetHTTP() {
 
 // QuickStartChi is README's chi quick start.
 func QuickStartChi() chi.Router {
-	engine := core.New(memstore.New(), idemchi.Scope(func(r *http.Request) string {
+	engine := core.New(memstore.New(), core.ScopeBy(func(r *http.Request) string {
 		return auth.ClientID(r.Context()) // whoever your auth middleware says the caller is
 	}))
 	r := chi.NewRouter()
@@ -185,9 +184,9 @@ type apiError struct {
 func PerRouteControl(store core.Store) *core.Engine {
 	engine := core.New(store,
 		// Skip: webhooks and health probes pass straight through, unguarded.
-		idemgin.Skip(func(c *gin.Context) bool { return strings.HasPrefix(c.FullPath(), "/webhooks/") }),
+		core.SkipBy(func(c *gin.Context) bool { return strings.HasPrefix(c.FullPath(), "/webhooks/") }),
 		// Per request: a shorter retention here, an optional key there.
-		idemgin.RouteOptions(func(c *gin.Context) core.RouteOptions {
+		core.RouteOptionsBy(func(c *gin.Context) core.RouteOptions {
 			switch c.FullPath() {
 			case "/quotes":
 				return core.RouteOptions{TTL: time.Hour, KeyRequired: core.KeyRequirementOptional}

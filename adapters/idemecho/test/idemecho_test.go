@@ -238,7 +238,7 @@ func TestGroup(t *testing.T) {
 	auth := func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error { c.Set("tenant", c.Request().Header.Get("X-Tenant")); return next(c) }
 	}
-	g := e.Group("/api", auth, idemecho.Middleware(core.New(newMemStore(t), idemecho.Scope(func(c echo.Context) string {
+	g := e.Group("/api", auth, idemecho.Middleware(core.New(newMemStore(t), core.ScopeBy(func(c echo.Context) string {
 		s, _ := c.Get("tenant").(string)
 		return s
 	}))))

@@ -229,7 +229,7 @@ func TestGroupScope(t *testing.T) {
 	api := app.Group("/api", func(c *fiber.Ctx) error {
 		c.Locals("tenant", string(c.Request().Header.Peek("X-Tenant")))
 		return c.Next()
-	}, idemfiber.Middleware(core.New(newMemStore(t), idemfiber.Scope(func(c *fiber.Ctx) string {
+	}, idemfiber.Middleware(core.New(newMemStore(t), core.ScopeBy(func(c *fiber.Ctx) string {
 		s, _ := c.Locals("tenant").(string)
 		return s
 	}))))

@@ -183,7 +183,7 @@ func TestAbortOnEngineAnswer(t *testing.T) {
 func TestRouteGroup(t *testing.T) {
 	var runs atomic.Int32
 	r := gin.New()
-	api := r.Group("/api", idemgin.Middleware(core.New(newMemStore(t), idemgin.Scope(func(c *gin.Context) string {
+	api := r.Group("/api", idemgin.Middleware(core.New(newMemStore(t), core.ScopeBy(func(c *gin.Context) string {
 		return c.GetHeader("X-Api-Key")
 	}))))
 	echo := func(c *gin.Context) {
