@@ -53,14 +53,26 @@ type Option func(*config)
 type config struct {
 	key   KeyFunc
 	scope ScopeFunc
+	// invalid is the panic message of an option whose bad value the config
+	// does not keep; Middleware panics with the first.
+	invalid string
 }
 
-// WithKeyFunc sets how a task's key is found, replacing [DefaultKey].
+// WithKeyFunc sets how a task's key is found, replacing [DefaultKey]. f
+// must not be nil (Middleware panics).
 func WithKeyFunc(f KeyFunc) Option { return func(c *config) { c.key = f } }
 
 // WithKeyHeader reads the key from the task header name instead of
-// [HeaderKey], falling back to the task ID as [DefaultKey] does.
+// [HeaderKey], falling back to the task ID as [DefaultKey] does. An empty
+// name is invalid (Middleware panics).
 func WithKeyHeader(name string) Option {
+	if name == "" {
+		return func(c *config) {
+			if c.invalid == "" {
+				c.invalid = `idemasynq: WithKeyHeader(""): want a header name`
+			}
+		}
+	}
 	return func(c *config) {
 		c.key = func(ctx context.Context, t *asynq.Task) (string, error) {
 			return headerOrTaskID(ctx, t, name), nil
@@ -69,6 +81,7 @@ func WithKeyHeader(name string) Option {
 }
 
 // WithScope sets the scope of every task's key, replacing [DefaultScope].
+// f must not be nil (Middleware panics).
 func WithScope(f ScopeFunc) Option { return func(c *config) { c.scope = f } }
 
 // Middleware returns an asynq middleware that runs each task's handler at
@@ -116,6 +129,14 @@ func Middleware(engine *core.Engine, opts ...Option) asynq.MiddlewareFunc {
 	cfg := config{key: DefaultKey, scope: DefaultScope}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	switch {
+	case cfg.invalid != "":
+		panic(cfg.invalid)
+	case cfg.key == nil:
+		panic("idemasynq: WithKeyFunc(nil): want a function")
+	case cfg.scope == nil:
+		panic("idemasynq: WithScope(nil): want a function")
 	}
 	return func(next asynq.Handler) asynq.Handler {
 		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {

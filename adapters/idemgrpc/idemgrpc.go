@@ -83,12 +83,34 @@ type config struct {
 	scope     ScopeFunc
 	failure   FailurePolicy
 	responses map[string]protoreflect.MessageType
+	// invalid is the panic message of an option whose bad value the config
+	// does not keep; UnaryServerInterceptor panics with the first.
+	invalid string
+}
+
+// invalidOption is an option whose value UnaryServerInterceptor refuses,
+// with msg.
+func invalidOption(msg string) Option {
+	return func(c *config) {
+		if c.invalid == "" {
+			c.invalid = msg
+		}
+	}
 }
 
 // WithMethods guards only the given methods, by full name
 // ("/package.Service/Method"); calls of other methods pass straight
-// through. By default every unary method is guarded.
+// through. By default every unary method is guarded. No method at all, or
+// an empty name, is invalid (UnaryServerInterceptor panics).
 func WithMethods(fullMethods ...string) Option {
+	if len(fullMethods) == 0 {
+		return invalidOption("idemgrpc: WithMethods(): want at least one method")
+	}
+	for _, m := range fullMethods {
+		if m == "" {
+			return invalidOption(fmt.Sprintf("idemgrpc: WithMethods(%q): want no empty method name", fullMethods))
+		}
+	}
 	return func(c *config) {
 		c.methods = make(map[string]bool, len(fullMethods))
 		for _, m := range fullMethods {
@@ -108,17 +130,23 @@ func WithStrictKeys(strict bool) Option { return func(c *config) { c.strict = st
 
 // WithScope sets the scope function; see [ScopeFunc]. Without one every
 // client shares one key space: a client that guesses or reuses another
-// client's key gets that client's stored response.
+// client's key gets that client's stored response. A nil f is the
+// default: no scope.
 func WithScope(f ScopeFunc) Option { return func(c *config) { c.scope = f } }
 
-// WithFailurePolicy replaces [DefaultFailurePolicy].
+// WithFailurePolicy replaces [DefaultFailurePolicy]. p must not be nil
+// (UnaryServerInterceptor panics).
 func WithFailurePolicy(p FailurePolicy) Option { return func(c *config) { c.failure = p } }
 
 // WithResponse names the response type of a method whose descriptor is not
 // in [protoregistry.GlobalFiles] (a service written without generated
 // code): replays of fullMethod decode into a new message of resp's type.
-// Generated services need no such option.
+// Generated services need no such option. An empty fullMethod or a nil
+// resp is invalid (UnaryServerInterceptor panics).
 func WithResponse(fullMethod string, resp proto.Message) Option {
+	if fullMethod == "" || resp == nil {
+		return invalidOption(fmt.Sprintf("idemgrpc: WithResponse(%q, %T): want a method name and a message", fullMethod, resp))
+	}
 	return func(c *config) {
 		if c.responses == nil {
 			c.responses = make(map[string]protoreflect.MessageType)
@@ -134,7 +162,8 @@ func WithResponse(fullMethod string, resp proto.Message) Option {
 // same request message gets the stored response without running the
 // handler, with the header metadata idempotency-replayed: true. See the
 // package documentation for the status codes of refusals and for which
-// handler errors are stored. It panics if engine is nil.
+// handler errors are stored. It panics if engine is nil or an option's
+// value is invalid, naming the option and the value.
 func UnaryServerInterceptor(engine *core.Engine, opts ...Option) grpc.UnaryServerInterceptor {
 	if engine == nil {
 		panic("idemgrpc: UnaryServerInterceptor: nil engine")
@@ -143,8 +172,11 @@ func UnaryServerInterceptor(engine *core.Engine, opts ...Option) grpc.UnaryServe
 	for _, o := range opts {
 		o(&c)
 	}
-	if c.failure == nil {
-		panic("idemgrpc: UnaryServerInterceptor: nil failure policy")
+	switch {
+	case c.invalid != "":
+		panic(c.invalid)
+	case c.failure == nil:
+		panic("idemgrpc: WithFailurePolicy(nil): want a function")
 	}
 	i := &interceptor{engine: engine, cfg: c}
 	return i.intercept

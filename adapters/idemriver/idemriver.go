@@ -32,10 +32,14 @@ type config struct {
 	// (river.JobArgsWithKindAliases) to their primary kind.
 	primary map[string]string
 	scope   ScopeFunc
+	// invalid is the panic message of an option whose bad value the config
+	// does not keep; Middleware panics with the first.
+	invalid string
 }
 
 // WithKeyFunc sets the key of jobs of every kind that has no [WithArgsKey]:
-// fn's key when it returns one, the job ID when it returns "".
+// fn's key when it returns one, the job ID when it returns "". A nil fn is
+// the default: the job ID ([JobIDKey]).
 func WithKeyFunc(fn KeyFunc) Option { return func(c *config) { c.keyFunc = fn } }
 
 // WithArgsKey takes the key of jobs of T's kind from their decoded args:
@@ -49,10 +53,17 @@ func WithKeyFunc(fn KeyFunc) Option { return func(c *config) { c.keyFunc = fn } 
 // When T has kind aliases (a kind being renamed: River's
 // JobArgsWithKindAliases), jobs inserted under an alias are keyed the same
 // way, and named and scoped by T's kind, so a logical job inserted under
-// both names still runs once.
+// both names still runs once. A nil key is invalid (Middleware panics).
 func WithArgsKey[T rivertype.JobArgs](key func(args T) string) Option {
 	var zero T
 	kind := zero.Kind()
+	if key == nil {
+		return func(c *config) {
+			if c.invalid == "" {
+				c.invalid = fmt.Sprintf("idemriver: WithArgsKey[%T](nil): want a function", zero)
+			}
+		}
+	}
 	var aliases []string
 	if a, ok := any(zero).(interface{ KindAliases() []string }); ok {
 		aliases = a.KindAliases()
@@ -81,7 +92,7 @@ func WithArgsKey[T rivertype.JobArgs](key func(args T) string) Option {
 // job's kind (for an alias [WithArgsKey] knows, its primary kind). Scope by
 // tenant (from the args, say) when jobs of one kind carry keys chosen by
 // different clients; include the kind when several kinds may carry the
-// same key.
+// same key. A nil fn is the default.
 func WithScope(fn ScopeFunc) Option { return func(c *config) { c.scope = fn } }
 
 // JobIDKey is the key of a job without a key of its own: "job:" and its ID,
@@ -105,7 +116,8 @@ type middleware struct {
 // engine.Do, at most once per scoped key (see the package documentation for
 // keys, scopes and what each outcome does to the job). Install it in
 // river.Config.Middleware, or return it from a worker's Middleware method
-// to guard that worker only. It panics if engine is nil.
+// to guard that worker only. It panics if engine is nil or an option's
+// value is invalid, naming the option.
 func Middleware(engine *core.Engine, opts ...Option) rivertype.WorkerMiddleware {
 	if engine == nil {
 		panic("idemriver: Middleware called with a nil *core.Engine")
@@ -113,6 +125,9 @@ func Middleware(engine *core.Engine, opts ...Option) rivertype.WorkerMiddleware 
 	m := &middleware{engine: engine}
 	for _, o := range opts {
 		o(&m.cfg)
+	}
+	if m.cfg.invalid != "" {
+		panic(m.cfg.invalid)
 	}
 	return m
 }

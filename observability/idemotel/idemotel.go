@@ -107,12 +107,14 @@ type config struct {
 // Option configures [New].
 type Option func(*config)
 
-// WithMeterProvider sets the meter provider (the global one by default).
+// WithMeterProvider sets the meter provider (the global one by default; a
+// nil mp keeps it). No value is invalid.
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return func(c *config) { c.mp = mp }
 }
 
-// WithTracerProvider sets the tracer provider (the global one by default).
+// WithTracerProvider sets the tracer provider (the global one by default;
+// a nil tp keeps it). No value is invalid.
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(c *config) { c.tp = tp }
 }

@@ -2,6 +2,7 @@ package pgxstore
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -44,10 +45,11 @@ func (s *Store) prune(ctx context.Context, sql string) (int64, error) {
 // StartPruner runs [Store.Prune] every interval in a goroutine until ctx is
 // done or stop is called; stop waits for a running prune to return and may
 // be called more than once. Each run's result goes to the function set with
-// [WithPruneReport], if any. Errors do not stop the pruner.
+// [WithPruneReport], if any. Errors do not stop the pruner. interval must
+// be positive: StartPruner panics otherwise.
 func (s *Store) StartPruner(ctx context.Context, interval time.Duration) (stop func()) {
 	if interval <= 0 {
-		interval = time.Minute
+		panic(fmt.Sprintf("pgxstore: StartPruner(%v): want a positive interval", interval))
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})

@@ -19,13 +19,9 @@ const DefaultStepRetention = core.DefaultTTL
 // [DefaultStepRetention]: it must cover the time from a crash to the
 // retry that resumes the request, and should not exceed the engine's TTL
 // ([core.WithTTL]), so that a key reused with the same payload after its
-// record expired starts over. d <= 0 keeps the default.
+// record expired starts over. d must be positive (New panics otherwise).
 func WithStepRetention(d time.Duration) Option {
-	return func(c *config) {
-		if d > 0 {
-			c.stepRetention = d
-		}
-	}
+	return func(c *config) { c.stepRetention = d }
 }
 
 // ErrNoClaim is returned by [Store.Step] when its context carries no claim

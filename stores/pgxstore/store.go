@@ -50,7 +50,7 @@ type config struct {
 // exhausted pool ends in [core.ErrStoreUnavailable] (503) even though the
 // engine sets no deadline of its own by default (see
 // [core.WithStoreTimeout]). A context that has a deadline is used as it is.
-// d <= 0 disables the bound.
+// d = 0 disables the bound; a negative d is invalid (New panics).
 func WithTimeout(d time.Duration) Option {
 	return func(c *config) { c.timeout = d }
 }
@@ -83,23 +83,16 @@ const DefaultLeaseTolerance = time.Hour
 // table may configure different leases (a rolling change of
 // [core.WithLease]): the tolerance must exceed the largest difference
 // between them, or a claim with the shorter lease could take over a live
-// holder with the longer one. d <= 0 keeps the default.
+// holder with the longer one. d must be positive (New panics otherwise).
 func WithLeaseTolerance(d time.Duration) Option {
-	return func(c *config) {
-		if d > 0 {
-			c.tolerance = d
-		}
-	}
+	return func(c *config) { c.tolerance = d }
 }
 
 // WithTable sets the table name [default "idempotency_keys"]. The name is
-// always quoted, never interpolated as SQL.
+// always quoted, never interpolated as SQL. An empty name is invalid (New
+// and EnsureSchema panic).
 func WithTable(name string) Option {
-	return func(c *config) {
-		if name != "" {
-			c.table = name
-		}
-	}
+	return func(c *config) { c.table = name }
 }
 
 // WithSchema sets the schema that holds the table. By default the table name
@@ -110,17 +103,14 @@ func WithSchema(name string) Option {
 }
 
 // WithPruneBatch sets how many rows one statement of [Store.Prune] deletes
-// at most [DefaultPruneBatch]. Values below 1 keep the default.
+// at most [DefaultPruneBatch]. n must be positive (New panics otherwise).
 func WithPruneBatch(n int) Option {
-	return func(c *config) {
-		if n > 0 {
-			c.pruneBatch = n
-		}
-	}
+	return func(c *config) { c.pruneBatch = n }
 }
 
 // WithPruneReport sets a function that [Store.StartPruner] calls after every
-// run with the number of rows deleted and the error, if any.
+// run with the number of rows deleted and the error, if any. A nil fn is
+// the default: runs are not reported.
 func WithPruneReport(fn func(deleted int64, err error)) Option {
 	return func(c *config) { c.onPrune = fn }
 }
@@ -132,7 +122,28 @@ func newConfig(opts []Option) config {
 			o(&c)
 		}
 	}
+	if msg := c.validate(); msg != "" {
+		panic(msg)
+	}
 	return c
+}
+
+// validate returns the panic message of the first invalid option value,
+// or "": the messages name the option and the value, as memstore's do.
+func (c config) validate() string {
+	switch {
+	case c.table == "":
+		return `pgxstore: WithTable(""): want a table name`
+	case c.pruneBatch < 1:
+		return fmt.Sprintf("pgxstore: WithPruneBatch(%d): want a positive count", c.pruneBatch)
+	case c.timeout < 0:
+		return fmt.Sprintf("pgxstore: WithTimeout(%v): want a duration of 0 (no bound) or more", c.timeout)
+	case c.tolerance <= 0:
+		return fmt.Sprintf("pgxstore: WithLeaseTolerance(%v): want a positive duration", c.tolerance)
+	case c.stepRetention <= 0:
+		return fmt.Sprintf("pgxstore: WithStepRetention(%v): want a positive duration", c.stepRetention)
+	}
+	return ""
 }
 
 // stepsIdent returns the quoted, possibly schema-qualified name of the
@@ -164,7 +175,9 @@ type Store struct {
 }
 
 // New returns a store on pool. The table must exist: apply the migrations
-// with golang-migrate or call [EnsureSchema] first. New panics if pool is nil.
+// with golang-migrate or call [EnsureSchema] first. New panics if pool is
+// nil or an option's value is invalid (each option's doc says which are),
+// naming the option and the value.
 func New(pool *pgxpool.Pool, opts ...Option) *Store {
 	if pool == nil {
 		panic("pgxstore: New called with a nil *pgxpool.Pool")

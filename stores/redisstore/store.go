@@ -210,7 +210,8 @@ type config struct {
 }
 
 // WithPrefix sets the prefix of every key the store writes [DefaultPrefix].
-// The prefix must not contain '{': the record's hash tag follows it.
+// The prefix must not contain '{' or '}' (New panics): the record's hash
+// tag follows it. The empty prefix is valid.
 func WithPrefix(prefix string) Option {
 	return func(c *config) { c.prefix = prefix }
 }
@@ -219,7 +220,8 @@ func WithPrefix(prefix string) Option {
 // deadline [DefaultTimeout], so that a hung Redis ends in
 // [core.ErrStoreUnavailable] (503) within about d even though the engine
 // sets no deadline of its own by default (see [core.WithStoreTimeout]). A
-// context that has a deadline is used as it is. d <= 0 disables the bound.
+// context that has a deadline is used as it is. d = 0 disables the bound;
+// a negative d is invalid (New panics).
 //
 // go-redis stops retrying a command once its context is done, so the
 // bound also caps its retries (MaxRetries, 3 by default: unbounded, a
@@ -242,13 +244,10 @@ func WithTimeout(d time.Duration) Option {
 // expiry at all, was not written by a claim: Claim takes it over as it
 // does a lapsed lease, rather than answering "in flight" for as long as it
 // lives. Set it at least as long as the longest lease of any engine that
-// shares the store ([core.WithLease]). d <= 0 keeps the default.
+// shares the store ([core.WithLease]). d must be positive (New panics
+// otherwise).
 func WithMaxLease(d time.Duration) Option {
-	return func(c *config) {
-		if d > 0 {
-			c.maxLease = d
-		}
-	}
+	return func(c *config) { c.maxLease = d }
 }
 
 // WithReplicaAcks makes every acquired Claim and every Complete wait until
@@ -261,7 +260,8 @@ func WithMaxLease(d time.Duration) Option {
 // its token. The record is then on the primary, and a failover may or may
 // not keep it; no client is answered on a write that no replica holds.
 //
-// Without it (n <= 0, the default) Redis replicates asynchronously: a
+// Without it (n = 0, the default; timeout is then ignored) Redis
+// replicates asynchronously: a
 // claim or a response that the primary acknowledged and that had not
 // reached a replica when the primary died is gone after the failover, and
 // a retry runs the handler again. With it, every claim and complete
@@ -273,8 +273,10 @@ func WithMaxLease(d time.Duration) Option {
 // promote the most up-to-date replica, as Sentinel and Cluster do.
 //
 // timeout must be shorter than go-redis's ReadTimeout and than the
-// store's [WithTimeout]. It needs a *redis.Client (single node or
-// Sentinel failover) or a *redis.ClusterClient; [New] panics otherwise.
+// store's [WithTimeout], and positive when n is. It needs a *redis.Client
+// (single node or Sentinel failover) or a *redis.ClusterClient. [New]
+// panics on another client, a negative n, or n > 0 without a positive
+// timeout.
 // Renew and Release do not wait.
 func WithReplicaAcks(n int, timeout time.Duration) Option {
 	return func(c *config) { c.acks, c.ackTimeout = n, timeout }
@@ -282,8 +284,9 @@ func WithReplicaAcks(n int, timeout time.Duration) Option {
 
 // New returns a store on client, which may be a *redis.Client, a
 // *redis.ClusterClient, a Sentinel failover client or a *redis.Ring. It
-// panics if client is nil, or if [WithReplicaAcks] is given with a client
-// of another kind.
+// panics if client is nil, if an option's value is invalid (each option's
+// doc says which are: the message names the option and the value), or if
+// [WithReplicaAcks] is given with a client of another kind.
 func New(client redis.UniversalClient, opts ...Option) *Store {
 	if client == nil {
 		panic("redisstore: New called with a nil client")
@@ -294,14 +297,23 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 			o(&c)
 		}
 	}
+	switch {
+	case strings.ContainsAny(c.prefix, "{}"):
+		panic(fmt.Sprintf("redisstore: WithPrefix(%q): want no '{' or '}': the hash tag follows the prefix", c.prefix))
+	case c.timeout < 0:
+		panic(fmt.Sprintf("redisstore: WithTimeout(%v): want a duration of 0 (no bound) or more", c.timeout))
+	case c.maxLease <= 0:
+		panic(fmt.Sprintf("redisstore: WithMaxLease(%v): want a positive duration", c.maxLease))
+	case c.acks < 0:
+		panic(fmt.Sprintf("redisstore: WithReplicaAcks(%d, %v): want 0 replicas (off) or more", c.acks, c.ackTimeout))
+	case c.acks > 0 && c.ackTimeout <= 0:
+		panic(fmt.Sprintf("redisstore: WithReplicaAcks(%d, %v): want a positive timeout", c.acks, c.ackTimeout))
+	}
 	if c.acks > 0 {
 		switch client.(type) {
 		case *redis.Client, *redis.ClusterClient:
 		default:
-			panic(fmt.Sprintf("redisstore: WithReplicaAcks needs a *redis.Client or a *redis.ClusterClient, not %T", client))
-		}
-		if c.ackTimeout <= 0 {
-			panic("redisstore: WithReplicaAcks needs a positive timeout")
+			panic(fmt.Sprintf("redisstore: WithReplicaAcks(%d, %v): want a *redis.Client or a *redis.ClusterClient, not %T", c.acks, c.ackTimeout, client))
 		}
 	}
 	return &Store{client: client, prefix: c.prefix, cfg: c}

@@ -31,22 +31,24 @@ type config struct {
 type Option func(*config)
 
 // WithHotTimeout bounds every hot-tier call [100ms]; a slower call counts
-// as a hot failure.
+// as a hot failure. d must be positive (New panics otherwise).
 func WithHotTimeout(d time.Duration) Option { return func(c *config) { c.hotTimeout = d } }
 
 // WithBreaker sets how many consecutive hot failures open the breaker [3]
 // and how long it stays open before one request probes the hot tier [2s].
+// threshold and cooldown must be positive (New panics otherwise).
 func WithBreaker(threshold int, cooldown time.Duration) Option {
 	return func(c *config) { c.threshold, c.cooldown = threshold, cooldown }
 }
 
 // WithWarmTTL sets how long at most a record warmed from the durable tier
 // stays in the hot tier [5 min]; less when the durable tier reports that
-// the record expires sooner.
+// the record expires sooner. d must be positive (New panics otherwise).
 func WithWarmTTL(d time.Duration) Option { return func(c *config) { c.warmTTL = d } }
 
 // WithObserver reports degraded mode (the breaker opening) and recovery as
-// [core.EventStoreDegraded] and [core.EventStoreRecovered] events.
+// [core.EventStoreDegraded] and [core.EventStoreRecovered] events. A nil o
+// is the default: nothing is reported.
 func WithObserver(o core.Observer) Option { return func(c *config) { c.observer = o } }
 
 // Store is the tiered [core.Store]. See the package documentation for its
@@ -68,7 +70,8 @@ type Store struct {
 // New returns a Store with the cache hot in front of durable, which
 // arbitrates every claim. hot is typically a [redisstore.Store] with a key
 // prefix of its own, or a memstore.Store for an in-process cache; it must
-// not serve as a Store at the same time. New panics if either is nil.
+// not serve as a Store at the same time. New panics if either is nil, or if
+// an option's value is invalid, naming the option and the value.
 //
 // [redisstore.Store]: https://pkg.go.dev/github.com/idemkit/idemkit/stores/redisstore#Store
 func New(hot core.Cache, durable core.Store, opts ...Option) *Store {
@@ -79,8 +82,15 @@ func New(hot core.Cache, durable core.Store, opts ...Option) *Store {
 	for _, o := range opts {
 		o(&c)
 	}
-	if c.hotTimeout <= 0 || c.threshold < 1 || c.cooldown <= 0 || c.warmTTL <= 0 {
-		panic("tieredstore: New: options out of range")
+	switch {
+	case c.hotTimeout <= 0:
+		panic(fmt.Sprintf("tieredstore: WithHotTimeout(%v): want a positive duration", c.hotTimeout))
+	case c.threshold < 1:
+		panic(fmt.Sprintf("tieredstore: WithBreaker(%d, %v): want a positive threshold", c.threshold, c.cooldown))
+	case c.cooldown <= 0:
+		panic(fmt.Sprintf("tieredstore: WithBreaker(%d, %v): want a positive cooldown", c.threshold, c.cooldown))
+	case c.warmTTL <= 0:
+		panic(fmt.Sprintf("tieredstore: WithWarmTTL(%v): want a positive duration", c.warmTTL))
 	}
 	return &Store{hot: hot, durable: durable, cfg: c}
 }
