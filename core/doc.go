@@ -43,16 +43,21 @@
 //
 // # Scopes
 //
-// Without a scope ([WithKeyScope], [WithHeaderScope]) every client shares
-// one key space: a client that guesses or reuses another client's key gets
-// that client's stored response. Always scope keys by the authenticated
-// principal in a multi-client deployment.
+// Without a scope ([WithKeyScope], [WithHeaderScope], [ScopeBy]) every
+// client shares one key space: a client that guesses or reuses another
+// client's key gets that client's stored response. Always scope keys by the
+// authenticated principal in a multi-client deployment. [ScopeBy] (and
+// [SkipBy], [RouteOptionsBy]) read the framework's own request type; an
+// engine mounted in another adapter than they were written for refuses
+// every guarded request with 500 ([CodeMisconfigured], [ErrNativeType])
+// rather than serving it in one key space.
 //
 // # Errors
 //
 // Every refusal is application/problem+json with a stable code
 // ([CodeMissingKey], [CodeInvalidKey], [CodeBodyTooLarge], [CodeInvalidBody],
-// [CodeFingerprintMismatch], [CodeInFlight], [CodeStoreUnavailable]) and
+// [CodeFingerprintMismatch], [CodeInFlight], [CodeStoreUnavailable],
+// [CodeMisconfigured]) and
 // Cache-Control: no-store. Go errors wrap the package's sentinels; test them
 // with [errors.Is].
 package core
