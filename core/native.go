@@ -26,8 +26,10 @@ var ErrNativeType = errors.New("core: request of an unexpected native type")
 // A request whose native object is not a T — the engine mounted in
 // another adapter than f was written for — is refused with 500 (problem
 // code misconfigured, [ErrNativeType]) and the handler does not run: a
-// scope that cannot be read would put every client in one key space.
-// [Engine.Do] (and so the job and gRPC adapters) never calls a scope
+// scope that cannot be read would put every client in one key space. f is
+// called where a [KeyScopeFunc] is: once the key and the body are read, so
+// a request without a key is refused (or passed through) as it would be
+// without a scope. [Engine.Do] (and so the job and gRPC adapters) never calls a scope
 // function: a [Call] carries its scope.
 func ScopeBy[T any](f func(T) string) Option {
 	if f == nil {
