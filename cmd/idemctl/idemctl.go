@@ -108,6 +108,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		fmt.Fprintf(stderr, "idemctl %s: -store is required (%s)\n", cmd, storeNames)
 		return exitUsage
 	}
+	if o.timeout <= 0 {
+		fmt.Fprintf(stderr, "idemctl %s: -timeout %v: want a positive duration\n", cmd, o.timeout)
+		return exitUsage
+	}
+	if o.pruneBatch < 0 {
+		fmt.Fprintf(stderr, "idemctl %s: -batch %d: want a positive number of rows (0: pgxstore's default)\n", cmd, o.pruneBatch)
+		return exitUsage
+	}
 	var key string
 	if o.needKey {
 		var err error

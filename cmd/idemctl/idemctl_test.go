@@ -239,6 +239,11 @@ func TestUsage(t *testing.T) {
 	idemctl(t, nil, "inspect", "-store", "memory", "-key", "k").expect(t, 1, "memory", "no live record")
 	idemctl(t, nil, "check", "-store", "memory", "-json").expect(t, 0, "memory check", `"status": "ok"`)
 	idemctl(t, nil, "inspect", "-store", "memory", "-key", `"unterminated`).expect(t, 2, "a bad quoted key", "-key")
+	// Flag values out of range are refused, not ignored or turned into an
+	// instant timeout.
+	idemctl(t, nil, "prune", "-store", "memory", "-batch", "-1").expect(t, 2, "a negative batch", "-batch", "-1")
+	idemctl(t, nil, "check", "-store", "memory", "-timeout", "0s").expect(t, 2, "a zero timeout", "-timeout", "0s")
+	idemctl(t, nil, "check", "-store", "memory", "-timeout", "-1s").expect(t, 2, "a negative timeout", "-timeout", "-1s")
 }
 
 // TestQuotedKey: a key given as the header's quoted value, escapes
