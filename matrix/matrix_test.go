@@ -4,89 +4,20 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"io"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
-	"github.com/gin-gonic/gin"
-	"github.com/go-chi/chi/v5"
-	"github.com/gofiber/fiber/v2"
-	fiberrecover "github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/labstack/echo/v4"
-	echomw "github.com/labstack/echo/v4/middleware"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/idemkit/idemkit/adapters/idemchi"
-	"github.com/idemkit/idemkit/adapters/idemecho"
-	"github.com/idemkit/idemkit/adapters/idemfiber"
-	"github.com/idemkit/idemkit/adapters/idemgin"
-	"github.com/idemkit/idemkit/adapters/idemhttp"
 	"github.com/idemkit/idemkit/conformance"
 	"github.com/idemkit/idemkit/core"
-	"github.com/idemkit/idemkit/core/memstore"
 	"github.com/idemkit/idemkit/stores/pgxstore"
 	"github.com/idemkit/idemkit/stores/redisstore"
 	"github.com/idemkit/idemkit/stores/tieredstore"
 	"github.com/idemkit/idemkit/svctest"
 )
-
-func init() { gin.SetMode(gin.TestMode) }
-
-type newServer = func(t *testing.T, engine *core.Engine, app http.Handler) string
-
-func serve(t *testing.T, h http.Handler) string {
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
-
-// adapters mount the suite's app behind each adapter, with the framework's
-// own panic recovery outside the middleware.
-var adapters = []struct {
-	name string
-	new  newServer
-}{
-	{"nethttp", func(t *testing.T, e *core.Engine, app http.Handler) string {
-		return serve(t, idemhttp.Middleware(e)(app))
-	}},
-	{"chi", func(t *testing.T, e *core.Engine, app http.Handler) string {
-		r := chi.NewRouter()
-		r.Use(idemchi.Middleware(e))
-		r.Handle("/*", app)
-		return serve(t, r)
-	}},
-	{"gin", func(t *testing.T, e *core.Engine, app http.Handler) string {
-		r := gin.New()
-		r.Use(gin.RecoveryWithWriter(io.Discard), idemgin.Middleware(e))
-		r.Any("/*path", gin.WrapH(app))
-		return serve(t, r)
-	}},
-	{"echo", func(t *testing.T, e *core.Engine, app http.Handler) string {
-		ec := echo.New()
-		ec.HideBanner, ec.HidePort = true, true
-		ec.Logger.SetOutput(io.Discard)
-		ec.Use(echomw.RecoverWithConfig(echomw.RecoverConfig{DisablePrintStack: true}), idemecho.Middleware(e))
-		ec.Any("/*", echo.WrapHandler(app))
-		return serve(t, ec)
-	}},
-	{"fiber", func(t *testing.T, e *core.Engine, app http.Handler) string {
-		f := fiber.New(fiber.Config{DisableStartupMessage: true})
-		f.Use(fiberrecover.New(), idemfiber.Middleware(e))
-		f.All("/*", idemfiber.HTTPHandler(app))
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("listen: %v", err)
-		}
-		go f.Listener(ln)
-		t.Cleanup(func() { f.ShutdownWithTimeout(5 * time.Second) })
-		return "http://" + ln.Addr().String()
-	}},
-}
 
 func randHex(n int) string {
 	b := make([]byte, n)
@@ -177,11 +108,7 @@ func (b *backends) stores() []struct {
 		name string
 		new  conformance.NewStoreFunc
 	}{
-		{"memory", func(t *testing.T) core.Store {
-			s := memstore.New()
-			t.Cleanup(func() { s.Close() })
-			return s
-		}},
+		{"memory", newMemStore},
 		{"redis", func(t *testing.T) core.Store { needs(t, true, false); return redisStore(t) }},
 		{"postgres", func(t *testing.T) core.Store { needs(t, false, true); return b.pg }},
 		{"tiered", func(t *testing.T) core.Store { needs(t, true, true); return tieredstore.New(redisStore(t), b.pg) }},

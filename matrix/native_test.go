@@ -1,7 +1,6 @@
 package matrix
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -11,7 +10,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/idemkit/idemkit/core"
-	"github.com/idemkit/idemkit/core/memstore"
 )
 
 // TestWrongNativeType mounts, in every adapter, an engine whose scope,
@@ -47,14 +45,8 @@ func TestWrongNativeType(t *testing.T) {
 			t.Run("adapter="+a.name+"/"+opt.name, func(t *testing.T) {
 				t.Parallel()
 				var runs atomic.Int64
-				app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					n := runs.Add(1)
-					io.Copy(io.Discard, r.Body)
-					w.WriteHeader(http.StatusCreated)
-					fmt.Fprintf(w, "run %d", n)
-				})
-				store := memstore.New()
-				t.Cleanup(func() { store.Close() })
+				app := countingApp(&runs)
+				store := newMemStore(t)
 				base := a.new(t, core.New(store, opt.o), app)
 				for _, client := range []string{"a", "b"} {
 					req, _ := http.NewRequest(http.MethodPost, base+"/orders", strings.NewReader(`{}`))

@@ -16,7 +16,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/idemkit/idemkit/core"
-	"github.com/idemkit/idemkit/core/memstore"
 )
 
 const (
@@ -27,18 +26,8 @@ const (
 // routeHelpers are core.SkipBy and core.RouteOptionsBy functions of each
 // adapter's own request type.
 var routeHelpers = map[string]func() []core.Option{
-	"nethttp": func() []core.Option {
-		return []core.Option{
-			core.SkipBy(func(r *http.Request) bool { return r.Header.Get(hdrSkip) != "" }),
-			core.RouteOptionsBy(func(r *http.Request) core.RouteOptions { return optionalAt(r.URL.Path) }),
-		}
-	},
-	"chi": func() []core.Option {
-		return []core.Option{
-			core.SkipBy(func(r *http.Request) bool { return r.Header.Get(hdrSkip) != "" }),
-			core.RouteOptionsBy(func(r *http.Request) core.RouteOptions { return optionalAt(r.URL.Path) }),
-		}
-	},
+	"nethttp": netHTTPRouteHelpers,
+	"chi":     netHTTPRouteHelpers, // chi's request is net/http's
 	"gin": func() []core.Option {
 		return []core.Option{
 			core.SkipBy(func(c *gin.Context) bool { return c.GetHeader(hdrSkip) != "" }),
@@ -57,6 +46,13 @@ var routeHelpers = map[string]func() []core.Option{
 			core.RouteOptionsBy(func(c *fiber.Ctx) core.RouteOptions { return optionalAt(c.Path()) }),
 		}
 	},
+}
+
+func netHTTPRouteHelpers() []core.Option {
+	return []core.Option{
+		core.SkipBy(func(r *http.Request) bool { return r.Header.Get(hdrSkip) != "" }),
+		core.RouteOptionsBy(func(r *http.Request) core.RouteOptions { return optionalAt(r.URL.Path) }),
+	}
 }
 
 func optionalAt(path string) core.RouteOptions {
@@ -93,15 +89,9 @@ func TestRouteControl(t *testing.T) {
 		t.Run("adapter="+a.name, func(t *testing.T) {
 			t.Parallel()
 			var runs atomic.Int64
-			app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				n := runs.Add(1)
-				io.Copy(io.Discard, r.Body)
-				w.WriteHeader(http.StatusCreated)
-				fmt.Fprintf(w, "run %d", n)
-			})
+			app := countingApp(&runs)
 			opts := append(routeHelpers[a.name](), core.WithProblemRenderer(renderErr), core.WithRetryAfter(2*time.Second))
-			store := memstore.New()
-			t.Cleanup(func() { store.Close() })
+			store := newMemStore(t)
 			base := a.new(t, core.New(store, opts...), app)
 			down := a.new(t, core.New(downStore{store}, opts...), app)
 
