@@ -314,18 +314,19 @@ func request(keyLines []string, extra []string, body string) string {
 
 func keyLine(k string) string { return core.KeyHeader + ": " + core.FormatKey(k) }
 
-// wantProblem checks a against the engine's problem (status, problem+json
-// with code), or, when serverMay is set, a refusal by the server itself.
-func (e *hostileEnv) wantProblem(what string, a answer, status int, code string, serverMay bool, rule string) {
+// wantProblem checks a against the engine's problem of r (status,
+// problem+json with code), or, when r.serverMay, a refusal by the server
+// itself.
+func (e *hostileEnv) wantProblem(what string, a answer, r refusal) {
 	e.t.Helper()
-	if serverMay && a.refusedByServer() {
+	if r.serverMay && a.refusedByServer() {
 		return
 	}
 	if a.timedOut || a.closed {
-		e.t.Errorf("%s: %s; want %d %s (%s)", what, a, status, code, rule)
+		e.t.Errorf("%s: %s; want %d %s (%s)", what, a, r.status, r.code, r.rule)
 		return
 	}
-	e.env.wantProblem(what, reply{status: a.status, header: a.header, body: a.body}, status, code, "")
+	e.env.wantProblem(what, reply{status: a.status, header: a.header, body: a.body}, r.status, r.code, "")
 }
 
 // bodyOf decodes the app's answer to a request.
@@ -410,8 +411,10 @@ const margin = 3 * time.Second
 
 type hostileCase struct {
 	name string
-	run  func(e *hostileEnv, row *hostileRow)
+	run  hostileRun
 }
+
+type hostileRun = func(e *hostileEnv, row *hostileRow)
 
 const (
 	ruleKeyRefused  = "docs/contract.md C-KEY-2: an invalid key, or more than one field, → 400 invalid-key; the handler does not run"
@@ -419,52 +422,235 @@ const (
 	ruleTooLarge    = "docs/contract.md C-FP-2: a body over the limit → 413 body-too-large; the handler does not run, nothing is stored"
 	ruleServerOnly  = "a request the server refuses never reaches the handler or the store"
 	rulePipelined   = "docs/contract.md C-FP-3, C-ONCE-1: requests pipelined on one connection are served one after the other, one run per key"
+	ruleNewKeyOnce  = "docs/contract.md C-STATE-1: a new key runs the handler once"
+	ruleOneRun      = "docs/contract.md C-ONCE-1: one run per key"
 	body1           = `{"amount":1200,"currency":"EUR"}`
 )
 
-// keyRefused is a case whose request carries the key lines lines and must
-// be refused before the handler: by the engine (400 invalid-key), or, when
-// serverMay, by the server. The clean retries use keys.
-func keyRefused(lines func(k string) []string, serverMay bool) func(e *hostileEnv, row *hostileRow) {
+// refusal is the engine's problem a request must get (status, code; rule
+// says why), or, when serverMay, a refusal by the server itself.
+type refusal struct {
+	status    int
+	code      string
+	serverMay bool
+	rule      string
+}
+
+var (
+	invalidKey  = refusal{http.StatusBadRequest, core.CodeInvalidKey, false, ruleKeyRefused}
+	invalidBody = refusal{http.StatusBadRequest, core.CodeInvalidBody, true, ruleBodyRefused}
+	tooLarge    = refusal{http.StatusRequestEntityTooLarge, core.CodeBodyTooLarge, false, ruleTooLarge}
+	mismatch    = refusal{http.StatusUnprocessableEntity, core.CodeFingerprintMismatch, false, "docs/contract.md C-STATE-4: other fingerprint → 422"}
+)
+
+// orServer is r, or a refusal by the server itself.
+func (r refusal) orServer() refusal {
+	r.serverMay = true
+	return r
+}
+
+// wantRefused checks that a is the refusal r and that the handler has not
+// run.
+func (e *hostileEnv) wantRefused(what string, a answer, r refusal) {
+	e.t.Helper()
+	e.wantProblem(what, a, r)
+	e.wantRuns(what, 0, r.rule)
+}
+
+// wantCreated checks that a is the app's 201 (not a replay, when fresh)
+// describing body, byte for byte. It reports whether a is a 201.
+func (e *hostileEnv) wantCreated(what string, a answer, body string, fresh bool) bool {
+	e.t.Helper()
+	if a.status != http.StatusCreated || fresh && a.header.Get(core.DefaultReplayHeader) != "" {
+		want := "201"
+		if fresh {
+			want = "201 fresh"
+		}
+		e.t.Errorf("%s: %s; want %s", what, a, want)
+	} else {
+		e.wantResultFor(what, a, body)
+	}
+	return a.status == http.StatusCreated
+}
+
+// wantServedOrRefused checks a request the server may refuse (as
+// malformed) or pass on: refused, the handler has not run; passed on, the
+// app answered 201 for body, and the handler ran once (rule). Any other
+// answer is an error (want names what the case expects). It reports
+// whether a response was stored.
+func (e *hostileEnv) wantServedOrRefused(what string, a answer, body, rule, want string) bool {
+	e.t.Helper()
+	switch {
+	case a.refusedByServer():
+		e.wantRuns(what+", refused by the server", 0, ruleServerOnly)
+	case a.status == http.StatusCreated:
+		e.wantResultFor(what, a, body)
+		e.wantRuns(what, 1, rule)
+		return true
+	default:
+		e.t.Errorf("%s: %s; want %s", what, a, want)
+	}
+	return false
+}
+
+// wantClosed checks that the server closes c, on which it answered a,
+// within wait: why says why it must.
+func (c *conn) wantClosed(what string, a answer, wait time.Duration, why string) {
+	c.e.t.Helper()
+	if !a.closed && !a.timedOut && !c.waitClosed(wait) {
+		c.e.t.Errorf("%s: answered %s but the connection stays open; want it closed%s", what, a, why)
+	}
+}
+
+// saw records what a hostile request got, for the table.
+func (r *hostileRow) saw(as ...answer) {
+	for _, a := range as {
+		r.wire = append(r.wire, a.String())
+	}
+}
+
+// post sends a request with the key k, the field lines extra and body on
+// a connection of its own.
+func (e *hostileEnv) post(k string, extra []string, body string) *conn {
+	e.t.Helper()
+	c := e.dial()
+	c.send(request([]string{keyLine(k)}, extra, body))
+	return c
+}
+
+// answer reads the next response, waiting for the server's read deadline
+// and margin.
+func (c *conn) answer() answer { return c.read(c.e.readTimeout + margin) }
+
+// afterContinue reads the answer to a request sent with Expect:
+// 100-continue: if the server asks for the body (100 Continue, recorded in
+// row), sendBody runs and the final answer is read.
+func (c *conn) afterContinue(row *hostileRow, sendBody func()) answer {
+	a := c.answer()
+	if a.status == http.StatusContinue {
+		row.saw(a)
+		sendBody()
+		a = c.answer()
+	}
+	return a
+}
+
+// sender sends a hostile request with the key k and returns its answer.
+type sender func(e *hostileEnv, k string) answer
+
+// whole sends a request with the field lines extra and all of body,
+// declared or not, on a connection of its own.
+func whole(extra []string, body string) sender {
+	return func(e *hostileEnv, k string) answer { return e.doRaw([]string{keyLine(k)}, extra, body) }
+}
+
+// thenWait sends a request with the field lines extra and body, and waits
+// for the answer without sending more.
+func thenWait(extra []string, body string) sender {
+	return func(e *hostileEnv, k string) answer { return e.post(k, extra, body).answer() }
+}
+
+// thenEOF sends a request with the field lines extra and body, then
+// half-closes the connection: the server reads EOF.
+func thenEOF(extra []string, body string) sender {
+	return func(e *hostileEnv, k string) answer {
+		c := e.post(k, extra, body)
+		c.closeWrite()
+		return c.answer()
+	}
+}
+
+// refused is a case whose request, sent by send, must get the refusal r
+// and leave nothing behind: the clean retry runs fresh.
+func refused(what string, r refusal, send sender) hostileRun {
 	return func(e *hostileEnv, row *hostileRow) {
 		k := newKey()
-		a := e.doRaw(lines(k), nil, body1)
-		row.wire = append(row.wire, a.String())
-		e.wantProblem("hostile key", a, http.StatusBadRequest, core.CodeInvalidKey, serverMay, ruleKeyRefused)
-		e.wantRuns("hostile key", 0, ruleKeyRefused)
+		a := send(e, k)
+		row.saw(a)
+		e.wantRefused(what, a, r)
 		row.retry = e.cleanRetry(k, body1, false)
 	}
 }
 
+// keyRefused is a case whose request carries the key lines lines and must
+// be refused before the handler as r says (invalid-key, or also by the
+// server). The clean retry uses the key the lines were built from.
+func keyRefused(lines func(k string) []string, r refusal) hostileRun {
+	return refused("hostile key", r, func(e *hostileEnv, k string) answer { return e.doRaw(lines(k), nil, body1) })
+}
+
+// servedOrRefused is a case whose field lines extra the server may refuse
+// (a malformed request) or pass on; either way the handler runs at most
+// once (rule), and a refused request stores nothing.
+func servedOrRefused(what string, extra []string, rule, want string) hostileRun {
+	return func(e *hostileEnv, row *hostileRow) {
+		k := newKey()
+		a := e.doRaw([]string{keyLine(k)}, extra, body1)
+		row.saw(a)
+		row.retry = e.cleanRetry(k, body1, e.wantServedOrRefused(what, a, body1, rule, want))
+	}
+}
+
+// badFieldName is a case with the malformed field line line.
+func badFieldName(line string) hostileRun {
+	return servedOrRefused(fmt.Sprintf("field line %q", line), []string{line}, ruleNewKeyOnce, "a refusal by the server, or 201")
+}
+
+// chunkedRefused is a case with a malformed chunked body: refused, by the
+// engine (400 invalid-body) or the server, and the connection closed.
+func chunkedRefused(chunks string) hostileRun {
+	return func(e *hostileEnv, row *hostileRow) {
+		k := newKey()
+		c := e.post(k, []string{"Transfer-Encoding: chunked"}, chunks)
+		a := c.answer()
+		row.saw(a)
+		e.wantProblem("malformed chunked body", a, invalidBody)
+		c.wantClosed("malformed chunked body", a, e.readTimeout+margin, " (the stream cannot be resynchronised)")
+		e.wantRuns("malformed chunked body", 0, ruleBodyRefused)
+		row.retry = e.cleanRetry(k, body1, false)
+	}
+}
+
+// overLimitChunks is a chunked body of twice the limit, in four chunks.
+func overLimitChunks() string {
+	var b strings.Builder
+	for i := 0; i < 4; i++ {
+		fmt.Fprintf(&b, "%x\r\n%s\r\n", hostileMaxBody/2, strings.Repeat("y", hostileMaxBody/2))
+	}
+	b.WriteString("0\r\n\r\n")
+	return b.String()
+}
+
+func contentLength(n int) string { return "Content-Length: " + strconv.Itoa(n) }
+
 var hostileCases = []hostileCase{
-	{"Key/DuplicateSameValue", keyRefused(func(k string) []string { return []string{keyLine(k), keyLine(k)} }, false)},
+	{"Key/DuplicateSameValue", keyRefused(func(k string) []string { return []string{keyLine(k), keyLine(k)} }, invalidKey)},
 	{"Key/DuplicateDifferentValues", func(e *hostileEnv, row *hostileRow) {
 		k, k2 := newKey(), newKey()
 		a := e.doRaw([]string{keyLine(k), keyLine(k2)}, nil, body1)
-		row.wire = append(row.wire, a.String())
-		e.wantProblem("two Idempotency-Key fields, different values", a, http.StatusBadRequest, core.CodeInvalidKey, false, ruleKeyRefused)
-		e.wantRuns("two different keys", 0, ruleKeyRefused)
+		row.saw(a)
+		e.wantRefused("two Idempotency-Key fields, different values", a, invalidKey)
 		row.retry = e.cleanRetry(k, body1, false)
 		e.cleanRetry(k2, body1, false)
 	}},
-	{"Key/DuplicateOneEmpty", keyRefused(func(k string) []string { return []string{keyLine(k), core.KeyHeader + ":"} }, false)},
-	{"Key/InvalidSfString", keyRefused(func(k string) []string { return []string{core.KeyHeader + `: "` + k + `"x"`} }, false)},
+	{"Key/DuplicateOneEmpty", keyRefused(func(k string) []string { return []string{keyLine(k), core.KeyHeader + ":"} }, invalidKey)},
+	{"Key/InvalidSfString", keyRefused(func(k string) []string { return []string{core.KeyHeader + `: "` + k + `"x"`} }, invalidKey)},
 	{"Key/TooLong", keyRefused(func(k string) []string {
 		return []string{core.KeyHeader + ": " + k + strings.Repeat("x", core.DefaultMaxKeyLength+1-len(k))}
-	}, false)},
-	{"Key/TabInside", keyRefused(func(k string) []string { return []string{core.KeyHeader + ": \"" + k + "\tx\""} }, false)},
-	{"Key/ControlByte", keyRefused(func(k string) []string { return []string{core.KeyHeader + ": \"" + k + "\x01x\""} }, true)},
-	{"Key/NULByte", keyRefused(func(k string) []string { return []string{core.KeyHeader + ": \"" + k + "\x00x\""} }, true)},
-	{"Key/DEL", keyRefused(func(k string) []string { return []string{core.KeyHeader + ": \"" + k + "\x7fx\""} }, true)},
+	}, invalidKey)},
+	{"Key/TabInside", keyRefused(func(k string) []string { return []string{core.KeyHeader + ": \"" + k + "\tx\""} }, invalidKey)},
+	{"Key/ControlByte", keyRefused(func(k string) []string { return []string{core.KeyHeader + ": \"" + k + "\x01x\""} }, invalidKey.orServer())},
+	{"Key/NULByte", keyRefused(func(k string) []string { return []string{core.KeyHeader + ": \"" + k + "\x00x\""} }, invalidKey.orServer())},
+	{"Key/DEL", keyRefused(func(k string) []string { return []string{core.KeyHeader + ": \"" + k + "\x7fx\""} }, invalidKey.orServer())},
 	{"Key/ObsFoldContinuation", keyRefused(func(k string) []string {
 		return []string{keyLine(k), "  \"continued\""}
-	}, true)},
-	{"Key/Empty", keyRefused(func(k string) []string { return []string{core.KeyHeader + ":"} }, false)},
-	{"Key/BareCR", keyRefused(func(k string) []string { return []string{core.KeyHeader + ": \"" + k + "\rx\""} }, true)},
+	}, invalidKey.orServer())},
+	{"Key/Empty", keyRefused(func(k string) []string { return []string{core.KeyHeader + ":"} }, invalidKey)},
+	{"Key/BareCR", keyRefused(func(k string) []string { return []string{core.KeyHeader + ": \"" + k + "\rx\""} }, invalidKey.orServer())},
 	{"Key/DuplicateCaseVariants", keyRefused(func(k string) []string {
 		return []string{"idempotency-key: " + core.FormatKey(k), "IDEMPOTENCY-KEY: " + core.FormatKey(k)}
-	}, false)},
-	{"Key/Huge", keyRefused(func(k string) []string { return []string{core.KeyHeader + ": " + k + strings.Repeat("h", 12<<10)} }, true)},
+	}, invalidKey)},
+	{"Key/Huge", keyRefused(func(k string) []string { return []string{core.KeyHeader + ": " + k + strings.Repeat("h", 12<<10)} }, invalidKey.orServer())},
 	{"Chunked/TrailerKey", func(e *hostileEnv, row *hostileRow) {
 		// A key field in the chunked trailer: a server that keeps trailers
 		// apart (net/http) guards the request with the header's key; one
@@ -473,18 +659,12 @@ var hostileCases = []hostileCase{
 		k, other := newKey(), newKey()
 		chunked := fmt.Sprintf("%x\r\n%s\r\n0\r\n%s\r\n\r\n", len(body1), body1, keyLine(other))
 		a := e.doRaw([]string{keyLine(k)}, []string{"Transfer-Encoding: chunked", "Trailer: Idempotency-Key"}, chunked)
-		row.wire = append(row.wire, a.String())
+		row.saw(a)
 		stored := false
-		switch {
-		case a.status == http.StatusCreated:
-			e.wantResultFor("key in the trailer", a, body1)
-			e.wantRuns("key in the trailer, header key used", 1, "docs/contract.md C-STATE-1: a new key runs the handler once")
-			stored = true
-		case a.refusedByServer():
-			e.wantRuns("key in the trailer, refused by the server", 0, ruleServerOnly)
-		default:
-			e.wantProblem("key in the trailer", a, http.StatusBadRequest, core.CodeInvalidKey, false, ruleKeyRefused)
-			e.wantRuns("key in the trailer, refused", 0, ruleKeyRefused)
+		if a.status != http.StatusCreated && !a.refusedByServer() {
+			e.wantRefused("key in the trailer", a, invalidKey)
+		} else {
+			stored = e.wantServedOrRefused("key in the trailer", a, body1, ruleNewKeyOnce, "")
 		}
 		row.retry = e.cleanRetry(k, body1, stored)
 		e.cleanRetry(other, body1, false)
@@ -494,132 +674,68 @@ var hostileCases = []hostileCase{
 		// frames it by one of them; never two runs, and what is stored is
 		// the response to the body as framed.
 		k := newKey()
-		c := e.dial()
-		c.send(request([]string{keyLine(k)}, []string{"Content-Length: 5", "Content-Length: " + strconv.Itoa(len(body1))}, body1))
-		a := c.read(e.readTimeout + margin)
-		row.wire = append(row.wire, a.String())
-		switch {
-		case a.refusedByServer():
-			e.wantRuns("conflicting Content-Length, refused", 0, ruleServerOnly)
-			row.retry = e.cleanRetry(k, body1, false)
-		case a.status == http.StatusCreated:
-			r, _ := bodyOf(a.body)
-			framed := body1
-			if r.BodyLen == 5 {
-				framed = body1[:5]
-			}
-			e.wantResultFor("conflicting Content-Length", a, framed)
-			e.wantRuns("conflicting Content-Length", 1, "docs/contract.md C-ONCE-1: one run per key")
+		c := e.post(k, []string{"Content-Length: 5", contentLength(len(body1))}, body1)
+		a := c.answer()
+		row.saw(a)
+		framed := body1
+		if r, _ := bodyOf(a.body); a.status == http.StatusCreated && r.BodyLen == 5 {
+			framed = body1[:5]
+		}
+		stored := e.wantServedOrRefused("conflicting Content-Length", a, framed, ruleOneRun, "a refusal by the server, or 201 for the body as framed")
+		if stored {
 			c.waitClosed(e.readTimeout + margin)
-			row.retry = e.cleanRetry(k, framed, true)
-		default:
-			e.t.Errorf("conflicting Content-Length: %s; want a refusal by the server, or 201 for the body as framed", a)
-			row.retry = e.cleanRetry(k, body1, false)
 		}
+		row.retry = e.cleanRetry(k, framed, stored)
 	}},
-	{"Header/ContentLengthDuplicateSame", func(e *hostileEnv, row *hostileRow) {
-		k := newKey()
-		a := e.doRaw([]string{keyLine(k)}, []string{"Content-Length: " + strconv.Itoa(len(body1)), "Content-Length: " + strconv.Itoa(len(body1))}, body1)
-		row.wire = append(row.wire, a.String())
-		stored := false
-		switch {
-		case a.refusedByServer():
-			e.wantRuns("duplicated Content-Length, refused", 0, ruleServerOnly)
-		case a.status == http.StatusCreated:
-			e.wantResultFor("duplicated Content-Length", a, body1)
-			e.wantRuns("duplicated Content-Length", 1, "docs/contract.md C-ONCE-1: one run per key")
-			stored = true
-		default:
-			e.t.Errorf("duplicated Content-Length: %s; want 201 or a refusal by the server", a)
-		}
-		row.retry = e.cleanRetry(k, body1, stored)
-	}},
-	{"Body/LargeCutThenHalfClose", func(e *hostileEnv, row *hostileRow) {
-		// Within the limit, but larger than a streaming server reads
-		// before it calls the handler: the cut reaches the middleware
-		// while it reads the stream.
-		k := newKey()
-		c := e.dial()
-		c.send(request([]string{keyLine(k)}, []string{"Content-Length: " + strconv.Itoa(hostileMaxBody-1)}, strings.Repeat("c", hostileMaxBody/2)))
-		c.closeWrite()
-		a := c.read(e.readTimeout + margin)
-		row.wire = append(row.wire, a.String())
-		e.wantProblem("large body cut short, then EOF", a, http.StatusBadRequest, core.CodeInvalidBody, true, ruleBodyRefused)
-		e.wantRuns("large body cut short", 0, ruleBodyRefused)
-		row.retry = e.cleanRetry(k, body1, false)
-	}},
+	{"Header/ContentLengthDuplicateSame", servedOrRefused("duplicated Content-Length",
+		[]string{contentLength(len(body1)), contentLength(len(body1))}, ruleOneRun, "201 or a refusal by the server")},
+	// Within the limit, but larger than a streaming server reads before it
+	// calls the handler: the cut reaches the middleware while it reads the
+	// stream.
+	{"Body/LargeCutThenHalfClose", refused("large body cut short, then EOF", invalidBody,
+		thenEOF([]string{contentLength(hostileMaxBody - 1)}, strings.Repeat("c", hostileMaxBody/2)))},
 	{"Body/OverLimitDeclaredThenCut", func(e *hostileEnv, row *hostileRow) {
 		k := newKey()
-		c := e.dial()
-		c.send(request([]string{keyLine(k)}, []string{"Content-Length: " + strconv.Itoa(4*hostileMaxBody)}, strings.Repeat("c", hostileMaxBody/2)))
-		c.closeWrite()
-		a := c.read(e.readTimeout + margin)
-		row.wire = append(row.wire, a.String())
+		a := thenEOF([]string{contentLength(4 * hostileMaxBody)}, strings.Repeat("c", hostileMaxBody/2))(e, k)
+		row.saw(a)
 		if a.status != http.StatusBadRequest || problemCode(a) != core.CodeInvalidBody {
-			e.wantProblem("Content-Length over the limit, body cut short", a, http.StatusRequestEntityTooLarge, core.CodeBodyTooLarge, true, ruleTooLarge)
+			e.wantProblem("Content-Length over the limit, body cut short", a, tooLarge.orServer())
 		}
 		e.wantRuns("declared over the limit, cut short", 0, ruleTooLarge)
 		row.retry = e.cleanRetry(k, body1, false)
 	}},
-	{"Header/DuplicateContentType", func(e *hostileEnv, row *hostileRow) {
-		// Content-Type is no part of the fingerprint (docs/contract.md C-FP-1): the
-		// request runs once and its response is stored, or the server
-		// refuses it.
-		k := newKey()
-		a := e.doRaw([]string{keyLine(k)}, []string{"Content-Type: application/json", "Content-Type: text/plain"}, body1)
-		row.wire = append(row.wire, a.String())
-		stored := false
-		switch {
-		case a.refusedByServer():
-			e.wantRuns("duplicated Content-Type refused by the server", 0, ruleServerOnly)
-		case a.status == http.StatusCreated:
-			e.wantResultFor("duplicated Content-Type", a, body1)
-			e.wantRuns("duplicated Content-Type", 1, "docs/contract.md C-STATE-1: a new key runs the handler once")
-			stored = true
-		default:
-			e.t.Errorf("duplicated Content-Type: %s; want 201 (Content-Type is no part of the fingerprint) or a refusal by the server", a)
-		}
-		row.retry = e.cleanRetry(k, body1, stored)
-	}},
-	{"Header/NameWithSpace", serverRefused([]string{"X Bad: v"})},
-	{"Header/NameWithNUL", serverRefused([]string{"X-B\x00ad: v"})},
-	{"Header/NameWithColonOnly", serverRefused([]string{": v"})},
-	{"Header/NameNonASCII", serverRefused([]string{"X-Caf\xc3\xa9: v"})},
-	{"Body/ShortThenHalfClose", func(e *hostileEnv, row *hostileRow) {
-		k := newKey()
-		c := e.dial()
-		c.send(request([]string{keyLine(k)}, []string{"Content-Length: 100"}, body1))
-		c.closeWrite()
-		a := c.read(e.readTimeout + margin)
-		row.wire = append(row.wire, a.String())
-		e.wantProblem("body shorter than Content-Length, then EOF", a, http.StatusBadRequest, core.CodeInvalidBody, true, ruleBodyRefused)
-		e.wantRuns("body cut short", 0, ruleBodyRefused)
-		row.retry = e.cleanRetry(k, body1, false)
-	}},
+	// Content-Type is no part of the fingerprint (docs/contract.md C-FP-1):
+	// the request runs once and its response is stored, or the server
+	// refuses it.
+	{"Header/DuplicateContentType", servedOrRefused("duplicated Content-Type",
+		[]string{"Content-Type: application/json", "Content-Type: text/plain"}, ruleNewKeyOnce,
+		"201 (Content-Type is no part of the fingerprint) or a refusal by the server")},
+	{"Header/NameWithSpace", badFieldName("X Bad: v")},
+	{"Header/NameWithNUL", badFieldName("X-B\x00ad: v")},
+	{"Header/NameWithColonOnly", badFieldName(": v")},
+	{"Header/NameNonASCII", badFieldName("X-Caf\xc3\xa9: v")},
+	{"Body/ShortThenHalfClose", refused("body shorter than Content-Length, then EOF", invalidBody,
+		thenEOF([]string{contentLength(100)}, body1))},
 	{"Body/ShortThenStall", func(e *hostileEnv, row *hostileRow) {
 		k := newKey()
-		c := e.dial()
 		start := time.Now()
-		c.send(request([]string{keyLine(k)}, []string{"Content-Length: 100"}, body1))
-		a := c.read(e.readTimeout + margin)
-		row.wire = append(row.wire, a.String())
+		c := e.post(k, []string{contentLength(100)}, body1)
+		a := c.answer()
+		row.saw(a)
 		if a.timedOut {
 			e.t.Errorf("body shorter than Content-Length, then silence: no answer and the connection still open after %v; want it cut off at the read deadline (%v)", time.Since(start).Round(time.Millisecond), e.readTimeout)
 		} else {
-			e.wantProblem("body shorter than Content-Length, then silence", a, http.StatusBadRequest, core.CodeInvalidBody, true, ruleBodyRefused)
-			if !a.closed && !c.waitClosed(margin) {
-				e.t.Errorf("body cut off at the read deadline: answered %s but the connection stays open; want it closed (the rest of the body can never be told from a next request)", a)
-			}
+			e.wantProblem("body shorter than Content-Length, then silence", a, invalidBody)
+			c.wantClosed("body cut off at the read deadline", a, margin, " (the rest of the body can never be told from a next request)")
 		}
 		e.wantRuns("stalled body", 0, ruleBodyRefused)
 		row.retry = e.cleanRetry(k, body1, false)
 	}},
 	{"Body/Trickle", func(e *hostileEnv, row *hostileRow) {
 		k := newKey()
-		c := e.dial()
 		start := time.Now()
 		big := strings.Repeat(" ", 200) // 200 bytes at one per 50 ms: ten seconds
-		c.send(request([]string{keyLine(k)}, []string{"Content-Length: " + strconv.Itoa(len(big))}, ""))
+		c := e.post(k, []string{contentLength(len(big))}, "")
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
 		wg.Add(1)
@@ -638,7 +754,7 @@ var hostileCases = []hostileCase{
 				}
 			}
 		}()
-		a := c.read(e.readTimeout + margin)
+		a := c.answer()
 		close(stop)
 		wg.Wait()
 		elapsed := time.Since(start)
@@ -646,7 +762,7 @@ var hostileCases = []hostileCase{
 		if a.timedOut {
 			e.t.Errorf("a body trickled at 20 bytes/s: still being read after %v; want it cut off at the read deadline (%v)", elapsed.Round(time.Millisecond), e.readTimeout)
 		} else {
-			e.wantProblem("a body trickled past the read deadline", a, http.StatusBadRequest, core.CodeInvalidBody, true, ruleBodyRefused)
+			e.wantProblem("a body trickled past the read deadline", a, invalidBody)
 		}
 		e.wantRuns("trickled body", 0, ruleBodyRefused)
 		row.retry = e.cleanRetry(k, body1, false)
@@ -659,14 +775,10 @@ var hostileCases = []hostileCase{
 		c := e.dial()
 		c.send(request([]string{keyLine(k)}, nil, body1) + "GARBAGE-NOT-A-REQUEST\r\n\r\n")
 		a := c.read(10 * time.Second)
-		row.wire = append(row.wire, a.String())
-		if a.status != http.StatusCreated {
-			e.t.Errorf("body followed by extra bytes: %s; want 201 for the declared body", a)
-		} else {
-			e.wantResultFor("body followed by extra bytes", a, body1)
-		}
-		b := c.read(e.readTimeout + margin)
-		row.wire = append(row.wire, b.String())
+		row.saw(a)
+		e.wantCreated("body followed by extra bytes", a, body1, false)
+		b := c.answer()
+		row.saw(b)
 		if !b.refusedByServer() {
 			e.t.Errorf("extra bytes after the body: %s; want the server to refuse them as a malformed request, or close", b)
 		}
@@ -681,30 +793,17 @@ var hostileCases = []hostileCase{
 		c := e.dial()
 		c.send(request([]string{keyLine(k)}, nil, body1) + request([]string{keyLine(k)}, nil, `{"amount":1}`))
 		a, b := c.read(10*time.Second), c.read(10*time.Second)
-		row.wire = append(row.wire, a.String(), b.String())
-		if a.status != http.StatusCreated {
-			e.t.Errorf("first of two requests in one write: %s; want 201", a)
-		} else {
-			e.wantResultFor("first of two requests in one write", a, body1)
-		}
-		e.wantProblem("second request, same key, other body", b, http.StatusUnprocessableEntity, core.CodeFingerprintMismatch, false, "docs/contract.md C-STATE-4: other fingerprint → 422")
+		row.saw(a, b)
+		e.wantCreated("first of two requests in one write", a, body1, false)
+		e.wantProblem("second request, same key, other body", b, mismatch)
 		e.wantRuns("two requests in one write", 1, rulePipelined)
 		row.retry = e.cleanRetry(k, body1, true)
 	}},
 	{"Chunked/MalformedSize", chunkedRefused("zz\r\n" + body1 + "\r\n0\r\n\r\n")},
 	{"Chunked/NegativeSize", chunkedRefused("-5\r\nhello\r\n0\r\n\r\n")},
 	{"Chunked/SizeOverflow", chunkedRefused("fffffffffffffffffffff\r\nhello\r\n0\r\n\r\n")},
-	{"Chunked/SizeLargerThanData", func(e *hostileEnv, row *hostileRow) {
-		k := newKey()
-		c := e.dial()
-		c.send(request([]string{keyLine(k)}, []string{"Transfer-Encoding: chunked"}, "64\r\n"+body1))
-		c.closeWrite()
-		a := c.read(e.readTimeout + margin)
-		row.wire = append(row.wire, a.String())
-		e.wantProblem("chunk cut short, then EOF", a, http.StatusBadRequest, core.CodeInvalidBody, true, ruleBodyRefused)
-		e.wantRuns("chunk cut short", 0, ruleBodyRefused)
-		row.retry = e.cleanRetry(k, body1, false)
-	}},
+	{"Chunked/SizeLargerThanData", refused("chunk cut short, then EOF", invalidBody,
+		thenEOF([]string{"Transfer-Encoding: chunked"}, "64\r\n"+body1))},
 	{"Chunked/WithContentLength", func(e *hostileEnv, row *hostileRow) {
 		// The request smuggling shape: a server that read the body by
 		// Content-Length would take the second request for body bytes, one
@@ -714,100 +813,58 @@ var hostileCases = []hostileCase{
 		k := newKey()
 		second := request([]string{keyLine(k)}, nil, body1)
 		chunked := "0\r\n\r\n" + second
-		c := e.dial()
-		c.send(request([]string{keyLine(k)}, []string{"Content-Length: " + strconv.Itoa(len(chunked)), "Transfer-Encoding: chunked"}, chunked))
-		a := c.read(e.readTimeout + margin)
-		row.wire = append(row.wire, a.String())
-		var stored bool
+		c := e.post(k, []string{contentLength(len(chunked)), "Transfer-Encoding: chunked"}, chunked)
+		a := c.answer()
+		row.saw(a)
 		switch {
 		case a.refusedByServer():
 			e.wantRuns("Content-Length with Transfer-Encoding, refused", 0, ruleServerOnly)
-			if !a.closed && !c.waitClosed(margin) {
-				e.t.Errorf("Content-Length with Transfer-Encoding: refused with %s but the connection stays open; want it closed", a)
-			}
+			c.wantClosed("Content-Length with Transfer-Encoding", a, margin, "")
 		case a.status == http.StatusCreated:
 			// Read as chunked: an empty body, then the smuggled request,
 			// another body under the same key: 422.
 			e.wantResultFor("Content-Length with Transfer-Encoding, read chunked", a, "")
-			b := c.read(e.readTimeout + margin)
-			row.wire = append(row.wire, b.String())
+			b := c.answer()
+			row.saw(b)
 			if !b.closed {
-				e.wantProblem("the smuggled request", b, http.StatusUnprocessableEntity, core.CodeFingerprintMismatch, false, "docs/contract.md C-STATE-4: other fingerprint → 422")
+				e.wantProblem("the smuggled request", b, mismatch)
 			}
-			e.wantRuns("Content-Length with Transfer-Encoding", 1, "docs/contract.md C-ONCE-1: one run per key")
-			c2 := e.cleanRetry(k, "", true)
-			row.retry = c2 + " (empty body)"
-			stored = true
+			e.wantRuns("Content-Length with Transfer-Encoding", 1, ruleOneRun)
+			row.retry = e.cleanRetry(k, "", true) + " (empty body)"
+			return
 		default:
 			e.t.Errorf("Content-Length with Transfer-Encoding: %s; want a refusal by the server, or 201 for the chunked reading", a)
 		}
-		if !stored {
-			row.retry = e.cleanRetry(k, body1, false)
-		}
-	}},
-	{"Body/OverLimitDeclared", func(e *hostileEnv, row *hostileRow) {
-		k := newKey()
-		a := e.doRaw([]string{keyLine(k)}, nil, strings.Repeat("x", 2*hostileMaxBody))
-		row.wire = append(row.wire, a.String())
-		e.wantProblem("body over the limit, declared", a, http.StatusRequestEntityTooLarge, core.CodeBodyTooLarge, false, ruleTooLarge)
-		e.wantRuns("body over the limit", 0, ruleTooLarge)
 		row.retry = e.cleanRetry(k, body1, false)
 	}},
-	{"Body/OverLimitDeclaredNotSent", func(e *hostileEnv, row *hostileRow) {
-		// The length alone is over the limit: refused before a body byte
-		// is read.
-		k := newKey()
-		c := e.dial()
-		c.send(request([]string{keyLine(k)}, []string{"Content-Length: " + strconv.Itoa(100*hostileMaxBody)}, ""))
-		a := c.read(e.readTimeout + margin)
-		row.wire = append(row.wire, a.String())
-		e.wantProblem("Content-Length over the limit, body not sent", a, http.StatusRequestEntityTooLarge, core.CodeBodyTooLarge, true, ruleTooLarge)
-		e.wantRuns("declared over the limit", 0, ruleTooLarge)
-		row.retry = e.cleanRetry(k, body1, false)
-	}},
-	{"Body/OverLimitChunked", func(e *hostileEnv, row *hostileRow) {
-		k := newKey()
-		var b strings.Builder
-		for i := 0; i < 4; i++ {
-			fmt.Fprintf(&b, "%x\r\n%s\r\n", hostileMaxBody/2, strings.Repeat("y", hostileMaxBody/2))
-		}
-		b.WriteString("0\r\n\r\n")
-		a := e.doRaw([]string{keyLine(k)}, []string{"Transfer-Encoding: chunked"}, b.String())
-		row.wire = append(row.wire, a.String())
-		e.wantProblem("chunked body over the limit", a, http.StatusRequestEntityTooLarge, core.CodeBodyTooLarge, false, ruleTooLarge)
-		e.wantRuns("chunked body over the limit", 0, ruleTooLarge)
-		row.retry = e.cleanRetry(k, body1, false)
-	}},
+	{"Body/OverLimitDeclared", refused("body over the limit, declared", tooLarge,
+		whole(nil, strings.Repeat("x", 2*hostileMaxBody)))},
+	// The length alone is over the limit: refused before a body byte is
+	// read.
+	{"Body/OverLimitDeclaredNotSent", refused("Content-Length over the limit, body not sent", tooLarge.orServer(),
+		thenWait([]string{contentLength(100 * hostileMaxBody)}, ""))},
+	{"Body/OverLimitChunked", refused("chunked body over the limit", tooLarge,
+		whole([]string{"Transfer-Encoding: chunked"}, overLimitChunks()))},
 	{"Body/ChunkedWithinLimit", func(e *hostileEnv, row *hostileRow) {
 		// A chunked body the limit allows is fingerprinted as its
 		// de-chunked bytes: a retry sending them with Content-Length
 		// replays it.
 		k := newKey()
 		a := e.doRaw([]string{keyLine(k)}, []string{"Transfer-Encoding: chunked"}, "5\r\n"+body1[:5]+"\r\n"+strconv.FormatInt(int64(len(body1)-5), 16)+"\r\n"+body1[5:]+"\r\n0\r\n\r\n")
-		row.wire = append(row.wire, a.String())
-		if a.status != http.StatusCreated {
-			e.t.Errorf("chunked body within the limit: %s; want 201", a)
-		} else {
-			e.wantResultFor("chunked body within the limit", a, body1)
-		}
-		row.retry = e.cleanRetry(k, body1, a.status == http.StatusCreated)
+		row.saw(a)
+		row.retry = e.cleanRetry(k, body1, e.wantCreated("chunked body within the limit", a, body1, false))
 	}},
 	{"Expect/ContinueThenCut", func(e *hostileEnv, row *hostileRow) {
 		// The client waits for 100 Continue, which the server sends when
 		// the body is first read, then sends part of the body and goes.
 		k := newKey()
-		c := e.dial()
-		c.send(request([]string{keyLine(k)}, []string{"Expect: 100-continue", "Content-Length: 100"}, ""))
-		a := c.read(e.readTimeout + margin)
-		if a.status == http.StatusContinue {
-			row.wire = append(row.wire, a.String())
+		c := e.post(k, []string{"Expect: 100-continue", contentLength(100)}, "")
+		a := c.afterContinue(row, func() {
 			c.send(body1)
 			c.closeWrite()
-			a = c.read(e.readTimeout + margin)
-		}
-		row.wire = append(row.wire, a.String())
-		e.wantProblem("100 Continue, then a body cut short", a, http.StatusBadRequest, core.CodeInvalidBody, true, ruleBodyRefused)
-		e.wantRuns("100 Continue, then a body cut short", 0, ruleBodyRefused)
+		})
+		row.saw(a)
+		e.wantRefused("100 Continue, then a body cut short", a, invalidBody)
 		row.retry = e.cleanRetry(k, body1, false)
 	}},
 	{"Expect/ContinueOverLimit", func(e *hostileEnv, row *hostileRow) {
@@ -815,16 +872,10 @@ var hostileCases = []hostileCase{
 		// (a server that sends 100 Continue on its own then waits for the
 		// body the client never sends).
 		k := newKey()
-		c := e.dial()
-		c.send(request([]string{keyLine(k)}, []string{"Expect: 100-continue", "Content-Length: " + strconv.Itoa(4*hostileMaxBody)}, ""))
-		a := c.read(e.readTimeout + margin)
-		if a.status == http.StatusContinue {
-			row.wire = append(row.wire, a.String())
-			a = c.read(e.readTimeout + margin)
-		}
-		row.wire = append(row.wire, a.String())
-		e.wantProblem("Expect: 100-continue with a length over the limit", a, http.StatusRequestEntityTooLarge, core.CodeBodyTooLarge, true, ruleTooLarge)
-		e.wantRuns("Expect: 100-continue over the limit", 0, ruleTooLarge)
+		c := e.post(k, []string{"Expect: 100-continue", contentLength(4 * hostileMaxBody)}, "")
+		a := c.afterContinue(row, func() {})
+		row.saw(a)
+		e.wantRefused("Expect: 100-continue with a length over the limit", a, tooLarge.orServer())
 		row.retry = e.cleanRetry(k, body1, false)
 	}},
 	{"Method/LowerCase", func(e *hostileEnv, row *hostileRow) {
@@ -836,8 +887,8 @@ var hostileCases = []hostileCase{
 		for i := 0; i < 2; i++ {
 			c := e.dial()
 			c.send(strings.Replace(request([]string{keyLine(k)}, nil, body1), "POST ", "post ", 1))
-			a := c.read(e.readTimeout + margin)
-			row.wire = append(row.wire, a.String())
+			a := c.answer()
+			row.saw(a)
 			if r, ok := bodyOf(a.body); ok && a.status < 300 && r.Method != "post" {
 				e.t.Errorf("request %d with method \"post\": the handler saw method %q; want \"post\" (unguarded) or a refusal: a framework that serves it as POST must have it guarded (docs/contract.md C-REQ-1)", i+1, r.Method)
 			}
@@ -850,15 +901,11 @@ var hostileCases = []hostileCase{
 		one := request([]string{keyLine(k)}, nil, body1)
 		c.send(one + one + one)
 		first := c.read(10 * time.Second)
-		row.wire = append(row.wire, first.String())
-		if first.status != http.StatusCreated || first.header.Get(core.DefaultReplayHeader) != "" {
-			e.t.Errorf("first of three pipelined duplicates: %s; want 201 fresh", first)
-		} else {
-			e.wantResultFor("first pipelined request", first, body1)
-		}
+		row.saw(first)
+		e.wantCreated("first of three pipelined duplicates", first, body1, true)
 		for i := 2; i <= 3; i++ {
 			a := c.read(10 * time.Second)
-			row.wire = append(row.wire, a.String())
+			row.saw(a)
 			if a.status != http.StatusCreated || a.header.Get(core.DefaultReplayHeader) != "true" || !bytes.Equal(a.body, first.body) {
 				e.t.Errorf("pipelined duplicate %d: %s; want the first response replayed (%s)", i, a, rulePipelined)
 			}
@@ -873,55 +920,10 @@ var hostileCases = []hostileCase{
 		c := e.dial()
 		c.send(request([]string{keyLine(k), keyLine(k)}, nil, body1) + request([]string{keyLine(k)}, nil, body1))
 		a, b := c.read(10*time.Second), c.read(10*time.Second)
-		row.wire = append(row.wire, a.String(), b.String())
-		e.wantProblem("duplicated key, pipelined", a, http.StatusBadRequest, core.CodeInvalidKey, false, ruleKeyRefused)
-		if b.status != http.StatusCreated || b.header.Get(core.DefaultReplayHeader) != "" {
-			e.t.Errorf("clean request pipelined after a refused one: %s; want 201 fresh", b)
-		} else {
-			e.wantResultFor("clean pipelined request", b, body1)
-		}
+		row.saw(a, b)
+		e.wantProblem("duplicated key, pipelined", a, invalidKey)
+		e.wantCreated("clean request pipelined after a refused one", b, body1, true)
 		e.wantRuns("refused then clean", 1, rulePipelined)
 		row.retry = e.cleanRetry(k, body1, true)
 	}},
-}
-
-// serverRefused is a case whose field lines the server may refuse (a
-// malformed request) or pass on; either way the handler runs at most once
-// and a refused request stores nothing.
-func serverRefused(extra []string) func(e *hostileEnv, row *hostileRow) {
-	return func(e *hostileEnv, row *hostileRow) {
-		k := newKey()
-		a := e.doRaw([]string{keyLine(k)}, extra, body1)
-		row.wire = append(row.wire, a.String())
-		stored := false
-		switch {
-		case a.refusedByServer():
-			e.wantRuns("refused by the server", 0, ruleServerOnly)
-		case a.status == http.StatusCreated:
-			e.wantResultFor("passed on by the server", a, body1)
-			e.wantRuns("passed on by the server", 1, "docs/contract.md C-STATE-1: a new key runs the handler once")
-			stored = true
-		default:
-			e.t.Errorf("field line %q: %s; want a refusal by the server, or 201", extra, a)
-		}
-		row.retry = e.cleanRetry(k, body1, stored)
-	}
-}
-
-// chunkedRefused is a case with a malformed chunked body: refused, by the
-// engine (400 invalid-body) or the server, and the connection closed.
-func chunkedRefused(chunks string) func(e *hostileEnv, row *hostileRow) {
-	return func(e *hostileEnv, row *hostileRow) {
-		k := newKey()
-		c := e.dial()
-		c.send(request([]string{keyLine(k)}, []string{"Transfer-Encoding: chunked"}, chunks))
-		a := c.read(e.readTimeout + margin)
-		row.wire = append(row.wire, a.String())
-		e.wantProblem("malformed chunked body", a, http.StatusBadRequest, core.CodeInvalidBody, true, ruleBodyRefused)
-		if !a.closed && !a.timedOut && !c.waitClosed(e.readTimeout+margin) {
-			e.t.Errorf("malformed chunked body: answered %s but the connection stays open; want it closed (the stream cannot be resynchronised)", a)
-		}
-		e.wantRuns("malformed chunked body", 0, ruleBodyRefused)
-		row.retry = e.cleanRetry(k, body1, false)
-	}
 }
