@@ -2,14 +2,12 @@ package redisstore
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/idemkit/idemkit/core"
 	. "github.com/idemkit/idemkit/stores/redisstore"
+	"github.com/idemkit/idemkit/svctest/storetest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -32,7 +30,7 @@ func TestRawKeysAbsentAtRest(t *testing.T) {
 			if secret != "" {
 				opts = append(opts, core.WithHMACSecret([]byte(secret)))
 			}
-			secrets := runAtRest(t, core.New(New(client, WithPrefix(prefix)), opts...))
+			secrets := storetest.RunAtRest(t, core.New(New(client, WithPrefix(prefix)), opts...))
 			ctx := context.Background()
 			var iter uint64
 			seen, response := 0, false
@@ -44,7 +42,7 @@ func TestRawKeysAbsentAtRest(t *testing.T) {
 				for _, k := range keys {
 					seen++
 					v := dumpValue(t, ctx, client, k)
-					response = response || strings.Contains(v, "stored response")
+					response = response || strings.Contains(v, storetest.AtRestResponse)
 					for _, s := range secrets {
 						if strings.Contains(k, s) || strings.Contains(v, s) {
 							t.Errorf("Redis key %q (or its value) holds %q: a raw key, scope or request body at rest", k, s)
@@ -86,68 +84,4 @@ func dumpValue(t *testing.T, ctx context.Context, c *redis.Client, key string) s
 		t.Errorf("Redis key %q has type %s, which the scan cannot read", key, typ)
 	}
 	return b.String()
-}
-
-// runAtRest serves, through idemhttp, one request in each state a record
-// can be left in, and returns the strings that must not be found at rest.
-// The held request's handler ends at cleanup, after the caller's scan.
-func runAtRest(t *testing.T, engine *core.Engine) []string {
-	t.Helper()
-	hold, started := make(chan struct{}), make(chan struct{}, 1)
-	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		if r.URL.Query().Get("hold") != "" {
-			started <- struct{}{}
-			select {
-			case <-hold:
-			case <-time.After(10 * time.Second):
-			}
-		}
-		if r.URL.Query().Get("fail") != "" {
-			w.WriteHeader(http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain")
-		w.WriteHeader(http.StatusCreated)
-		io.WriteString(w, "stored response")
-	})
-	base := newHTTPServer(t, engine, app)
-	tag := randHex(t, 6)
-	scope := "SCOPE-tenant-" + tag
-	body := "BODY-card-" + tag
-	post := func(key, query, body string) int {
-		req, _ := http.NewRequest(http.MethodPost, base+"/payments"+query, strings.NewReader(body))
-		req.Header.Set("Idempotency-Key", key)
-		req.Header.Set("X-Api-Key", scope)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Errorf("POST: %v", err)
-			return 0
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	completed, pending, released := "RAWKEY-completed-"+tag, "RAWKEY-pending-"+tag, "RAWKEY-released-"+tag
-	held := make(chan int, 1)
-	go func() { held <- post(pending, "?hold=1", body) }()
-	t.Cleanup(func() { close(hold); <-held })
-	select {
-	case <-started:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("the held request never ran")
-	}
-	for _, c := range []struct {
-		key, query, body string
-		want             int
-	}{
-		{completed, "", body, http.StatusCreated},
-		{completed, "", body + "-other", http.StatusUnprocessableEntity},
-		{released, "?fail=1", body, http.StatusInternalServerError},
-		{pending, "?hold=1", body, http.StatusConflict},
-	} {
-		if got := post(c.key, c.query, c.body); got != c.want {
-			t.Errorf("POST %s%s: status %d; want %d", c.key, c.query, got, c.want)
-		}
-	}
-	return []string{scope, body, completed, pending, released}
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/idemkit/idemkit/conformance"
+	"github.com/idemkit/idemkit/svctest/storetest"
 )
 
 // TestSingleNode runs the conformance suites against the Redis of
@@ -24,6 +25,6 @@ func TestCluster(t *testing.T) {
 	t.Run("Cache", func(t *testing.T) { conformance.TestCache(t, cacheFactory(client)) })
 	t.Run("Do", func(t *testing.T) { conformance.TestDo(t, storeFactory(client)) })
 	t.Run("HTTP", func(t *testing.T) {
-		conformance.TestMiddleware(t, conformance.Harness{NewStore: storeFactory(client), NewServer: newHTTPServer})
+		conformance.TestMiddleware(t, conformance.Harness{NewStore: storeFactory(client), NewServer: storetest.NewHTTPServer})
 	})
 }

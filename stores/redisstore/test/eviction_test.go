@@ -18,8 +18,7 @@ import (
 func fullRedis(t *testing.T, policy string) (*svctest.RedisServer, *redis.Client) {
 	t.Helper()
 	srv := svctest.StartRedis(t, "--appendonly", "no", "--maxmemory", "2mb", "--maxmemory-policy", policy)
-	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
-	t.Cleanup(func() { c.Close() })
+	c := newClient(t, &redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
 	return srv, c
 }
 
@@ -136,8 +135,7 @@ func TestCheck(t *testing.T) {
 		if _, err := svctest.RedisDo(srv.Addr(), time.Second, "ACL", "SETUSER", "app", "on", ">app-secret", "~*", "+@all", "-config"); err != nil {
 			t.Fatalf("ACL SETUSER: %v", err)
 		}
-		c := redis.NewClient(&redis.Options{Addr: srv.Addr(), Username: "app", Password: "app-secret"})
-		t.Cleanup(func() { c.Close() })
+		c := newClient(t, &redis.Options{Addr: srv.Addr(), Username: "app", Password: "app-secret"})
 		err := New(c).Check(ctx)
 		t.Logf("Check without CONFIG: %v", err)
 		if !errors.Is(err, ErrPolicyUnknown) || errors.Is(err, ErrEvictionPolicy) || errors.Is(err, core.ErrStoreUnavailable) {
@@ -146,16 +144,14 @@ func TestCheck(t *testing.T) {
 	})
 	t.Run("ConfigRenamed", func(t *testing.T) {
 		srv := svctest.StartRedis(t, "--rename-command", "CONFIG", "CONFIG-"+randHex(t, 8))
-		c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-		t.Cleanup(func() { c.Close() })
+		c := newClient(t, &redis.Options{Addr: srv.Addr()})
 		if err := New(c).Check(ctx); !errors.Is(err, ErrPolicyUnknown) {
 			t.Errorf("Check with CONFIG renamed = %v; want ErrPolicyUnknown", err)
 		}
 	})
 	t.Run("Unreachable", func(t *testing.T) {
 		srv := svctest.StartRedis(t)
-		c := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1})
-		t.Cleanup(func() { c.Close() })
+		c := newClient(t, &redis.Options{Addr: srv.Addr(), MaxRetries: -1})
 		srv.Stop()
 		err := New(c).Check(ctx)
 		if !errors.Is(err, core.ErrStoreUnavailable) || errors.Is(err, ErrPolicyUnknown) {

@@ -16,7 +16,7 @@ import (
 // fastFailClient is a client of addr with short timeouts and no retries,
 // as a deployment that prefers a quick 503 to a slow answer would use.
 func fastFailClient(t *testing.T, addr string) *redis.Client {
-	c := redis.NewClient(&redis.Options{
+	c := newClient(t, &redis.Options{
 		Addr:                  addr,
 		DialTimeout:           100 * time.Millisecond,
 		ReadTimeout:           200 * time.Millisecond,
@@ -27,7 +27,6 @@ func fastFailClient(t *testing.T, addr string) *redis.Client {
 		ContextTimeoutEnabled: true,
 		PoolSize:              8,
 	})
-	t.Cleanup(func() { c.Close() })
 	return c
 }
 

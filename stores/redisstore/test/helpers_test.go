@@ -6,8 +6,6 @@ package redisstore
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/http"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"github.com/idemkit/idemkit/core"
 	. "github.com/idemkit/idemkit/stores/redisstore"
 	"github.com/idemkit/idemkit/svctest"
+	"github.com/idemkit/idemkit/svctest/storetest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -29,8 +28,7 @@ func singleClient(t testing.TB) *redis.Client {
 	}
 	opt.ContextTimeoutEnabled = true
 	opt.PoolSize = 32
-	c := redis.NewClient(opt)
-	t.Cleanup(func() { c.Close() })
+	c := newClient(t, opt)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := c.Ping(ctx).Err(); err != nil {
@@ -70,12 +68,13 @@ func uniquePrefix(t testing.TB) string {
 	return "idemtest:" + randHex(t, 8) + ":"
 }
 
-func randHex(t testing.TB, n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
+func randHex(t testing.TB, n int) string { return storetest.RandHex(t, n) }
+
+// newClient returns a client with opt, closed at cleanup.
+func newClient(t testing.TB, opt *redis.Options) *redis.Client {
+	c := redis.NewClient(opt)
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 func newKey(t testing.TB) string { return randHex(t, 32) }

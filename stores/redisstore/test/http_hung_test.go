@@ -1,9 +1,7 @@
 package redisstore
 
 import (
-	"io"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,6 +9,7 @@ import (
 	"github.com/idemkit/idemkit/core"
 	. "github.com/idemkit/idemkit/stores/redisstore"
 	"github.com/idemkit/idemkit/svctest"
+	"github.com/idemkit/idemkit/svctest/storetest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -21,8 +20,7 @@ import (
 // before the store bounded its calls), and the handler does not run.
 func TestHTTPRedisHung(t *testing.T) {
 	srv := svctest.StartRedis(t)
-	client := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
-	t.Cleanup(func() { client.Close() })
+	client := newClient(t, &redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
 	const bound = time.Second
 	store := New(client, WithPrefix(uniquePrefix(t)), WithTimeout(bound))
 	var runs atomic.Int64
@@ -30,18 +28,11 @@ func TestHTTPRedisHung(t *testing.T) {
 		runs.Add(1)
 		w.WriteHeader(http.StatusCreated)
 	})
-	base := newHTTPServer(t, core.New(store), app)
+	base := storetest.NewHTTPServer(t, core.New(store), app)
 	post := func(key string) (*http.Response, time.Duration) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, base+"/payments", strings.NewReader(`{"amount":1}`))
-		req.Header.Set("Idempotency-Key", key)
 		start := time.Now()
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("POST: %v", err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		resp, _ := storetest.Post(t, base, key, `{"amount":1}`)
 		return resp, time.Since(start)
 	}
 	if resp, _ := post("warm-" + randHex(t, 8)); resp.StatusCode != http.StatusCreated {

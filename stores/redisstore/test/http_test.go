@@ -3,24 +3,16 @@ package redisstore
 import (
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/idemkit/idemkit/adapters/idemhttp"
 	"github.com/idemkit/idemkit/conformance"
 	"github.com/idemkit/idemkit/core"
 	. "github.com/idemkit/idemkit/stores/redisstore"
 	"github.com/idemkit/idemkit/svctest"
+	"github.com/idemkit/idemkit/svctest/storetest"
 )
-
-func newHTTPServer(t *testing.T, engine *core.Engine, app http.Handler) string {
-	srv := httptest.NewServer(idemhttp.Middleware(engine)(app))
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
 
 // TestHTTP runs the middleware conformance suite with idemhttp on this
 // store and the Redis of IDEMKIT_REDIS_URL.
@@ -28,7 +20,7 @@ func TestHTTP(t *testing.T) {
 	client := singleClient(t)
 	conformance.TestMiddleware(t, conformance.Harness{
 		NewStore:  storeFactory(client),
-		NewServer: newHTTPServer,
+		NewServer: storetest.NewHTTPServer,
 	})
 }
 
@@ -45,19 +37,11 @@ func TestHTTPRedisDown(t *testing.T) {
 		w.WriteHeader(http.StatusCreated)
 		io.WriteString(w, "run "+string(rune('0'+n)))
 	})
-	base := newHTTPServer(t, core.New(store, core.WithStoreTimeout(time.Second)), app)
+	base := storetest.NewHTTPServer(t, core.New(store, core.WithStoreTimeout(time.Second)), app)
 
 	post := func(key, body string) (*http.Response, string) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, base+"/payments", strings.NewReader(body))
-		req.Header.Set("Idempotency-Key", key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("POST: %v", err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp, string(b)
+		return storetest.Post(t, base, key, body)
 	}
 
 	key := "k-" + randHex(t, 8)

@@ -37,8 +37,7 @@ func TestHungRedisBound(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			srv := svctest.StartRedis(t)
-			client := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: c.ctxTimeout})
-			t.Cleanup(func() { client.Close() })
+			client := newClient(t, &redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: c.ctxTimeout})
 			var opts []Option
 			if c.timeout > 0 {
 				opts = append(opts, WithTimeout(c.timeout))
@@ -68,13 +67,12 @@ func TestHungRedisBound(t *testing.T) {
 // handshake instead), so the pool is filled first, as a busy service's is.
 func resendingClient(t *testing.T, addr string) *redis.Client {
 	const conns = 4
-	c := redis.NewClient(&redis.Options{
+	c := newClient(t, &redis.Options{
 		Addr:                  addr,
 		ReadTimeout:           200 * time.Millisecond,
 		MaxRetries:            conns - 1,
 		ContextTimeoutEnabled: true,
 	})
-	t.Cleanup(func() { c.Close() })
 	// conns connections in use at once: the pool keeps them, initialised.
 	var wg sync.WaitGroup
 	for i := 0; i < conns; i++ {

@@ -95,15 +95,12 @@ func failover(t *testing.T, primary, replica *svctest.RedisServer, prefix string
 	if _, err := svctest.RedisDo(replica.Addr(), time.Second, "REPLICAOF", "NO", "ONE"); err != nil {
 		t.Fatalf("REPLICAOF NO ONE: %v", err)
 	}
-	c := redis.NewClient(&redis.Options{Addr: replica.Addr(), ContextTimeoutEnabled: true})
-	t.Cleanup(func() { c.Close() })
+	c := newClient(t, &redis.Options{Addr: replica.Addr(), ContextTimeoutEnabled: true})
 	return New(c, WithPrefix(prefix)), c
 }
 
 func primaryClient(t *testing.T, addr string) *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1})
-	t.Cleanup(func() { c.Close() })
-	return c
+	return newClient(t, &redis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1})
 }
 
 // TestReplicaAcks runs a real primary and replica and fails the primary
