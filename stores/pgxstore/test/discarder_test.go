@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/idemkit/idemkit/conformance"
-	"github.com/idemkit/idemkit/core"
 	"github.com/idemkit/idemkit/svctest"
 )
 
@@ -12,5 +11,5 @@ import (
 // module on this store.
 func TestDiscarderConformance(t *testing.T) {
 	pool := newPool(t, svctest.PostgresURL(t), 8)
-	conformance.TestDiscarder(t, func(t *testing.T) core.Store { return newTestDBOn(t, pool).store() })
+	conformance.TestDiscarder(t, schemaStores(pool))
 }

@@ -4,14 +4,11 @@ import (
 	"testing"
 
 	"github.com/idemkit/idemkit/conformance"
-	"github.com/idemkit/idemkit/core"
 	"github.com/idemkit/idemkit/svctest"
 )
 
 // TestDo runs core.Engine.Do's suite on this store.
 func TestDo(t *testing.T) {
 	pool := newPool(t, svctest.PostgresURL(t), 16)
-	conformance.TestDo(t, func(t *testing.T) core.Store {
-		return newTestDBOn(t, pool).store()
-	})
+	conformance.TestDo(t, schemaStores(pool))
 }

@@ -1,19 +1,17 @@
 package pgxstore
 
 import (
-	"bytes"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/idemkit/idemkit/adapters/idemhttp"
 	"github.com/idemkit/idemkit/core"
 	. "github.com/idemkit/idemkit/stores/pgxstore"
 	"github.com/idemkit/idemkit/svctest"
+	"github.com/idemkit/idemkit/svctest/storetest"
 )
 
 // TestHTTPServerDownAndBack puts idemhttp and this store on a private server,
@@ -36,20 +34,10 @@ func TestHTTPServerDownAndBack(t *testing.T) {
 		io.WriteString(w, `{"execution":`+strconv.FormatInt(n, 10)+`}`)
 	})
 	engine := core.New(New(pool), core.WithStoreTimeout(2*time.Second))
-	web := httptest.NewServer(idemhttp.Middleware(engine)(app))
-	t.Cleanup(web.Close)
-
-	post := func(key string) (*http.Response, []byte) {
+	base := storetest.NewHTTPServer(t, engine, app)
+	post := func(key string) (*http.Response, string) {
 		t.Helper()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, web.URL+"/payments", bytes.NewReader([]byte(`{"amount":1200}`)))
-		req.Header.Set("Idempotency-Key", key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("POST: %v", err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp, b
+		return storetest.Post(t, base, key, `{"amount":1200}`)
 	}
 
 	k1 := "k1-" + randHex(8)
@@ -73,7 +61,7 @@ func TestHTTPServerDownAndBack(t *testing.T) {
 
 	srv.Start()
 	var again *http.Response
-	var againBody []byte
+	var againBody string
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		again, againBody = post(k1)
@@ -82,7 +70,7 @@ func TestHTTPServerDownAndBack(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // stale pooled connections are dropped one by one
 	}
-	if again.StatusCode != http.StatusCreated || again.Header.Get(core.DefaultReplayHeader) != "true" || !bytes.Equal(againBody, firstBody) {
+	if again.StatusCode != http.StatusCreated || again.Header.Get(core.DefaultReplayHeader) != "true" || againBody != firstBody {
 		t.Errorf("POST k1 after restart = %d %s=%q %s; want the replay of %s", again.StatusCode,
 			core.DefaultReplayHeader, again.Header.Get(core.DefaultReplayHeader), againBody, firstBody)
 	}

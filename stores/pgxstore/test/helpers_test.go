@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/idemkit/idemkit/conformance"
 	"github.com/idemkit/idemkit/core"
 	"github.com/idemkit/idemkit/migrations"
 	. "github.com/idemkit/idemkit/stores/pgxstore"
@@ -85,6 +86,12 @@ func newTestDBOn(t testing.TB, pool *pgxpool.Pool, opts ...Option) *testDB {
 		t.Fatalf("EnsureSchema: %v", err)
 	}
 	return &testDB{pool: pool, schema: schema, opts: opts}
+}
+
+// schemaStores returns a conformance factory: a store in a schema of its
+// own per subtest, on pool.
+func schemaStores(pool *pgxpool.Pool) conformance.NewStoreFunc {
+	return func(t *testing.T) core.Store { return newTestDBOn(t, pool).store() }
 }
 
 func (db *testDB) store(extra ...Option) *Store {

@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/idemkit/idemkit/conformance"
-	"github.com/idemkit/idemkit/core"
 	"github.com/idemkit/idemkit/svctest"
 )
 
@@ -13,5 +12,5 @@ import (
 // of either, on a real Postgres, a table per subtest.
 func TestInspectorConformance(t *testing.T) {
 	pool := newPool(t, svctest.PostgresURL(t), 8)
-	conformance.TestInspector(t, func(t *testing.T) core.Store { return newTestDBOn(t, pool).store() })
+	conformance.TestInspector(t, schemaStores(pool))
 }
