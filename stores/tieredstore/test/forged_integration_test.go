@@ -3,7 +3,6 @@ package tieredstore_test
 import (
 	"context"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/idemkit/idemkit/stores/redisstore"
 	"github.com/idemkit/idemkit/stores/tieredstore"
 	"github.com/idemkit/idemkit/svctest"
+	"github.com/idemkit/idemkit/svctest/storetest"
 )
 
 // TestForgedHotCopy forges the Redis copy of a record, under an HMAC
@@ -22,16 +22,8 @@ func TestForgedHotCopy(t *testing.T) {
 	client := redisClient(t, svctest.RedisURL(t))
 	prefix := "idemtest:" + randHex(8) + ":"
 	store := tieredstore.New(redisstore.New(client, redisstore.WithPrefix(prefix)), pgStore(t, svctest.PostgresURL(t)))
-	var mu sync.Mutex
-	var skeys []string
-	svc := newService(t, store, core.WithHMACSecret([]byte("tiered forged-test secret")),
-		core.WithObserver(core.ObserverFunc(func(_ context.Context, ev core.Event) {
-			if ev.Outcome == core.OutcomeExecuted {
-				mu.Lock()
-				skeys = append(skeys, ev.KeyHash)
-				mu.Unlock()
-			}
-		})))
+	obs := &storetest.KeyLog{}
+	svc := newService(t, store, core.WithHMACSecret([]byte("tiered forged-test secret")), core.WithObserver(obs))
 	key := "k-" + randHex(8)
 	first := svc.post(key, "payload")
 	if first.err != nil || first.status != http.StatusCreated {
@@ -42,9 +34,7 @@ func TestForgedHotCopy(t *testing.T) {
 	}
 	store.Flush() // the replay warmed Redis
 	ctx := context.Background()
-	mu.Lock()
-	rkey := prefix + "{" + skeys[0] + "}"
-	mu.Unlock()
+	rkey := prefix + "{" + obs.Executed()[0] + "}"
 	genuine, err := client.Get(ctx, rkey).Result()
 	if err != nil {
 		t.Fatalf("GET %s (the warmed copy): %v", rkey, err)

@@ -8,20 +8,19 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/idemkit/idemkit/adapters/idemhttp"
 	"github.com/idemkit/idemkit/conformance"
 	"github.com/idemkit/idemkit/core"
 	"github.com/idemkit/idemkit/stores/pgxstore"
 	"github.com/idemkit/idemkit/stores/redisstore"
 	"github.com/idemkit/idemkit/stores/tieredstore"
 	"github.com/idemkit/idemkit/svctest"
+	"github.com/idemkit/idemkit/svctest/storetest"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
@@ -95,12 +94,8 @@ func TestConformanceRedisOverPostgres(t *testing.T) {
 
 func TestConformanceHTTP(t *testing.T) {
 	conformance.TestMiddleware(t, conformance.Harness{
-		NewStore: newTiered,
-		NewServer: func(t *testing.T, engine *core.Engine, app http.Handler) string {
-			srv := httptest.NewServer(idemhttp.Middleware(engine)(app))
-			t.Cleanup(srv.Close)
-			return srv.URL
-		},
+		NewStore:  newTiered,
+		NewServer: storetest.NewHTTPServer,
 	})
 }
 
@@ -113,15 +108,13 @@ type service struct {
 func newService(t *testing.T, store core.Store, opts ...core.Option) *service {
 	s := &service{}
 	engine := core.New(store, opts...)
-	srv := httptest.NewServer(idemhttp.Middleware(engine)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.url = storetest.NewHTTPServer(t, engine, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := s.runs.Add(1)
 		body, _ := io.ReadAll(r.Body)
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.WriteHeader(http.StatusCreated)
 		w.Write(append([]byte{0, byte(n), 0xff}, body...))
-	})))
-	t.Cleanup(srv.Close)
-	s.url = srv.URL
+	}))
 	return s
 }
 
