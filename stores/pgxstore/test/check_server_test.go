@@ -6,7 +6,6 @@ import (
 
 	"github.com/idemkit/idemkit/core"
 	. "github.com/idemkit/idemkit/stores/pgxstore"
-	"github.com/idemkit/idemkit/svctest"
 )
 
 // TestCheckServerStopped: Check answers nil while a private server runs,
@@ -15,11 +14,7 @@ import (
 func TestCheckServerStopped(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)
-	srv := svctest.StartPostgres(t)
-	pool := newPool(t, srv.URL(), 2)
-	if err := EnsureSchema(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
+	srv, pool := privateServer(t, 2)
 	s := New(pool)
 	if err := s.Check(ctx); err != nil {
 		t.Fatalf("Check with the server up: %v; want nil", err)

@@ -10,7 +10,6 @@ import (
 
 	"github.com/idemkit/idemkit/core"
 	. "github.com/idemkit/idemkit/stores/pgxstore"
-	"github.com/idemkit/idemkit/svctest"
 	"github.com/idemkit/idemkit/svctest/storetest"
 )
 
@@ -20,12 +19,7 @@ import (
 // response completed before the crash replays and new keys run again.
 func TestHTTPServerDownAndBack(t *testing.T) {
 	t.Parallel()
-	srv := svctest.StartPostgres(t)
-	pool := newPool(t, srv.URL(), 8)
-	ctx := ctxT(t)
-	if err := EnsureSchema(ctx, pool); err != nil {
-		t.Fatalf("EnsureSchema: %v", err)
-	}
+	srv, pool := privateServer(t, 8)
 	var runs atomic.Int64
 	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := runs.Add(1)

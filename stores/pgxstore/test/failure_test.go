@@ -12,7 +12,6 @@ import (
 
 	"github.com/idemkit/idemkit/core"
 	. "github.com/idemkit/idemkit/stores/pgxstore"
-	"github.com/idemkit/idemkit/svctest"
 )
 
 // TestServerDownAndBack runs claim+complete workers against a private
@@ -21,12 +20,8 @@ import (
 // resume with every acknowledged completed record intact.
 func TestServerDownAndBack(t *testing.T) {
 	t.Parallel()
-	srv := svctest.StartPostgres(t)
-	pool := newPool(t, srv.URL(), 16)
+	srv, pool := privateServer(t, 16)
 	ctx := ctxT(t)
-	if err := EnsureSchema(ctx, pool); err != nil {
-		t.Fatalf("EnsureSchema: %v", err)
-	}
 	s := New(pool)
 
 	// A claim held across the outage.

@@ -54,6 +54,19 @@ func newPool(t testing.TB, url string, maxConns int32) *pgxpool.Pool {
 	return pool
 }
 
+// privateServer starts a private PostgreSQL server (for a test that stops,
+// crashes or pauses it), connects to it with at most maxConns connections
+// and applies the migrations in its default schema.
+func privateServer(t testing.TB, maxConns int32) (*svctest.PostgresServer, *pgxpool.Pool) {
+	t.Helper()
+	srv := svctest.StartPostgres(t)
+	pool := newPool(t, srv.URL(), maxConns)
+	if err := EnsureSchema(ctxT(t), pool); err != nil {
+		t.Fatalf("EnsureSchema: %v", err)
+	}
+	return srv, pool
+}
+
 // testDB is one test's private schema on the shared test database.
 type testDB struct {
 	pool   *pgxpool.Pool

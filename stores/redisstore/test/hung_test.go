@@ -61,14 +61,16 @@ func TestHungRedisBound(t *testing.T) {
 	}
 }
 
-// resendingClient is a client that re-sends a command quickly after a read
-// timeout, as go-redis does by default, only faster. go-redis re-sends a
-// command on another pooled connection (a new one would wait for its
-// handshake instead), so the pool is filled first, as a busy service's is.
-func resendingClient(t *testing.T, addr string) *redis.Client {
+// resendingRedis starts a private redis-server and returns it and a client
+// that re-sends a command quickly after a read timeout, as go-redis does by
+// default, only faster. go-redis re-sends a command on another pooled
+// connection (a new one would wait for its handshake instead), so the pool
+// is filled first, as a busy service's is.
+func resendingRedis(t *testing.T) (*svctest.RedisServer, *redis.Client) {
 	const conns = 4
+	srv := svctest.StartRedis(t)
 	c := newClient(t, &redis.Options{
-		Addr:                  addr,
+		Addr:                  srv.Addr(),
 		ReadTimeout:           200 * time.Millisecond,
 		MaxRetries:            conns - 1,
 		ContextTimeoutEnabled: true,
@@ -86,7 +88,7 @@ func resendingClient(t *testing.T, addr string) *redis.Client {
 	if n := c.PoolStats().IdleConns; n < conns {
 		t.Fatalf("the pool holds %d idle connections; want %d", n, conns)
 	}
-	return c
+	return srv, c
 }
 
 // TestHungRedisResentClaim freezes a private redis-server while a claim is
@@ -96,8 +98,7 @@ func resendingClient(t *testing.T, addr string) *redis.Client {
 // the caller's own request), and the copies leave one pending record
 // holding the caller's token, which that token releases.
 func TestHungRedisResentClaim(t *testing.T) {
-	srv := svctest.StartRedis(t)
-	client := resendingClient(t, srv.Addr())
+	srv, client := resendingRedis(t)
 	prefix := uniquePrefix(t)
 	s := New(client, WithPrefix(prefix), WithTimeout(5*time.Second))
 	claim(t, s, newKey(t), fp(1), newToken(t), time.Minute) // the script loaded
@@ -137,8 +138,7 @@ func TestHungRedisResentClaim(t *testing.T) {
 // with that token (what the engine does for a claim that errored)
 // removes, so the key is not locked for a lease.
 func TestHungRedisAbandonedClaim(t *testing.T) {
-	srv := svctest.StartRedis(t)
-	client := resendingClient(t, srv.Addr())
+	srv, client := resendingRedis(t)
 	prefix := uniquePrefix(t)
 	s := New(client, WithPrefix(prefix), WithTimeout(700*time.Millisecond))
 	claim(t, s, newKey(t), fp(1), newToken(t), time.Minute) // the script loaded
@@ -202,8 +202,7 @@ func checkOneRecordHeldBy(t *testing.T, s *Store, client *redis.Client, prefix, 
 // completed with the caller's token. Complete must return nil (before:
 // ErrLeaseLost for a response that was stored, logged as lost).
 func TestHungRedisResentComplete(t *testing.T) {
-	srv := svctest.StartRedis(t)
-	client := resendingClient(t, srv.Addr())
+	srv, client := resendingRedis(t)
 	s := New(client, WithPrefix(uniquePrefix(t)), WithTimeout(5*time.Second))
 	ctx := context.Background()
 	warm, warmTok := newKey(t), newToken(t) // the scripts loaded
