@@ -3,7 +3,6 @@ module github.com/idemkit/idemkit/stores/redisstore/test
 go 1.26.0
 
 require (
-	github.com/idemkit/idemkit/adapters/idemhttp v0.1.0
 	github.com/idemkit/idemkit/conformance v0.1.0
 	github.com/idemkit/idemkit/core v0.1.0
 	github.com/idemkit/idemkit/stores/redisstore v0.1.0
@@ -31,6 +30,7 @@ require (
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/go-ole/go-ole v1.3.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
+	github.com/idemkit/idemkit/adapters/idemhttp v0.1.0 // indirect
 	github.com/idemkit/idemkit/internal v0.1.0 // indirect
 	github.com/klauspost/compress v1.18.7 // indirect
 	github.com/lufia/plan9stats v0.0.0-20260330125221-c963978e514e // indirect
