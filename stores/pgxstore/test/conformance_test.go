@@ -23,3 +23,24 @@ func TestConformanceHTTP(t *testing.T) {
 		NewServer: storetest.NewHTTPServer,
 	})
 }
+
+// TestDo runs core.Engine.Do's suite on this store.
+func TestDo(t *testing.T) {
+	pool := newPool(t, svctest.PostgresURL(t), 16)
+	conformance.TestDo(t, schemaStores(pool))
+}
+
+// TestDiscarderConformance runs the Discarder checks of the conformance
+// module on this store.
+func TestDiscarderConformance(t *testing.T) {
+	pool := newPool(t, svctest.PostgresURL(t), 8)
+	conformance.TestDiscarder(t, schemaStores(pool))
+}
+
+// TestInspectorConformance runs the Inspector checks of the conformance
+// module on this store: Inspect of a pending and a completed record, Delete
+// of either, on a real Postgres, a table per subtest.
+func TestInspectorConformance(t *testing.T) {
+	pool := newPool(t, svctest.PostgresURL(t), 8)
+	conformance.TestInspector(t, schemaStores(pool))
+}

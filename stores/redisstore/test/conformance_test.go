@@ -28,3 +28,16 @@ func TestCluster(t *testing.T) {
 		conformance.TestMiddleware(t, conformance.Harness{NewStore: storeFactory(client), NewServer: storetest.NewHTTPServer})
 	})
 }
+
+// TestDiscarderConformance runs the Discarder checks of the conformance
+// module on this store.
+func TestDiscarderConformance(t *testing.T) {
+	conformance.TestDiscarder(t, storeFactory(singleClient(t)))
+}
+
+// TestInspectorConformance runs the Inspector checks of the conformance
+// module on this store: Inspect of a pending and a completed record, Delete
+// of either, on a real Redis.
+func TestInspectorConformance(t *testing.T) {
+	conformance.TestInspector(t, storeFactory(singleClient(t)))
+}

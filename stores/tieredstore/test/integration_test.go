@@ -92,6 +92,12 @@ func TestConformanceRedisOverPostgres(t *testing.T) {
 	conformance.TestStore(t, newTiered)
 }
 
+// TestDoRedisOverPostgres runs core.Engine.Do's suite on the tiered store
+// over the real Redis and Postgres.
+func TestDoRedisOverPostgres(t *testing.T) {
+	conformance.TestDo(t, newTiered)
+}
+
 func TestConformanceHTTP(t *testing.T) {
 	conformance.TestMiddleware(t, conformance.Harness{
 		NewStore:  newTiered,
