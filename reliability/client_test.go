@@ -15,14 +15,26 @@ import (
 // into 1–31-byte pieces 2 ms apart (1 s), then resets every connection
 // as soon as the response starts back (reset_peer: the handler ran, its
 // client never hears of it; 1 s), then cuts every connection and refuses
-// new ones (1 s). Each phase starts and ends with every connection cut. The store (Redis) is untouched: what is tested is the
-// network between clients and services.
+// new ones (1 s). Each phase starts and ends with every connection cut.
+// The store is untouched: what is tested is the network between clients
+// and services. Redis in the bounded run; Postgres and tiered too in the
+// full run.
 func TestClientNetwork(t *testing.T) {
 	needMode(t)
-	for _, a := range pick(0) {
+	stores := []string{"redis"}
+	if full {
+		stores = append(stores, "postgres", "tiered")
+	}
+	for si, store := range stores {
+		t.Run(store, func(t *testing.T) { clientNetwork(t, store, si) })
+	}
+}
+
+func clientNetwork(t *testing.T, store string, si int) {
+	for _, a := range pick(si) {
 		t.Run(a, func(t *testing.T) {
-			srv := startServers(t, "redis")
-			c := startCluster(t, a, "redis", 3, srv.env)
+			srv := startServers(t, store)
+			c := startCluster(t, a, store, 3, srv.env)
 			var proxies []*toxiproxy.Proxy
 			var urls []string
 			for i, in := range c.inst {
