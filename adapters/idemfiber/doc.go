@@ -47,8 +47,18 @@
 // engine the stream instead: a body cut short or with a malformed chunk
 // gets 400 (invalid-body) and stores nothing, a body over the limit is
 // refused one byte past it, and the handler's c.Body() returns the bytes
-// the engine read. (A streamed body that is also compressed is still read
-// whole by c.Body() before it is decoded.)
+// the engine read.
+//
+// A streamed body that is also compressed is decoded from the stream as
+// the engine reads it, so the decoded body is refused one byte past the
+// limit, and the compressed bytes read are kept for the handler, whose
+// c.Body() decodes them as fiber does. Those are bounded too: they may run
+// at most 256 KiB plus an eighth ahead of the decoded bytes (the decoders'
+// read-ahead, and any encoder's overhead, are far less), so a body of empty
+// deflate blocks or gzip members, which decodes to nothing, gets 413 after
+// 256 KiB, and at most the limit plus an eighth plus 256 KiB of compressed
+// bytes are ever held. (fasthttp does not apply fiber's BodyLimit to a
+// chunked streamed body.)
 //
 // # Capture
 //

@@ -83,6 +83,10 @@ type exchange struct {
 	// (StreamRequestBody), which the engine consumed; Capture gives the
 	// handler the bytes it read.
 	streamed bool
+	// raw: Body handed the engine a decoder of fasthttp's body stream (a
+	// body both streamed and compressed); Capture gives the handler the
+	// compressed bytes it consumed, which c.Body() decodes again.
+	raw *rawStream
 }
 
 var exchanges = sync.Pool{New: func() any { return new(exchange) }}
@@ -148,10 +152,19 @@ func (x *exchange) BodyBytes() []byte {
 // read error, which the engine answers with 400 invalid-body, and a body
 // over the limit is refused one byte past it. c.Body() would read the
 // whole stream, whatever its size, and hand the handler the error's text,
-// or the bytes received so far, as the body.
+// or the bytes received so far, as the body. A streamed body that is also
+// compressed is decoded from the stream, its compressed bytes kept (and
+// bounded: see rawStream) for the handler.
 func (x *exchange) Body() (io.Reader, int64) {
 	if encodings, ok := x.encoded(); ok {
-		return &decoder{raw: x.c.Request().Body(), encodings: encodings}, -1
+		d := &decoder{encodings: encodings}
+		if req := x.c.Request(); req.IsBodyStream() {
+			x.raw = &rawStream{r: req.BodyStream(), d: d}
+			d.src, d.raw = x.raw, x.raw
+		} else {
+			d.src = bytes.NewReader(req.Body())
+		}
+		return d, -1
 	}
 	if req := x.c.Request(); req.IsBodyStream() {
 		x.streamed = true
@@ -204,22 +217,24 @@ func decodes(e string) bool {
 // error, which the engine answers with 400 invalid-body; c.Body() would
 // hand the handler the error's text as the body.
 type decoder struct {
-	raw       []byte
+	src       io.Reader  // the compressed body
+	raw       *rawStream // src when it is fasthttp's stream, else nil
 	encodings []string
 	r         io.Reader
 	closers   []io.Closer
+	out       int64 // decoded bytes returned
 }
 
 func (d *decoder) Read(p []byte) (int, error) {
 	if d.r == nil {
-		r := io.Reader(bytes.NewReader(d.raw))
+		r := d.src
 		for _, e := range d.encodings {
 			if !decodes(e) {
 				break
 			}
 			next, err := decodeStage(e, r)
 			if err != nil {
-				d.close()
+				err = d.fail(err)
 				d.r = errReader{err}
 				return 0, err
 			}
@@ -231,10 +246,28 @@ func (d *decoder) Read(p []byte) (int, error) {
 		d.r = r
 	}
 	n, err := d.r.Read(p)
+	d.out += int64(n)
+	if err == io.EOF && d.raw != nil {
+		// Decoded to the end: the rest of the stream, if any (bytes after
+		// a zlib stream, which c.Body() ignores), is part of the body the
+		// handler gets, under the same bound.
+		err = d.raw.drain()
+	}
 	if err != nil {
-		d.close()
+		err = d.fail(err)
+		d.r = errReader{err}
 	}
 	return n, err
+}
+
+// fail closes the decoders and returns the error to report: the stream's
+// own refusal, whatever a decoder made of it, or err.
+func (d *decoder) fail(err error) error {
+	d.close()
+	if d.raw != nil && d.raw.err != nil {
+		return d.raw.err
+	}
+	return err
 }
 
 func (d *decoder) close() {
@@ -255,6 +288,59 @@ func decodeStage(encoding string, r io.Reader) (io.Reader, error) {
 	}
 }
 
+// rawSlack and rawRatio bound a streamed compressed body: the compressed
+// bytes read may run at most rawSlack plus 1/rawRatio ahead of the decoded
+// bytes returned. The decoders read ahead of their output by a buffer or a
+// window each (4 to 32 KiB), and a compressor's output is never much larger
+// than its input; only empty blocks or members, which decode to nothing,
+// exceed that, and they are exactly what must not be read without end.
+// The engine reads at most its limit plus one decoded byte, so at most the
+// limit plus an eighth plus 256 KiB of compressed bytes are held.
+const (
+	rawSlack = 256 << 10
+	rawRatio = 8
+)
+
+// rawStream reads fasthttp's body stream for a decoder and keeps the
+// compressed bytes read, for Capture to hand the handler: c.Body() then
+// decodes them as it would have decoded the stream read whole.
+type rawStream struct {
+	r   io.Reader
+	d   *decoder
+	buf []byte
+	err error // the refusal of a body past the bound
+}
+
+func (s *rawStream) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	bound := s.d.out + s.d.out/rawRatio + rawSlack
+	// One byte past the bound tells a body too large.
+	if room := bound - int64(len(s.buf)) + 1; int64(len(p)) > room {
+		p = p[:room]
+	}
+	n, err := s.r.Read(p)
+	s.buf = append(s.buf, p[:n]...)
+	if int64(len(s.buf)) > bound {
+		s.err = fmt.Errorf("idemfiber: compressed body more than %d bytes ahead of its %d decoded bytes: %w",
+			bound-s.d.out, s.d.out, &http.MaxBytesError{Limit: bound})
+		return n, s.err
+	}
+	return n, err
+}
+
+// drain reads the rest of the stream, keeping it under the bound; it
+// returns io.EOF at its end.
+func (s *rawStream) drain() error {
+	var b [512]byte
+	for {
+		if _, err := s.Read(b[:]); err != nil {
+			return err
+		}
+	}
+}
+
 type errReader struct{ err error }
 
 func (r errReader) Read([]byte) (int, error) { return 0, r.err }
@@ -265,11 +351,15 @@ func (x *exchange) Next() { x.err = x.c.Next() }
 // When no outer middleware had written anything, the handler's output is
 // left in place for Send. The request body is left as it is: body is
 // c.Body() (see BodyBytes), which the handler reads again; a streamed body,
-// which the engine has consumed, is replaced by the bytes it read.
+// which the engine has consumed, is replaced by the bytes it read (the
+// compressed bytes, when it was also compressed).
 func (x *exchange) Capture(ctx context.Context, body []byte) (*core.Response, bool, error) {
 	c := x.c
-	if x.streamed {
+	switch {
+	case x.streamed:
 		c.Request().SetBodyRaw(body)
+	case x.raw != nil:
+		c.Request().SetBodyRaw(x.raw.buf)
 	}
 	// The handler sees ctx, which carries its claim, as c.UserContext().
 	orig := c.UserContext()
