@@ -284,7 +284,10 @@ func TestStreamedCompressedBodyAsWithoutMiddleware(t *testing.T) {
 		{"Br", "br", text, brotlied},
 		{"BrNoise", "br", noise, brotlied},
 		{"GzipThenDeflate", "gzip, deflate", text, func(t *testing.T, p []byte) []byte { return gzipped(t, deflated(t, p)) }},
+		{"GzipThenDeflateNoise", "gzip, deflate", noise, func(t *testing.T, p []byte) []byte { return gzipped(t, deflated(t, p)) }},
 		{"GzipThenUnknown", "gzip, x-unknown", text, gzipped},
+		// c.Body() ignores bytes after a zlib stream.
+		{"DeflateThenTrailing", "deflate", text, func(t *testing.T, p []byte) []byte { return append(deflated(t, p), "trailing bytes"...) }},
 		{"Empty", "gzip", nil, gzipped},
 	}
 	for _, tc := range cases {
