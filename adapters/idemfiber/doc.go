@@ -32,8 +32,9 @@
 // listed, up to the first it does not know), streaming, and the engine stops
 // reading one byte past its body limit: a body that inflates past the limit
 // gets 413 having cost about the limit in memory, and a malformed stream
-// gets 400 (invalid-body) where c.Body() would have handed the handler the
-// decoder's error text. The fingerprint is over the decoded body, which the
+// (an empty one included: every coding encodes even an empty body as some
+// bytes) gets 400 (invalid-body) where c.Body() would have handed the
+// handler the decoder's error text. The fingerprint is over the decoded body, which the
 // handler, reading c.Body(), then sees. fiber's BodyLimit bounds the raw,
 // compressed body. Requests the middleware passes through unguarded are
 // left to fiber: there a handler's c.Body() still inflates without limit.

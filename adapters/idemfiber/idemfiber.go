@@ -215,13 +215,17 @@ func decodes(e string) bool {
 // in the order listed, up to the first one c.Body() does not decode.
 // fasthttp's "deflate" is the zlib format. A malformed stream is a read
 // error, which the engine answers with 400 invalid-body; c.Body() would
-// hand the handler the error's text as the body.
+// hand the handler the error's text as the body. So is an empty input to
+// any coding (every coding encodes even an empty body as some bytes), which
+// some decoders take for the end of an empty body: c.Body() hands the
+// handler "EOF" or "brotli: truncated input" for it.
 type decoder struct {
 	src       io.Reader  // the compressed body
 	raw       *rawStream // src when it is fasthttp's stream, else nil
 	encodings []string
 	r         io.Reader
 	closers   []io.Closer
+	inputs    []*stageInput
 	out       int64 // decoded bytes returned
 }
 
@@ -232,7 +236,9 @@ func (d *decoder) Read(p []byte) (int, error) {
 			if !decodes(e) {
 				break
 			}
-			next, err := decodeStage(e, r)
+			in := &stageInput{r: r}
+			d.inputs = append(d.inputs, in)
+			next, err := decodeStage(e, in)
 			if err != nil {
 				err = d.fail(err)
 				d.r = errReader{err}
@@ -261,14 +267,39 @@ func (d *decoder) Read(p []byte) (int, error) {
 }
 
 // fail closes the decoders and returns the error to report: the stream's
-// own refusal, whatever a decoder made of it, or err.
+// own refusal, whatever a decoder made of it; an unexpected EOF when a
+// coding met the end of an empty input; or err.
 func (d *decoder) fail(err error) error {
 	d.close()
 	if d.raw != nil && d.raw.err != nil {
 		return d.raw.err
 	}
+	if err == io.EOF {
+		for _, in := range d.inputs {
+			if in.empty() {
+				return fmt.Errorf("idemfiber: empty input to a content coding: %w", io.ErrUnexpectedEOF)
+			}
+		}
+	}
 	return err
 }
+
+// stageInput is the input of one coding: it notes whether the input ended
+// without a byte.
+type stageInput struct {
+	r    io.Reader
+	read bool // a byte was read
+	eof  bool // the input ended
+}
+
+func (s *stageInput) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	s.read = s.read || n > 0
+	s.eof = s.eof || err == io.EOF
+	return n, err
+}
+
+func (s *stageInput) empty() bool { return s.eof && !s.read }
 
 func (d *decoder) close() {
 	for _, c := range d.closers {

@@ -313,3 +313,48 @@ func TestStreamedCompressedBodyAsWithoutMiddleware(t *testing.T) {
 		})
 	}
 }
+
+// TestEmptyCompressedBody sends empty bodies labelled compressed, buffered
+// and streamed. Every coding encodes even an empty body as some bytes, so
+// an empty coded body (or an empty input to a later coding) is malformed:
+// 400 invalid-body, the handler not run, nothing stored (docs/contract.md
+// C-FP-2). c.Body() would hand the handler its decoder's error text ("EOF",
+// "brotli: truncated input") as the body, while the fingerprint was of an
+// empty body.
+func TestEmptyCompressedBody(t *testing.T) {
+	cases := []struct{ name, encoding string }{
+		{"Gzip", "gzip"},
+		{"Deflate", "deflate"},
+		{"Br", "br"},
+		// A gzip of nothing, labelled as br inside gzip: br's input is empty.
+		{"GzipThenBr", "gzip, br"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var body []byte
+			if strings.Contains(tc.encoding, ",") {
+				body = gzipped(t, nil)
+			}
+			payload := []byte(`{"amount": 100}`)
+			var runs atomic.Int64
+			url := echoApp(t, core.New(newMemStore(t)), &runs) + "/echo"
+			key := `"empty-` + tc.name + `"`
+			if status, b, _ := post(t, url, key, tc.encoding, body); status != 400 || !bytes.Contains(b, []byte(core.CodeInvalidBody)) {
+				t.Errorf("buffered: %d %q; want 400 invalid-body", status, b)
+			}
+			if status, b, _ := post(t, url, key, "", payload); status != 201 || !bytes.Equal(b, payload) || runs.Load() != 1 {
+				t.Errorf("buffered, clean retry with the same key: %d %q, %d runs; want 201 echoing the payload, run once", status, b, runs.Load())
+			}
+
+			addr, sruns, _ := streamApp(t)
+			got := postChunked(t, addr, "/echo", key, tc.encoding, bytes.NewReader(body))
+			if got.status != 400 || !bytes.Contains(got.body, []byte(core.CodeInvalidBody)) {
+				t.Errorf("streamed: %d %q; want 400 invalid-body", got.status, got.body)
+			}
+			got = postChunked(t, addr, "/echo", key, "gzip", bytes.NewReader(gzipped(t, payload)))
+			if got.status != 201 || !bytes.Equal(got.body, payload) || sruns.Load() != 1 {
+				t.Errorf("streamed, clean retry with the same key: %d %q, %d runs; want 201 echoing the payload, run once", got.status, got.body, sruns.Load())
+			}
+		})
+	}
+}
