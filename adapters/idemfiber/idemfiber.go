@@ -6,6 +6,7 @@ import (
 	"compress/zlib"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -83,6 +84,8 @@ type exchange struct {
 	// (StreamRequestBody), which the engine consumed; Capture gives the
 	// handler the bytes it read.
 	streamed bool
+	// codingsLen is the length of the Content-Encoding value encoded read.
+	codingsLen int
 	// raw: Body handed the engine a decoder of fasthttp's body stream (a
 	// body both streamed and compressed); Capture gives the handler the
 	// compressed bytes it consumed, which c.Body() decodes again.
@@ -158,6 +161,12 @@ func (x *exchange) BodyBytes() []byte {
 func (x *exchange) Body() (io.Reader, int64) {
 	if encodings, ok := x.encoded(); ok {
 		d := &decoder{encodings: encodings}
+		if len(encodings) > maxContentCodings || x.codingsLen > maxContentEncodingLen {
+			// Refused before a decoder is made for each coding.
+			d.r = errReader{fmt.Errorf("idemfiber: Content-Encoding of %d codings, %d bytes: at most %d codings and %d bytes are decoded: %w",
+				len(encodings), x.codingsLen, maxContentCodings, maxContentEncodingLen, errTooManyCodings)}
+			return d, -1
+		}
 		if req := x.c.Request(); req.IsBodyStream() {
 			x.raw = &rawStream{r: req.BodyStream(), d: d}
 			d.src, d.raw = x.raw, x.raw
@@ -195,12 +204,29 @@ func (x *exchange) encoded() ([]string, bool) {
 	if len(value) == 0 {
 		return nil, false
 	}
+	x.codingsLen = len(value)
 	encodings := strings.Split(string(value), ",")
 	for i, e := range encodings {
 		encodings[i] = strings.TrimLeft(e, " ")
 	}
 	return encodings, decodes(encodings[0])
 }
+
+// maxContentCodings and maxContentEncodingLen bound the content codings
+// of a request body that is decoded. Clients send one coding; each costs a
+// decoder (a gzip or brotli reader holds tens of KiB), so 600 nested gzips
+// cost tens of MiB for one request; and past 255 bytes of Content-Encoding
+// fasthttp's list splitting, which c.Body() uses, stops decoding early, so
+// the handler would see another body than the one fingerprinted. Longer
+// lists are a read error: 400 invalid-body.
+const (
+	maxContentCodings     = 4
+	maxContentEncodingLen = 255
+)
+
+// errTooManyCodings is the read error of a body whose Content-Encoding is
+// over those bounds.
+var errTooManyCodings = errors.New("too many content codings")
 
 // decodes reports whether c.Body() decodes the content coding e.
 func decodes(e string) bool {

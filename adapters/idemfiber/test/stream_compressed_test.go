@@ -358,3 +358,53 @@ func TestEmptyCompressedBody(t *testing.T) {
 		})
 	}
 }
+
+// TestLongContentEncodingRefused: a body wrapped in more content codings
+// than any client uses is refused with 400 invalid-body, buffered and
+// streamed, before a decoder is made for each coding: 600 nested gzips
+// cost one decoder each (tens of MiB), and past 255 bytes of
+// Content-Encoding fiber's own c.Body() stops decoding, so the handler
+// would see another body than the one fingerprinted.
+func TestLongContentEncodingRefused(t *testing.T) {
+	cases := []struct {
+		name string
+		n    int
+		pad  int // spaces before each coding after the first
+	}{{"FiveCodings", 5, 0}, {"SixHundredCodings", 600, 0}, {"TwoCodingsPaddedPast255Bytes", 2, 300}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			body := []byte("x")
+			for range tc.n {
+				body = gzipped(t, body)
+			}
+			encoding := strings.TrimSuffix(strings.Repeat("gzip,"+strings.Repeat(" ", tc.pad+1), tc.n), ","+strings.Repeat(" ", tc.pad+1))
+			payload := []byte(`{"amount": 100}`)
+			var runs atomic.Int64
+			url := echoApp(t, core.New(newMemStore(t)), &runs) + "/echo"
+			key := `"codings-` + tc.name + `"`
+			if status, b, _ := post(t, url, key, encoding, body); status != 400 || !bytes.Contains(b, []byte(core.CodeInvalidBody)) || runs.Load() != 0 {
+				t.Errorf("buffered, %d codings: %d %.200q, %d runs; want 400 invalid-body, no run (docs/contract.md C-FP-2)", tc.n, status, b, runs.Load())
+			}
+			if status, b, _ := post(t, url, key, "", payload); status != 201 || !bytes.Equal(b, payload) || runs.Load() != 1 {
+				t.Errorf("buffered, clean retry with the same key: %d %.200q, %d runs; want 201 echoing the payload, run once", status, b, runs.Load())
+			}
+
+			addr, sruns, _ := streamApp(t)
+			got := postChunked(t, addr, "/echo", key, encoding, bytes.NewReader(body))
+			if got.status != 400 || !bytes.Contains(got.body, []byte(core.CodeInvalidBody)) || sruns.Load() != 0 {
+				t.Errorf("streamed, %d codings: %d %.200q, %d runs; want 400 invalid-body, no run", tc.n, got.status, got.body, sruns.Load())
+			}
+		})
+	}
+
+	// Four codings, the most accepted, still decode as fiber does.
+	body := []byte(`{"amount": 4}`)
+	for range 4 {
+		body = gzipped(t, body)
+	}
+	var runs atomic.Int64
+	url := echoApp(t, core.New(newMemStore(t)), &runs) + "/echo"
+	if status, b, _ := post(t, url, `"codings-four"`, "gzip, gzip, gzip, gzip", body); status != 201 || string(b) != `{"amount": 4}` || runs.Load() != 1 {
+		t.Errorf("four codings: %d %.200q, %d runs; want 201 echoing the decoded body, run once", status, b, runs.Load())
+	}
+}
