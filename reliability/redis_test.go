@@ -31,6 +31,16 @@ type replicatedRedis struct {
 
 func startReplicated(t *testing.T) *replicatedRedis {
 	t.Helper()
+	r := startReplicas(t)
+	r.front = startProxy(t, "redis", r.primary.Addr())
+	return r
+}
+
+// startReplicas starts the servers of a replicatedRedis (the primary, the
+// lagging link, the replica and its own replica), replicating and in
+// sync, without the services' proxy.
+func startReplicas(t *testing.T) *replicatedRedis {
+	t.Helper()
 	// Diskless full syncs start at once (the default waits 5 s for more
 	// replicas).
 	fast := []string{"--repl-diskless-sync-delay", "0"}
@@ -57,7 +67,6 @@ func startReplicated(t *testing.T) *replicatedRedis {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	r.front = startProxy(t, "redis", r.primary.Addr())
 	return r
 }
 
@@ -158,6 +167,86 @@ func TestRedisFailover(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sentinelMaxWait bounds how long a key may take in the Sentinel
+// failover: the sentinels see the primary down after
+// svctest.SentinelDownAfter (500 ms), agree, elect a leader and promote
+// the replica about 1.7 s after the kill; the services find it at their
+// next dial. A key whose Claim call failed at the kill (its claim may
+// have landed and replicated) is released by the engine 100 ms, 1 s and
+// 5 s after the failure (core's orphan schedule): the first two fall
+// before the promotion, the third frees the key, and a client's retry
+// (backoff up to 1 s) then runs it — about 6–7 s, as measured. 10 s
+// leaves room for a slower promotion; a key locked for its lease (30 s)
+// by a claim nobody holds is far beyond. A promotion slower than the last
+// orphan release (an election failed and retried after
+// 2 × svctest.SentinelFailoverTimeout) would leave such keys locked for
+// the lease, and fail the scenario.
+const sentinelMaxWait = 10 * time.Second
+
+// TestRedisSentinelFailover: a primary, its replica (20 ms behind on the
+// replication stream) and the replica's own replica, under three Redis
+// Sentinels (quorum 2, down-after 500 ms); the services find the primary
+// through the sentinels (IDEMKIT_REDIS_SENTINELS, go-redis's failover
+// client) with -redis-replica-acks 1. Under load the primary is killed
+// (SIGKILL); the sentinels promote the replica, and the services must
+// find it themselves: no proxy is switched. With one replica only, the
+// one promoted is the one that acknowledged every write a client was
+// answered on (two replicas of the primary and WAIT 1 could see the other
+// promoted), and its own replica stays attached, so WAIT still finds a
+// replica afterwards (docs/contract.md C-REDIS-4). No key runs twice, no
+// acknowledged response is lost, none stays locked, none waits past
+// sentinelMaxWait. Full mode only: it adds ten seconds per adapter.
+func TestRedisSentinelFailover(t *testing.T) {
+	needMode(t)
+	if !full {
+		t.Skip("full mode only (RELIABILITY=full): the bounded run keeps TestRedisFailover")
+	}
+	for _, a := range pick(3) {
+		t.Run(a, func(t *testing.T) { sentinelFailover(t, a) })
+	}
+}
+
+func sentinelFailover(t *testing.T, adapter string) figures {
+	const master = "idem-primary"
+	r := startReplicas(t)
+	var sentinels []*svctest.RedisSentinel
+	var addrs []string
+	for range 3 {
+		s := svctest.StartRedisSentinel(t, master, r.primary.Addr(), 2)
+		sentinels = append(sentinels, s)
+		addrs = append(addrs, s.Addr())
+	}
+	for _, s := range sentinels {
+		if err := s.WaitReady(3, 1, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := []string{"IDEMKIT_REDIS_SENTINELS=" + strings.Join(addrs, ","), "IDEMKIT_REDIS_MASTER=" + master}
+	c := startCluster(t, adapter, "redis", 3, env, "-redis-replica-acks", "1", "-redis-replica-ack-timeout", "250ms")
+	s := scenario{name: "redis sentinel failover, replica acks 1", load: faultLoad(7 * time.Second),
+		maxSettle: 15 * time.Second, maxWait: sentinelMaxWait}
+	s.fault = func(ctx context.Context, c *cluster) int {
+		if !after(ctx, 1500*time.Millisecond) {
+			return 0
+		}
+		killed := time.Now()
+		r.primary.Kill()
+		for ctx.Err() == nil {
+			if got, err := sentinels[0].MasterAddr(); err == nil && got == r.replica.Addr() {
+				t.Logf("the sentinels promoted the replica %s after the primary was killed", time.Since(killed).Round(time.Millisecond))
+				break
+			}
+			if time.Since(killed) > 20*time.Second {
+				t.Errorf("the sentinels did not promote the replica within 20 s of the primary's kill")
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return 1
+	}
+	return s.run(t, c)
 }
 
 // TestEvictingRedis: a Redis with maxmemory-policy allkeys-lru, shared

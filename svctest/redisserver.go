@@ -341,7 +341,13 @@ func startRedisProcess(bin, dir string, port int, extra []string) (*exec.Cmd, ch
 		"--protected-mode", "no",
 		"--logfile", filepath.Join(dir, "redis.log"),
 	}, extra...)
-	cmd := exec.Command(bin, args...)
+	return runUntilPing(exec.Command(bin, args...), dir, filepath.Join(dir, "redis.log"), port)
+}
+
+// runUntilPing starts cmd in dir and waits until the server it runs
+// answers PING on port; logfile is where it logs, quoted when it exits.
+// The returned channel is closed when the process has exited.
+func runUntilPing(cmd *exec.Cmd, dir, logfile string, port int) (*exec.Cmd, chan struct{}, error) {
 	cmd.Dir = dir
 	if err := cmd.Start(); err != nil {
 		return nil, nil, err
@@ -353,7 +359,7 @@ func startRedisProcess(bin, dir string, port int, extra []string) (*exec.Cmd, ch
 	for {
 		select {
 		case <-done:
-			log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
+			log, _ := os.ReadFile(logfile)
 			return nil, nil, fmt.Errorf("redis-server on %s exited: %s", addr, tail(log))
 		default:
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/idemkit/idemkit/core"
@@ -21,7 +22,9 @@ import (
 const StoreNames = "memory|redis|postgres|tiered"
 
 // OpenStore opens the store named by -store. Server URLs come from
-// IDEMKIT_REDIS_URL and IDEMKIT_POSTGRES_URL; postgres and tiered apply the
+// IDEMKIT_REDIS_URL and IDEMKIT_POSTGRES_URL, or, for a Sentinel-managed
+// Redis, from IDEMKIT_REDIS_SENTINELS (host:port,host:port) and
+// IDEMKIT_REDIS_MASTER (the monitored master's name); postgres and tiered apply the
 // schema on start. The memory store reports its early evictions to obs,
 // the engine's observer. The redis store refuses a Redis whose
 // maxmemory-policy may evict live claims (see [OpenStoreFlags] for the
@@ -98,24 +101,58 @@ func env(name string) (string, error) {
 	return v, nil
 }
 
+// openRedis connects to the Redis of IDEMKIT_REDIS_URL or, when
+// IDEMKIT_REDIS_SENTINELS is set, to the primary that those sentinels
+// name IDEMKIT_REDIS_MASTER (see [openRedisClient]).
 func openRedis(ctx context.Context, prefix string, opts ...redisstore.Option) (*redisstore.Store, func(), error) {
-	url, err := env("IDEMKIT_REDIS_URL")
+	client, where, err := openRedisClient()
 	if err != nil {
 		return nil, nil, err
 	}
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, nil, fmt.Errorf("IDEMKIT_REDIS_URL: %w", err)
-	}
-	opt.ContextTimeoutEnabled = true
-	client := redis.NewClient(opt)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := client.Ping(pctx).Err(); err != nil {
 		client.Close()
-		return nil, nil, fmt.Errorf("redis at %s: %w", opt.Addr, err)
+		return nil, nil, fmt.Errorf("redis at %s: %w", where, err)
 	}
 	return redisstore.New(client, append([]redisstore.Option{redisstore.WithPrefix(prefix)}, opts...)...), func() { client.Close() }, nil
+}
+
+// openRedisClient returns a client of a Sentinel-managed Redis when
+// IDEMKIT_REDIS_SENTINELS lists sentinels (host:port, comma-separated):
+// go-redis's failover client asks them for the primary named
+// IDEMKIT_REDIS_MASTER and follows a failover by itself; IDEMKIT_REDIS_URL
+// is not read then. Otherwise it returns a client of IDEMKIT_REDIS_URL.
+// where names the server for error messages.
+func openRedisClient() (client *redis.Client, where string, err error) {
+	if sentinels := os.Getenv("IDEMKIT_REDIS_SENTINELS"); sentinels != "" {
+		master, err := env("IDEMKIT_REDIS_MASTER")
+		if err != nil {
+			return nil, "", fmt.Errorf("IDEMKIT_REDIS_SENTINELS is set: %w (the master name the sentinels monitor)", err)
+		}
+		var addrs []string
+		for _, a := range strings.Split(sentinels, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				addrs = append(addrs, a)
+			}
+		}
+		client := redis.NewFailoverClient(&redis.FailoverOptions{
+			MasterName:            master,
+			SentinelAddrs:         addrs,
+			ContextTimeoutEnabled: true,
+		})
+		return client, fmt.Sprintf("master %q of sentinels %s", master, strings.Join(addrs, ",")), nil
+	}
+	url, err := env("IDEMKIT_REDIS_URL")
+	if err != nil {
+		return nil, "", err
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, "", fmt.Errorf("IDEMKIT_REDIS_URL: %w", err)
+	}
+	opt.ContextTimeoutEnabled = true
+	return redis.NewClient(opt), opt.Addr, nil
 }
 
 // checkRedis refuses a Redis that may evict live claims, unless allowed:

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -169,5 +170,87 @@ func TestAllowEvictingRedisHealthy(t *testing.T) {
 	defer cancel()
 	if err := checker.Check(cctx); !errors.Is(err, core.ErrStoreUnavailable) {
 		t.Errorf("Check with -allow-evicting-redis on a stopped Redis = %v; want ErrStoreUnavailable", err)
+	}
+}
+
+// startSentinel starts a private redis-server in sentinel mode on a free
+// loopback port, monitoring the primary at primaryAddr as master (quorum
+// 1), and returns its address; it is killed by PID at cleanup.
+func startSentinel(t *testing.T, master, primaryAddr string) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skipf("skipped: redis-server is not on PATH: %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := t.TempDir()
+	host, pport, _ := net.SplitHostPort(primaryAddr)
+	conf := fmt.Sprintf("port %d\nbind 127.0.0.1\nprotected-mode no\ndir %s\nlogfile %s/sentinel.log\nsentinel monitor %s %s %s 1\n",
+		port, dir, dir, master, host, pport)
+	if err := os.WriteFile(dir+"/sentinel.conf", []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, dir+"/sentinel.conf", "--sentinel")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	c := redis.NewSentinelClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer c.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		got, err := c.GetMasterAddrByName(context.Background(), master).Result()
+		if err == nil && net.JoinHostPort(got[0], got[1]) == primaryAddr {
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sentinel on %s does not name %s as %q within 10s: %v, %v", addr, primaryAddr, master, got, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestOpenStoreSentinel: with IDEMKIT_REDIS_SENTINELS and
+// IDEMKIT_REDIS_MASTER set, the redis store asks the sentinels for the
+// primary (go-redis's failover client, which follows a failover by
+// itself) and IDEMKIT_REDIS_URL is not read: the claim lands on the
+// primary the sentinel names. The sentinels without a master name is a
+// start error naming IDEMKIT_REDIS_MASTER.
+func TestOpenStoreSentinel(t *testing.T) {
+	ctx := context.Background()
+	url := startRedis(t)
+	primaryAddr := strings.TrimSuffix(strings.TrimPrefix(url, "redis://"), "/0")
+	sentinel := startSentinel(t, "idem-primary", primaryAddr)
+	t.Setenv("IDEMKIT_REDIS_URL", "redis://127.0.0.1:1/0") // nobody listens: must not be used
+	t.Setenv("IDEMKIT_REDIS_SENTINELS", sentinel)
+
+	t.Setenv("IDEMKIT_REDIS_MASTER", "")
+	if _, closeStore, err := OpenStoreFlags(ctx, Flags{Store: "redis"}, nil, nil); err == nil {
+		closeStore()
+		t.Errorf("OpenStoreFlags(redis) with IDEMKIT_REDIS_SENTINELS and no IDEMKIT_REDIS_MASTER succeeded; want an error")
+	} else if !strings.Contains(err.Error(), "IDEMKIT_REDIS_MASTER") {
+		t.Errorf("OpenStoreFlags(redis) without a master name = %v; want an error naming IDEMKIT_REDIS_MASTER", err)
+	}
+
+	t.Setenv("IDEMKIT_REDIS_MASTER", "idem-primary")
+	store, closeStore, err := OpenStoreFlags(ctx, Flags{Store: "redis"}, nil, nil)
+	if err != nil {
+		t.Fatalf("OpenStoreFlags(redis) through the sentinel at %s: %v", sentinel, err)
+	}
+	defer closeStore()
+	key := strings.Repeat("s", 64)
+	if _, err := store.Claim(ctx, core.ClaimRequest{Key: key, Token: "token-sentinel", Lease: time.Minute}); err != nil {
+		t.Fatalf("Claim through the sentinel: %v", err)
+	}
+	direct := redis.NewClient(&redis.Options{Addr: primaryAddr})
+	defer direct.Close()
+	keys, err := direct.Keys(ctx, redisstore.DefaultPrefix+"*").Result()
+	if err != nil || len(keys) != 1 || !strings.Contains(keys[0], key) {
+		t.Errorf("keys on the primary the sentinel names = %v, %v; want the one claimed through the sentinel", keys, err)
 	}
 }
