@@ -202,19 +202,26 @@ func (b *background) releaseOrphan(ctx context.Context, x Exchange, key string, 
 	b.start(func() {
 		begin := time.Now()
 		var last error
-		for _, at := range orphanSchedule {
+		for i, at := range orphanSchedule {
 			if at >= e.cfg.lease {
 				break
 			}
-			if wait := time.Until(begin.Add(at)); wait > 0 {
-				t := time.NewTimer(wait)
-				select {
-				case <-t.C:
-				case <-b.stop:
-					t.Stop()
+			b.sleep(time.Until(begin.Add(at))) // on Shutdown, one last try at once
+			err := e.releaseInBackground(ctx, key, token)
+			// While the store fails (a failover, a restart), try again
+			// sooner than the schedule's next point, at most a second
+			// apart: a claim that landed before the outage would
+			// otherwise hold its key until then after the store is back.
+			// The last point's failures go on in releaseRetried below.
+			if i+1 < len(orphanSchedule) {
+				next := min(orphanSchedule[i+1], e.cfg.lease)
+				for pause := 100 * time.Millisecond; storeFailed(err); pause = min(2*pause, time.Second) {
+					if time.Since(begin)+pause >= next || !b.sleep(pause) {
+						break
+					}
+					err = e.releaseInBackground(ctx, key, token)
 				}
 			}
-			err := e.releaseInBackground(ctx, key, token)
 			if err == nil {
 				e.emit(ctx, Event{Outcome: EventOrphanReleased, KeyHash: key, Method: method, Path: path})
 			}
@@ -225,13 +232,34 @@ func (b *background) releaseOrphan(ctx context.Context, x Exchange, key string, 
 			}
 			last = err
 		}
-		if last != nil && !errors.Is(last, ErrLeaseLost) {
+		if storeFailed(last) {
 			// The store still fails: a claim that landed would lock the
 			// key until its lease lapsed. Keep trying, as for a failed
 			// release.
 			b.releaseRetried(ctx, method, path, key, token)
 		}
 	})
+}
+
+// storeFailed reports whether a background Release failed on the store:
+// not done, and not refused because the claim is held by nobody or by
+// another holder.
+func storeFailed(err error) bool { return err != nil && !errors.Is(err, ErrLeaseLost) }
+
+// sleep waits d, or until the engine shuts down; it reports whether it
+// waited the whole of d.
+func (b *background) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-b.stop:
+		return false
+	}
 }
 
 // releaseLater retries, in the background, a Release that failed on a
