@@ -174,15 +174,11 @@ func TestRedisFailover(t *testing.T) {
 // svctest.SentinelDownAfter (500 ms), agree, elect a leader and promote
 // the replica about 1.7 s after the kill; the services find it at their
 // next dial. A key whose Claim call failed at the kill (its claim may
-// have landed and replicated) is released by the engine 100 ms, 1 s and
-// 5 s after the failure (core's orphan schedule): the first two fall
-// before the promotion, the third frees the key, and a client's retry
-// (backoff up to 1 s) then runs it — about 6–7 s, as measured. 10 s
-// leaves room for a slower promotion; a key locked for its lease (30 s)
-// by a claim nobody holds is far beyond. A promotion slower than the last
-// orphan release (an election failed and retried after
-// 2 × svctest.SentinelFailoverTimeout) would leave such keys locked for
-// the lease, and fail the scenario.
+// have landed and replicated) is released by the engine in the
+// background, retried at most a second apart while no primary answers,
+// and a client's retry (backoff up to 1 s) then runs it: 3.5–4.9 s
+// measured. 10 s leaves room for a slower promotion; a key locked for its
+// lease (30 s) by a claim nobody holds is far beyond.
 const sentinelMaxWait = 10 * time.Second
 
 // TestRedisSentinelFailover: a primary, its replica (20 ms behind on the
