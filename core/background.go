@@ -178,7 +178,7 @@ func (b *background) hand(ctx context.Context, x Exchange, c *completion) bool {
 				rerr := e.releaseInBackground(ctx, c.key, c.token)
 				ev.Err = errors.Join(err, rerr)
 				if rerr != nil && !errors.Is(rerr, ErrLeaseLost) {
-					defer b.releaseRetried(ctx, method, path, c.key, c.token)
+					defer b.releaseRetried(ctx, method, path, c.key, c.token, rerr)
 				}
 			}
 		}
@@ -214,13 +214,7 @@ func (b *background) releaseOrphan(ctx context.Context, x Exchange, key string, 
 			// otherwise hold its key until then after the store is back.
 			// The last point's failures go on in releaseRetried below.
 			if i+1 < len(orphanSchedule) {
-				next := min(orphanSchedule[i+1], e.cfg.lease)
-				for pause := 100 * time.Millisecond; storeFailed(err); pause = min(2*pause, time.Second) {
-					if time.Since(begin)+pause >= next || !b.sleep(pause) {
-						break
-					}
-					err = e.releaseInBackground(ctx, key, token)
-				}
+				err = b.retryRelease(ctx, key, token, err, begin.Add(min(orphanSchedule[i+1], e.cfg.lease)))
 			}
 			if err == nil {
 				e.emit(ctx, Event{Outcome: EventOrphanReleased, KeyHash: key, Method: method, Path: path})
@@ -236,7 +230,7 @@ func (b *background) releaseOrphan(ctx context.Context, x Exchange, key string, 
 			// The store still fails: a claim that landed would lock the
 			// key until its lease lapsed. Keep trying, as for a failed
 			// release.
-			b.releaseRetried(ctx, method, path, key, token)
+			b.releaseRetried(ctx, method, path, key, token, last)
 		}
 	})
 }
@@ -268,32 +262,33 @@ func (b *background) sleep(d time.Duration) bool {
 // tries with a growing pause until the store answers (released, or held
 // by nobody or someone else), for at most one lease — by then the claim
 // has lapsed anyway — and once more at once when the engine shuts down.
-func (b *background) releaseLater(ctx context.Context, method, path, key string, token Token) {
+func (b *background) releaseLater(ctx context.Context, method, path, key string, token Token, err error) {
 	ctx = context.WithoutCancel(ctx)
-	b.start(func() { b.releaseRetried(ctx, method, path, key, token) })
+	b.start(func() { b.releaseRetried(ctx, method, path, key, token, err) })
 }
 
 // releaseRetried is releaseLater's loop, run on a background goroutine.
-func (b *background) releaseRetried(ctx context.Context, method, path, key string, token Token) {
-	e := b.e
-	until := time.Now().Add(e.cfg.lease)
-	for pause := 100 * time.Millisecond; ; pause = min(2*pause, time.Second) {
-		t := time.NewTimer(pause)
-		stopping := false
-		select {
-		case <-t.C:
-		case <-b.stop:
-			t.Stop()
-			stopping = true
-		}
-		err := e.releaseInBackground(ctx, key, token)
-		if err == nil {
-			e.emit(ctx, Event{Outcome: EventReleasedLate, KeyHash: key, Method: method, Path: path})
-		}
-		if err == nil || errors.Is(err, ErrLeaseLost) || stopping || time.Now().After(until) {
-			return
+// err is the store failure of the Release it follows.
+func (b *background) releaseRetried(ctx context.Context, method, path, key string, token Token, err error) {
+	if b.retryRelease(ctx, key, token, err, time.Now().Add(b.e.cfg.lease)) == nil {
+		b.e.emit(ctx, Event{Outcome: EventReleasedLate, KeyHash: key, Method: method, Path: path})
+	}
+}
+
+// retryRelease repeats a Release whose last try failed with err: while err
+// is a store failure, it tries again after a pause growing from 100 ms to
+// a second, as long as that pause ends by until; when the engine shuts
+// down, it tries once more at once and stops. It returns the last try's
+// error.
+func (b *background) retryRelease(ctx context.Context, key string, token Token, err error, until time.Time) error {
+	for pause := 100 * time.Millisecond; storeFailed(err) && !time.Now().Add(pause).After(until); pause = min(2*pause, time.Second) {
+		waited := b.sleep(pause)
+		err = b.e.releaseInBackground(ctx, key, token)
+		if !waited {
+			break
 		}
 	}
+	return err
 }
 
 // releaseInBackground is one Release of background work, bounded like a

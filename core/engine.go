@@ -459,7 +459,7 @@ func (e *Engine) releaseAfter(ctx, bg context.Context, x Exchange, skey string, 
 		rerr = errors.Join(rerr, err)
 		if !errors.Is(err, ErrLeaseLost) {
 			// The claim would lock the key until its lease lapsed.
-			e.bg.releaseLater(ctx, x.Method(), strings.Clone(x.Path()), skey, token)
+			e.bg.releaseLater(ctx, x.Method(), strings.Clone(x.Path()), skey, token, err)
 		}
 	}
 	ev := Event{Outcome: OutcomeReleased, KeyHash: skey, StoreLatency: latency + e.since(start), Err: errors.Join(why, rerr)}
