@@ -117,6 +117,20 @@ func TestExactlyOnce(t *testing.T) {
 	}
 }
 
+// outage is a fault of one store outage: a second into the load, down,
+// then d later, up.
+func outage(down func(), d time.Duration, up func()) func(context.Context, *cluster) int {
+	return func(ctx context.Context, c *cluster) int {
+		if !after(ctx, time.Second) {
+			return 0
+		}
+		down()
+		after(ctx, d)
+		up()
+		return 1
+	}
+}
+
 // TestRedisRestart: Redis is stopped and started again during the load
 // (its data survives: append-only file).
 func TestRedisRestart(t *testing.T) {
@@ -126,15 +140,7 @@ func TestRedisRestart(t *testing.T) {
 			srv := startServers(t, "redis")
 			c := startCluster(t, a, "redis", 3, srv.env)
 			scenario{name: "redis killed and restarted", load: faultLoad(5 * time.Second), maxSettle: 15 * time.Second, maxWait: 20 * time.Second,
-				fault: func(ctx context.Context, c *cluster) int {
-					if !after(ctx, time.Second) {
-						return 0
-					}
-					srv.redis.Stop()
-					after(ctx, 1500*time.Millisecond)
-					srv.redis.Start()
-					return 1
-				}}.run(t, c)
+				fault: outage(func() { srv.redis.Stop() }, 1500*time.Millisecond, func() { srv.redis.Start() })}.run(t, c)
 		})
 	}
 }
@@ -148,15 +154,7 @@ func TestRedisPause(t *testing.T) {
 			srv := startServers(t, "redis")
 			c := startCluster(t, a, "redis", 3, srv.env)
 			scenario{name: "redis paused 4s (SIGSTOP)", load: faultLoad(7 * time.Second), maxSettle: 15 * time.Second, maxWait: 20 * time.Second,
-				fault: func(ctx context.Context, c *cluster) int {
-					if !after(ctx, time.Second) {
-						return 0
-					}
-					srv.redis.Pause()
-					after(ctx, 4*time.Second)
-					srv.redis.Resume()
-					return 1
-				}}.run(t, c)
+				fault: outage(func() { srv.redis.Pause() }, 4*time.Second, func() { srv.redis.Resume() })}.run(t, c)
 		})
 	}
 }
@@ -173,17 +171,11 @@ func TestTieredRedisRestart(t *testing.T) {
 			c := startCluster(t, a, "tiered", 3, srv.env)
 			var hotAfterRestart int64
 			scenario{name: "tiered: redis killed and restarted", load: faultLoad(5 * time.Second), maxSettle: 15 * time.Second, maxWait: 20 * time.Second,
-				fault: func(ctx context.Context, c *cluster) int {
-					if !after(ctx, time.Second) {
-						return 0
-					}
-					srv.redis.Stop()
-					after(ctx, 1500*time.Millisecond)
+				fault: outage(func() { srv.redis.Stop() }, 1500*time.Millisecond, func() {
 					srv.redis.Start()
 					v, _ := svctest.RedisDo(srv.redis.Addr(), time.Second, "DBSIZE")
 					hotAfterRestart, _ = v.(int64)
-					return 1
-				}}.run(t, c)
+				})}.run(t, c)
 			// The breaker's cooldown passes, then fresh keys go through the hot tier again.
 			time.Sleep(2 * time.Second)
 			l := baseLoad()
@@ -215,15 +207,7 @@ func TestPostgresRestart(t *testing.T) {
 					srv := startServers(t, store)
 					c := startCluster(t, a, store, 3, srv.env)
 					scenario{name: "postgres restarted", load: faultLoad(5 * time.Second), maxWait: 20 * time.Second,
-						fault: func(ctx context.Context, c *cluster) int {
-							if !after(ctx, time.Second) {
-								return 0
-							}
-							srv.pg.Stop()
-							after(ctx, 1500*time.Millisecond)
-							srv.pg.Start()
-							return 1
-						}}.run(t, c)
+						fault: outage(func() { srv.pg.Stop() }, 1500*time.Millisecond, func() { srv.pg.Start() })}.run(t, c)
 				})
 			}
 		})
