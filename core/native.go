@@ -35,16 +35,8 @@ func ScopeBy[T any](f func(T) string) Option {
 	if f == nil {
 		return invalidOption("core: ScopeBy(nil): want a function")
 	}
-	want := typeName[T]()
-	return func(c *config) {
-		c.scope = func(x Exchange) (string, error) {
-			n, ok := x.Native().(T)
-			if !ok {
-				return "", nativeTypeError("core.ScopeBy", want, x.Native())
-			}
-			return f(n), nil
-		}
-	}
+	scope := byNative("core.ScopeBy", f)
+	return func(c *config) { c.scope = scope }
 }
 
 // SkipBy returns an [Option] that leaves the requests for which f returns
@@ -61,16 +53,8 @@ func SkipBy[T any](f func(T) bool) Option {
 	if f == nil {
 		return invalidOption("core: SkipBy(nil): want a function")
 	}
-	want := typeName[T]()
-	return func(c *config) {
-		c.skip = func(x Exchange) (bool, error) {
-			n, ok := x.Native().(T)
-			if !ok {
-				return false, nativeTypeError("core.SkipBy", want, x.Native())
-			}
-			return f(n), nil
-		}
-	}
+	skip := byNative("core.SkipBy", f)
+	return func(c *config) { c.skip = skip }
 }
 
 // RouteOptionsBy returns an [Option] that chooses the [RouteOptions] of
@@ -86,15 +70,22 @@ func RouteOptionsBy[T any](f func(T) RouteOptions) Option {
 	if f == nil {
 		return invalidOption("core: RouteOptionsBy(nil): want a function")
 	}
+	route := byNative("core.RouteOptionsBy", f)
+	return func(c *config) { c.route = route }
+}
+
+// byNative calls f with an exchange's native object as a T, or fails with
+// an error wrapping [ErrNativeType] that names option when the object is
+// not a T.
+func byNative[T, R any](option string, f func(T) R) func(Exchange) (R, error) {
 	want := typeName[T]()
-	return func(c *config) {
-		c.route = func(x Exchange) (RouteOptions, error) {
-			n, ok := x.Native().(T)
-			if !ok {
-				return RouteOptions{}, nativeTypeError("core.RouteOptionsBy", want, x.Native())
-			}
-			return f(n), nil
+	return func(x Exchange) (R, error) {
+		n, ok := x.Native().(T)
+		if !ok {
+			var zero R
+			return zero, nativeTypeError(option, want, x.Native())
 		}
+		return f(n), nil
 	}
 }
 
