@@ -84,8 +84,6 @@ type exchange struct {
 	// (StreamRequestBody), which the engine consumed; Capture gives the
 	// handler the bytes it read.
 	streamed bool
-	// codingsLen is the length of the Content-Encoding value encoded read.
-	codingsLen int
 	// raw: Body handed the engine a decoder of fasthttp's body stream (a
 	// body both streamed and compressed); Capture gives the handler the
 	// compressed bytes it consumed, which c.Body() decodes again.
@@ -135,7 +133,7 @@ func (x *exchange) Header(name string) []string {
 // valid until the handler returns; or nil when fiber would decompress it,
 // or when fasthttp streams it (StreamRequestBody): see Body.
 func (x *exchange) BodyBytes() []byte {
-	if _, ok := x.encoded(); ok {
+	if _, ok, _ := x.encoded(); ok {
 		return nil
 	}
 	if x.c.Request().IsBodyStream() {
@@ -159,12 +157,11 @@ func (x *exchange) BodyBytes() []byte {
 // compressed is decoded from the stream, its compressed bytes kept (and
 // bounded: see rawStream) for the handler.
 func (x *exchange) Body() (io.Reader, int64) {
-	if encodings, ok := x.encoded(); ok {
+	if encodings, ok, err := x.encoded(); ok {
 		d := &decoder{encodings: encodings}
-		if len(encodings) > maxContentCodings || x.codingsLen > maxContentEncodingLen {
+		if err != nil {
 			// Refused before a decoder is made for each coding.
-			d.r = errReader{fmt.Errorf("idemfiber: Content-Encoding of %d codings, %d bytes: at most %d codings and %d bytes are decoded: %w",
-				len(encodings), x.codingsLen, maxContentCodings, maxContentEncodingLen, errTooManyCodings)}
+			d.r = errReader{err}
 			return d, -1
 		}
 		if req := x.c.Request(); req.IsBodyStream() {
@@ -193,8 +190,9 @@ func (x *exchange) Body() (io.Reader, int64) {
 // encoded returns the request's content codings as c.Body() reads them
 // (the last Content-Encoding field, split on commas, leading spaces
 // trimmed) and whether c.Body() would decompress the body: it does when
-// the first coding is one it decodes.
-func (x *exchange) encoded() ([]string, bool) {
+// the first coding is one it decodes. err, wrapping errTooManyCodings,
+// reports a list over maxContentCodings or maxContentEncodingLen.
+func (x *exchange) encoded() (encodings []string, ok bool, err error) {
 	var value []byte
 	x.c.Request().Header.VisitAll(func(k, v []byte) {
 		if string(k) == fiber.HeaderContentEncoding {
@@ -202,14 +200,17 @@ func (x *exchange) encoded() ([]string, bool) {
 		}
 	})
 	if len(value) == 0 {
-		return nil, false
+		return nil, false, nil
 	}
-	x.codingsLen = len(value)
-	encodings := strings.Split(string(value), ",")
+	encodings = strings.Split(string(value), ",")
 	for i, e := range encodings {
 		encodings[i] = strings.TrimLeft(e, " ")
 	}
-	return encodings, decodes(encodings[0])
+	if len(encodings) > maxContentCodings || len(value) > maxContentEncodingLen {
+		err = fmt.Errorf("idemfiber: Content-Encoding of %d codings, %d bytes: at most %d codings and %d bytes are decoded: %w",
+			len(encodings), len(value), maxContentCodings, maxContentEncodingLen, errTooManyCodings)
+	}
+	return encodings, decodes(encodings[0]), err
 }
 
 // maxContentCodings and maxContentEncodingLen bound the content codings
