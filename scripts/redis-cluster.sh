@@ -69,11 +69,20 @@ start() {
 			--protected-mode no --daemonize yes --pidfile "$node/redis.pid" \
 			--logfile "$node/redis.log" --cluster-enabled yes \
 			--cluster-config-file "$node/nodes.conf" --cluster-node-timeout 5000
-		for _ in $(seq 100); do
-			[[ -s $node/redis.pid ]] && redis-cli -p "$port" ping >/dev/null 2>&1 && break
+		# A loaded machine (a -race test run on two cores) can take seconds
+		# to start it: wait up to 30 s, and say what its log says if it
+		# never answers (a port lost to another process, say).
+		up=0
+		for _ in $(seq 600); do
+			[[ -s $node/redis.pid ]] && redis-cli -p "$port" ping >/dev/null 2>&1 && { up=1; break; }
 			sleep 0.05
 		done
-		cat "$node/redis.pid" >>"$dir/pids"
+		[[ -s $node/redis.pid ]] && cat "$node/redis.pid" >>"$dir/pids"
+		if [[ $up -ne 1 ]]; then
+			echo "node $i on port $port did not answer PING within 30 s; its log:" >&2
+			tail -n 20 "$node/redis.log" >&2 2>/dev/null || true
+			exit 1
+		fi
 		echo "127.0.0.1:$port" >>"$dir/addrs"
 	done
 	mapfile -t addrs <"$dir/addrs"
